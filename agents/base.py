@@ -1,0 +1,41 @@
+"""The one interface every policy implements: baselines, oracles, supervised models and RL agents.
+
+An agent acts on a *batch* of observations (the vector env's dict of arrays) and returns a ``(B, k)``
+array of distinct candidate indices per shopper. ``bind(env)`` hands it the env before acting: every
+agent may read the catalog's public item features; only oracles (``uses_latent_state = True``) read the
+latent state (item quality and appeal, shopper interest and fatigue) — they are reference policies.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+def top_k_slate(scores: np.ndarray, k: int) -> np.ndarray:
+    """(B, M) scores -> (B, k) indices of the k best, best first (ties broken by lower index)."""
+    if k >= scores.shape[1]:
+        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
+
+
+class Agent(ABC):
+    """A slate policy over a batch of shoppers."""
+
+    name: str = "agent"
+    uses_latent_state: bool = False
+
+    def bind(self, env) -> Agent:
+        """Attach to an env (``RetentionVectorEnv`` or anything with ``.config``, ``.catalog``)."""
+        unwrapped = getattr(env, "unwrapped", env)
+        self.config = unwrapped.config
+        self.catalog = unwrapped.catalog
+        self.simulator = unwrapped.simulator if self.uses_latent_state else None
+        return self
+
+    @abstractmethod
+    def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(B, k) distinct candidate indices for a batch of observations."""

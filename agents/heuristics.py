@@ -1,0 +1,61 @@
+"""Simple reference policies: random, and two latent-state heuristics that frame the trade-off.
+
+``ClickChaserPolicy`` fills the slate with the most appealing candidates (what a click-optimising
+recommender converges to); ``RelevanceQualityPolicy`` ranks by relevance to the shopper's interest plus
+item quality. Both read latent state, so they are oracles of a kind: they exist to show the env's
+short-term/long-term trade-off, not as deployable baselines.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.base import Agent, top_k_slate
+
+
+class RandomPolicy(Agent):
+    """k distinct candidates uniformly at random, from the policy's own seeded generator."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, observation):
+        ids = observation["candidate_ids"]
+        keys = self.rng.random(ids.shape)
+        return top_k_slate(keys, self.config.slate_size)
+
+
+class ClickChaserPolicy(Agent):
+    """The k most appealing candidates (latent appeal): maximal clicks now, at any cost later."""
+
+    name = "click_chaser"
+    uses_latent_state = True
+
+    def act(self, observation):
+        return top_k_slate(self.catalog.appeal[observation["candidate_ids"]], self.config.slate_size)
+
+
+class RelevanceQualityPolicy(Agent):
+    """Rank by theta . e + quality_weight * quality (latent interest and quality)."""
+
+    name = "relevance_quality"
+    uses_latent_state = True
+
+    def __init__(self, quality_weight: float = 1.0) -> None:
+        self.quality_weight = quality_weight
+
+    def act(self, observation):
+        ids = observation["candidate_ids"]
+        relevance = np.einsum("bmd,bd->bm", self.catalog.embedding[ids], self.simulator.state.interest)
+        return top_k_slate(relevance + self.quality_weight * self.catalog.quality[ids], self.config.slate_size)
+
+
+POLICIES = {cls.name: cls for cls in (RandomPolicy, ClickChaserPolicy, RelevanceQualityPolicy)}
+
+
+def make_policy(name: str, **kwargs) -> Agent:
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r}; allowed: {', '.join(sorted(POLICIES))}")
+    return POLICIES[name](**kwargs)

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The README's commands: each creates (or reuses) the local virtual environment, then runs.
+#   ./dev.sh demo  [args]   simulate shoppers under baseline policies and print the summary
+#   ./dev.sh test  [args]   the test suite (fast by default; `./dev.sh test -m slow` for the long ones)
+#   ./dev.sh bench [args]   the env benchmark
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV="${STICKYREC_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+
+ensure_venv() {
+  if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+    echo "stickyrec needs Python 3.10 or newer; $PYTHON is $("$PYTHON" --version 2>&1)" >&2
+    exit 1
+  fi
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "creating virtual environment in $VENV" >&2
+    "$PYTHON" -m venv "$VENV"
+  fi
+  local want stamp="$VENV/.stickyrec-installed"
+  want="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "installing stickyrec and its pinned dependencies into $VENV" >&2
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[test]"
+    echo "$want" > "$stamp"
+  fi
+}
+
+cmd="${1:-}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  demo)  ensure_venv; exec "$VENV/bin/stickyrec" simulate "$@" ;;
+  test)  ensure_venv; exec "$VENV/bin/python" -m pytest "$@" ;;
+  bench) ensure_venv; exec "$VENV/bin/stickyrec" bench "$@" ;;
+  setup) ensure_venv ;;
+  *) echo "usage: ./dev.sh {demo|test|bench|setup} [args...]" >&2; exit 2 ;;
+esac

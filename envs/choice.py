@@ -1,0 +1,48 @@
+"""The shopper's choice among a slate: position examination and a multinomial logit with a no-click option.
+
+For an impression of items at slate positions j = 0..k-1 with utilities u_j,
+
+    P(click j) = eta_j exp(u_j / tau) / (exp(v0 / tau) + sum_l eta_l exp(u_l / tau)),
+    P(no click) = exp(v0 / tau) / (same denominator),
+
+where eta_j = position_decay ** j is the chance position j is examined. The choice model is stateless and
+batched: ``slate_logits`` gives ``(B, k + 1)`` logits with the no-click option in the last column, and
+``choose`` samples from them with one uniform per shopper.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def examination_log_weights(slate_size: int, position_decay: float) -> np.ndarray:
+    """log eta_j for j = 0..k-1."""
+    return np.arange(slate_size) * np.log(position_decay)
+
+
+def slate_logits(utility: np.ndarray, temperature: float, no_click_utility: float,
+                 log_examination: np.ndarray) -> np.ndarray:
+    """(B, k) utilities -> (B, k + 1) logits; the last column is the no-click option."""
+    logits = np.empty((utility.shape[0], utility.shape[1] + 1))
+    np.divide(utility, temperature, out=logits[:, :-1])
+    logits[:, :-1] += log_examination
+    logits[:, -1] = no_click_utility / temperature
+    return logits
+
+
+def choice_weights(logits: np.ndarray) -> np.ndarray:
+    """exp(logits - row max): unnormalised choice probabilities, safe from overflow."""
+    return np.exp(logits - logits.max(axis=-1, keepdims=True))
+
+
+def choice_probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis (numerically stable); rows sum to 1."""
+    weights = choice_weights(logits)
+    return weights / weights.sum(axis=-1, keepdims=True)
+
+
+def choose(weights: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """Inverse-CDF sample per row from (possibly unnormalised) weights: index in 0..k, k = no click."""
+    cdf = np.cumsum(weights, axis=-1)
+    index = (cdf < (uniform * cdf[:, -1])[:, None]).sum(axis=-1)
+    return np.minimum(index, weights.shape[-1] - 1)

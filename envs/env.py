@@ -1,0 +1,140 @@
+"""``stickyrec/Retention-v0``: one shopper's life as a Gymnasium environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.config import RetentionConfig, make_config
+from envs.rng import key_from_seed
+from envs.shoppers import SHOPPER_FEATURES
+from envs.simulator import RetentionSimulator, StepResponse
+from envs.spaces import SlateSpace
+
+# info keys, per step (the vector env carries the same keys as arrays over the batch)
+INFO_KEYS: tuple[str, ...] = (
+    "clicked_position", "clicked_item", "purchased", "revenue", "session_ended", "returned",
+    "return_gap_days", "churned", "day")
+LATENT_SATISFACTION_KEY = "latent_satisfaction"  # analysis only: agents must not read it
+
+
+def observation_space(config: RetentionConfig) -> spaces.Dict:
+    n_features = len(SHOPPER_FEATURES) + 2 * config.n_categories
+    return spaces.Dict({
+        "candidate_ids": spaces.MultiDiscrete(np.full(config.n_candidates, config.n_items), dtype=np.int64),
+        "shopper": spaces.Box(0.0, np.inf, shape=(n_features,), dtype=np.float32),
+    })
+
+
+def response_info(response: StepResponse, satisfaction: np.ndarray) -> dict[str, np.ndarray]:
+    """The info dict of a step as arrays over the batch (the vector env's ``infos``)."""
+    info = {key: getattr(response, key) for key in INFO_KEYS}
+    info[LATENT_SATISFACTION_KEY] = satisfaction.copy()
+    return info
+
+
+class RetentionEnv(gym.Env):
+    """A shopper who visits a store, sees slates of items, clicks, buys, and comes back — or does not.
+
+    ## Description
+    Each step the policy shows one slate of ``slate_size`` (k) items chosen among the ``n_candidates`` (M)
+    candidates that retrieval offered for the current session. The shopper clicks one item or none
+    (position-aware multinomial logit), may buy what she clicked, grows tired of categories she sees too
+    often, and her latent satisfaction follows the quality of what she consumes. Sessions end with a hazard;
+    between sessions the clock jumps to her next visit, which comes sooner when she is satisfied. A long gap
+    or a per-session churn hazard ends her life with the store. See ``envs.simulator`` for the equations
+    and ``envs.config.RetentionConfig`` for every parameter.
+
+    ## Action Space
+    ``SlateSpace(M, k)`` (a ``MultiDiscrete([M] * k)``): k **distinct** indices into
+    ``observation["candidate_ids"]``, in slate order (position 0 is examined most). Repeated or
+    out-of-range indices, or the wrong length, raise ``ValueError``. Wrappers in ``envs.wrappers`` adapt
+    this for RL (a score vector whose top-k candidates form the slate).
+
+    ## Observation Space
+    | key             | space                              | meaning                                        |
+    |-----------------|------------------------------------|------------------------------------------------|
+    | candidate_ids   | MultiDiscrete([N] * M), int64      | catalog ids of this session's candidates       |
+    | shopper         | Box(0, inf, (8 + 2C,), float32)    | observable history: ``SHOPPER_FEATURES``, then |
+    |                 |                                    | recent clicks per category (7-day half-life),  |
+    |                 |                                    | this session's impressions per category / k    |
+
+    Item features are not copied into the observation: the static catalog is ``env.unwrapped.catalog``
+    (latent ``quality``/``appeal`` for oracles, ``public_features()`` for agents), gathered by id.
+
+    ## Rewards
+    A weighted mix of the step's response (``reward_*`` config fields): clicks, purchases, revenue, return
+    visits, return gap days, churn. The default rewards each return visit (retention-aware).
+
+    ## Starting State
+    A new shopper drawn from the population at day 0, first session, fresh candidates.
+
+    ## Episode End
+    * terminated: the shopper churned (gap past ``churn_window_days`` or the per-session churn hazard).
+    * truncated: her next visit would fall past ``horizon_days``.
+
+    ## Info
+    ``clicked_position`` (-1 for none), ``clicked_item`` (-1), ``purchased``, ``revenue``,
+    ``session_ended``, ``returned`` (a return visit started), ``return_gap_days``, ``churned``, ``day``
+    (simulated day of the impression); ``latent_satisfaction`` is latent state for analysis only.
+
+    ## Arguments
+    ``config``: a ``RetentionConfig``, a preset name, a YAML path or a mapping; keyword arguments
+    override single fields (``clickbait_share=0.3``).
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, config: RetentionConfig | str | dict | None = None, render_mode: str | None = None,
+                 **overrides: Any) -> None:
+        if render_mode is not None:
+            raise ValueError(f"render_mode {render_mode!r} is not supported; allowed: None")
+        self.config = make_config(config, **overrides)
+        self.simulator = RetentionSimulator(self.config, 1)
+        self.catalog = self.simulator.catalog
+        self.action_space = SlateSpace(self.config.n_candidates, self.config.slate_size)
+        self.observation_space = observation_space(self.config)
+        self._seeded = False
+        self._needs_reset = True
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self.simulator.reset_rows(np.zeros(1, np.int64), np.array([key_from_seed(seed)]))
+        elif not self._seeded:
+            key = key_from_seed(int(self.np_random.integers(2**63)))
+            self.simulator.reset_rows(np.zeros(1, np.int64), np.array([key]))
+        else:  # the next shopper continues this slot's random stream
+            self.simulator.reset_rows(np.zeros(1, np.int64))
+        self._seeded = True
+        self._needs_reset = False
+        return self._observation(), {"day": 0, LATENT_SATISFACTION_KEY: float(self.simulator.state.satisfaction[0])}
+
+    def step(self, action):
+        if self._needs_reset:
+            raise RuntimeError("step() called before reset() or after the episode ended; call reset() first")
+        action = np.asarray(action)
+        if action.shape != (self.config.slate_size,):
+            raise ValueError(f"slate has shape {action.shape}; allowed: ({self.config.slate_size},) distinct"
+                             f" candidate indices in 0..{self.config.n_candidates - 1}")
+        r = self.simulator.step(action[None, :])
+        terminated, truncated = bool(r.churned[0]), bool(r.horizon_reached[0])
+        self._needs_reset = terminated or truncated
+        info = {
+            "clicked_position": int(r.clicked_position[0]), "clicked_item": int(r.clicked_item[0]),
+            "purchased": bool(r.purchased[0]), "revenue": float(r.revenue[0]),
+            "session_ended": bool(r.session_ended[0]), "returned": bool(r.returned[0]),
+            "return_gap_days": float(r.return_gap_days[0]), "churned": terminated, "day": int(r.day[0]),
+            LATENT_SATISFACTION_KEY: float(self.simulator.state.satisfaction[0]),
+        }
+        return self._observation(), float(r.reward[0]), terminated, truncated, info
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        obs = self.simulator.observe()
+        return {"candidate_ids": obs["candidate_ids"][0], "shopper": obs["shopper"][0]}

@@ -1,0 +1,107 @@
+"""The shoppers: latent state (what drives behaviour) and observable history (what agents see).
+
+State is a set of arrays over a batch of B shoppers. ``ShopperState.arrive`` draws new shoppers into
+chosen rows from their own random streams; ``observe`` writes the observable feature vector.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from envs.catalog import Catalog, normalise_rows
+from envs.config import RetentionConfig
+from envs.rng import ShopperStreams
+
+# Observable shopper features, in order (the observation's ``shopper`` vector). Category blocks follow.
+SHOPPER_FEATURES: tuple[str, ...] = (
+    "days_since_last_visit",  # gap before the current session, in days (0 on the first visit)
+    "log_visits",  # log(1 + sessions so far, this one included)
+    "session_step",  # impressions already shown in this session
+    "session_clicks",  # clicks in this session
+    "log_clicks",  # log(1 + clicks over the shopper's life)
+    "log_purchases",  # log(1 + purchases)
+    "log_spend",  # log(1 + money spent)
+    "horizon_elapsed",  # simulated day / horizon
+)
+RECENT_CLICKS_HALF_LIFE_DAYS = 7.0  # recency of the observable clicked-category history
+
+
+def n_shopper_features(n_categories: int) -> int:
+    """Scalars, then recent clicks per category, then this session's impressions per category."""
+    return len(SHOPPER_FEATURES) + 2 * n_categories
+
+
+@dataclasses.dataclass(eq=False)
+class ShopperState:
+    """Arrays over the batch. Latent fields drive behaviour; the rest is observable history."""
+
+    # latent
+    interest: np.ndarray  # (B, d) unit rows, theta
+    satisfaction: np.ndarray  # (B,) in [0, 1]
+    fatigue: np.ndarray  # (B, C) per-category boredom
+    price_sensitivity: np.ndarray  # (B,) beta
+    visit_rate: np.ndarray  # (B,) lambda, per day
+    patience: np.ndarray  # (B,) shifts the leave hazard's logit
+    # observable history
+    day: np.ndarray  # (B,) simulated time of the current session, in days (float)
+    days_since_last_visit: np.ndarray  # (B,)
+    visits: np.ndarray  # (B,) int, sessions so far including this one
+    session_step: np.ndarray  # (B,) int
+    session_clicks: np.ndarray  # (B,) int
+    clicks: np.ndarray  # (B,) int
+    purchases: np.ndarray  # (B,) int
+    spend: np.ndarray  # (B,)
+    recent_category_clicks: np.ndarray  # (B, C), decayed with RECENT_CLICKS_HALF_LIFE_DAYS
+    session_category_impressions: np.ndarray  # (B, C), reset each session
+    # bookkeeping
+    alive: np.ndarray  # (B,) bool: not churned and not past the horizon
+
+    @classmethod
+    def empty(cls, batch_size: int, config: RetentionConfig) -> ShopperState:
+        b, c, d = batch_size, config.n_categories, config.embedding_dim
+        z = np.zeros
+        return cls(interest=z((b, d)), satisfaction=z(b), fatigue=z((b, c)), price_sensitivity=z(b),
+                   visit_rate=z(b), patience=z(b), day=z(b), days_since_last_visit=z(b),
+                   visits=z(b, dtype=np.int64), session_step=z(b, dtype=np.int64),
+                   session_clicks=z(b, dtype=np.int64), clicks=z(b, dtype=np.int64),
+                   purchases=z(b, dtype=np.int64), spend=z(b), recent_category_clicks=z((b, c)),
+                   session_category_impressions=z((b, c)), alive=z(b, dtype=bool))
+
+    def arrive(self, rows: np.ndarray, streams: ShopperStreams, config: RetentionConfig,
+               catalog: Catalog) -> None:
+        """New shoppers in ``rows``: latent traits drawn from their streams, history cleared, day 0."""
+        d = config.embedding_dim
+        favourite = np.minimum((streams.uniform(rows, 1)[:, 0] * catalog.n_categories).astype(np.int64),
+                               catalog.n_categories - 1)
+        z = streams.normal(rows, d + 4)
+        self.interest[rows] = normalise_rows(config.interest_focus * catalog.centroids[favourite]
+                                             + z[:, :d] / np.sqrt(d))
+        self.satisfaction[rows] = np.clip(config.satisfaction_initial_mean
+                                          + config.satisfaction_initial_sd * z[:, d], 0.0, 1.0)
+        self.price_sensitivity[rows] = config.price_sensitivity_median * np.exp(
+            config.price_sensitivity_sd * z[:, d + 1])
+        self.visit_rate[rows] = config.visit_rate_median * np.exp(config.visit_rate_sd * z[:, d + 2])
+        self.patience[rows] = config.patience_sd * z[:, d + 3]
+        for name in ("fatigue", "day", "days_since_last_visit", "session_step", "session_clicks", "clicks",
+                     "purchases", "spend", "recent_category_clicks", "session_category_impressions"):
+            getattr(self, name)[rows] = 0
+        self.visits[rows] = 1
+        self.alive[rows] = True
+
+    def observe(self, out: np.ndarray, horizon_days: float, slate_size: int) -> np.ndarray:
+        """Write the (B, F) float32 observable features into ``out`` and return it."""
+        c = self.fatigue.shape[1]
+        n = len(SHOPPER_FEATURES)
+        out[:, 0] = self.days_since_last_visit
+        out[:, 1] = np.log1p(self.visits)
+        out[:, 2] = self.session_step
+        out[:, 3] = self.session_clicks
+        out[:, 4] = np.log1p(self.clicks)
+        out[:, 5] = np.log1p(self.purchases)
+        out[:, 6] = np.log1p(self.spend)
+        out[:, 7] = self.day / horizon_days
+        out[:, n: n + c] = self.recent_category_clicks
+        np.divide(self.session_category_impressions, slate_size, out=out[:, n + c:])
+        return out

@@ -1,0 +1,243 @@
+"""The simulation engine: B shoppers stepped at once with numpy (the hot path behind every env).
+
+``RetentionSimulator.step(slate)`` takes ``(B, k)`` candidate indices and returns a ``StepResponse`` of
+arrays over the batch. It composes the choice model (``envs.choice``), the response dynamics
+(``envs.dynamics``) and candidate retrieval (``envs.retrieval``); all randomness comes from per-shopper
+counter-based streams (``envs.rng``), so a shopper's trajectory never depends on who else is in the batch.
+
+Order of events for one impression:
+  1. the shopper examines the slate and clicks one item or none (multinomial logit, ``envs.choice``);
+  2. a click converts to a purchase with probability sigmoid(g0 + g1 theta.e + g2 q - beta log p);
+  3. fatigue of shown and clicked categories rises; satisfaction moves toward the consumed quality (or
+     shrinks on no click); interest drifts toward the clicked item;
+  4. she leaves the session with a hazard that rises with the slate's fatigue and falls with satisfaction;
+  5. if she left: churn with hazard sigmoid(c0 - c1 s); else the next visit comes after an exponential
+     gap of rate lambda exp(psi s), which is churn if longer than the churn window and the end of the
+     episode (truncation) if it passes the horizon. On return, fatigue and satisfaction relax over the gap
+     and a new candidate set is retrieved.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from envs import choice, dynamics
+from envs.catalog import Catalog, make_catalog
+from envs.config import RetentionConfig
+from envs.retrieval import CandidateRetriever
+from envs.rng import ShopperStreams
+from envs.shoppers import RECENT_CLICKS_HALF_LIFE_DAYS, ShopperState, n_shopper_features
+
+
+class StepResponse(NamedTuple):
+    """What happened on one impression, per shopper (arrays over the batch)."""
+
+    clicked_position: np.ndarray  # int64, slate position clicked, -1 for none
+    clicked_item: np.ndarray  # int64, catalog id clicked, -1 for none
+    purchased: np.ndarray  # bool
+    revenue: np.ndarray  # float64, price * margin on a purchase
+    session_ended: np.ndarray  # bool
+    returned: np.ndarray  # bool: the session ended and the shopper came back (a return visit)
+    return_gap_days: np.ndarray  # float64, gap to the return visit (0 unless returned)
+    churned: np.ndarray  # bool: gone for good (terminated)
+    horizon_reached: np.ndarray  # bool: next visit falls past the horizon (truncated)
+    day: np.ndarray  # int64, simulated day of this impression
+    reward: np.ndarray  # float64, the config's weighted mix of the above
+
+
+class RetentionSimulator:
+    """Arrays over B shopper slots; ``reset_rows`` draws new shoppers, ``step`` shows them slates."""
+
+    def __init__(self, config: RetentionConfig, batch_size: int, catalog: Catalog | None = None) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.config = config
+        self.batch_size = int(batch_size)
+        self.catalog = catalog if catalog is not None else make_catalog(config)
+        self.retriever = CandidateRetriever(config, self.catalog)
+        self.state = ShopperState.empty(self.batch_size, config)
+        self.streams = ShopperStreams(np.zeros(self.batch_size, dtype=np.uint64))
+        self.candidate_ids = np.zeros((self.batch_size, config.n_candidates), dtype=np.int64)
+        self.features = np.zeros((self.batch_size, n_shopper_features(config.n_categories)), dtype=np.float32)
+        self._rows = np.arange(self.batch_size)
+        self._candidate_offsets = self._rows[:, None] * config.n_candidates
+        self._category_offsets = self._rows[:, None] * config.n_categories
+        self._log_examination = choice.examination_log_weights(config.slate_size, config.position_decay)
+        self._appeal_utility = config.appeal_weight * self.catalog.appeal
+        c = config
+        self._reward_terms = [(w, name) for w, name in (
+            (c.reward_click, "click"), (c.reward_purchase, "purchase"), (c.reward_revenue, "revenue"),
+            (c.reward_return_visit, "return"), (c.reward_return_gap, "gap"), (c.reward_churn, "churn"))
+            if w != 0.0]
+
+    # --- arrivals --------------------------------------------------------------------------------
+    def reset_rows(self, rows: np.ndarray, keys: np.ndarray | None = None) -> None:
+        """New shoppers in ``rows``; with ``keys``, their random streams restart from those keys."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if keys is not None:
+            self.streams.keys[rows] = keys
+            self.streams.counters[rows] = 0
+        self.state.arrive(rows, self.streams, self.config, self.catalog)
+        self._retrieve(rows)
+
+    def _retrieve(self, rows: np.ndarray) -> None:
+        uniform = self.streams.uniform(rows, self.retriever.uniforms_per_call)
+        self.candidate_ids[rows] = self.retriever.retrieve(self.state.interest[rows], uniform)
+
+    # --- observation -----------------------------------------------------------------------------
+    def observe(self) -> dict[str, np.ndarray]:
+        """A fresh observation dict: candidate item ids and observable shopper features (float32)."""
+        self.state.observe(self.features, self.config.horizon_days, self.config.slate_size)
+        return {"candidate_ids": self.candidate_ids.copy(), "shopper": self.features.copy()}
+
+    # --- the slate -------------------------------------------------------------------------------
+    def check_slate(self, slate) -> np.ndarray:
+        """The slate as a (B, k) int64 array, or ``ValueError`` naming what is wrong (never a silent fix)."""
+        k, m = self.config.slate_size, self.config.n_candidates
+        array = np.asarray(slate)
+        if array.shape != (self.batch_size, k):
+            raise ValueError(f"slate has shape {array.shape}; allowed: ({self.batch_size}, {k}) candidate"
+                             f" indices (batch size, slate_size)")
+        if array.dtype.kind not in "iu":
+            if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+                array = array.astype(np.int64)
+            else:
+                raise ValueError(f"slate must hold integer candidate indices, got dtype {array.dtype}")
+        low, high = array.min(), array.max()
+        if low < 0 or high >= m:
+            bad = low if low < 0 else high
+            raise ValueError(f"slate index {int(bad)} is out of range; allowed: 0..{m - 1} (n_candidates={m})")
+        # Distinctness without a sort: mark each pick in a (B, M) grid and count the marks.
+        marks = np.zeros(self.batch_size * m, dtype=bool)
+        marks[self._candidate_offsets + array] = True
+        if np.count_nonzero(marks) != array.size:
+            ordered = np.sort(array, axis=1)
+            row = int(np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))[0])
+            raise ValueError(f"slate for shopper {row} repeats a candidate: {array[row].tolist()};"
+                             f" allowed: {k} distinct indices")
+        return array.astype(np.int64, copy=False)
+
+    # --- one impression --------------------------------------------------------------------------
+    def step(self, slate) -> StepResponse:
+        slate = self.check_slate(slate)
+        cfg, cat, st = self.config, self.catalog, self.state
+        rows, alive = self._rows, st.alive
+        k = cfg.slate_size
+
+        # Gathers through flat indices: much cheaper than take_along_axis for (B, k) picks.
+        items = self.candidate_ids.ravel()[self._candidate_offsets + slate]  # (B, k) catalog ids
+        categories = np.take(cat.category, items)
+        category_at = self._category_offsets + categories  # flat indices into (B, C) arrays
+        relevance = np.matmul(np.take(cat.embedding, items, axis=0), st.interest[:, :, None])[:, :, 0]
+        utility = (relevance + np.take(self._appeal_utility, items)
+                   - st.price_sensitivity[:, None] * np.take(cat.log_relative_price, items)
+                   - cfg.fatigue_weight * st.fatigue.ravel()[category_at])
+        weights = choice.choice_weights(choice.slate_logits(
+            utility, cfg.temperature, cfg.no_click_utility, self._log_examination))
+        uniform = self.streams.uniform(slice(None), 3)  # choice, purchase, leave
+        position = choice.choose(weights, uniform[:, 0])
+        clicked = (position < k) & alive
+        at = np.minimum(position, k - 1)
+        item = items[rows, at]
+        quality = cat.quality[item]
+        purchased = clicked & (uniform[:, 1] < dynamics.purchase_probability(
+            relevance[rows, at], quality, cat.log_relative_price[item], st.price_sensitivity,
+            cfg.purchase_bias, cfg.purchase_relevance, cfg.purchase_quality))
+        revenue = np.where(purchased, cat.price[item] * cfg.margin, 0.0)
+
+        # fatigue and this session's impressions per category (a histogram over the batch, no loop)
+        shown = np.bincount(category_at.ravel(),
+                            minlength=self.batch_size * cfg.n_categories).reshape(st.fatigue.shape)
+        shown *= alive[:, None]
+        st.fatigue += cfg.fatigue_per_impression * shown
+        st.session_category_impressions += shown
+        clickers = np.flatnonzero(clicked)
+        clicked_category = categories[clickers, at[clickers]]
+        st.fatigue[clickers, clicked_category] += cfg.fatigue_per_click
+        st.recent_category_clicks[clickers, clicked_category] += 1.0
+
+        satisfaction = dynamics.update_satisfaction(
+            st.satisfaction, clicked, purchased, quality, cfg.satisfaction_click_rate,
+            cfg.satisfaction_purchase_rate, cfg.satisfaction_no_click_drop)
+        st.satisfaction = np.where(alive, satisfaction, st.satisfaction)
+        if clickers.size:
+            st.interest[clickers] = dynamics.drift_interest(st.interest[clickers], cat.embedding[item[clickers]],
+                                                            cfg.interest_drift)
+        st.clicks += clicked
+        st.session_clicks += clicked
+        st.purchases += purchased
+        st.spend += revenue
+
+        mean_fatigue = st.fatigue.ravel()[category_at].mean(axis=1)
+        leave = dynamics.leave_probability(mean_fatigue, st.satisfaction, clicked, st.patience, cfg.leave_base,
+                                           cfg.leave_fatigue, cfg.leave_satisfaction, cfg.leave_no_click)
+        st.session_step += alive
+        session_ended = alive & ((uniform[:, 2] < leave) | (st.session_step >= cfg.max_session_steps))
+        day = np.floor(st.day).astype(np.int64)
+
+        returned = np.zeros(self.batch_size, dtype=bool)
+        churned = np.zeros(self.batch_size, dtype=bool)
+        horizon_reached = np.zeros(self.batch_size, dtype=bool)
+        gap = np.zeros(self.batch_size)
+        ended = np.flatnonzero(session_ended)
+        if ended.size:
+            self._end_sessions(ended, returned, churned, horizon_reached, gap)
+
+        response = StepResponse(
+            clicked_position=np.where(clicked, position, -1), clicked_item=np.where(clicked, item, -1),
+            purchased=purchased, revenue=revenue, session_ended=session_ended, returned=returned,
+            return_gap_days=gap, churned=churned, horizon_reached=horizon_reached, day=day,
+            reward=np.zeros(self.batch_size))
+        for weight, term in self._reward_terms:
+            response.reward.__iadd__(weight * self._reward_term(term, response))
+        return response
+
+    def _end_sessions(self, ended, returned, churned, horizon_reached, gap) -> None:
+        """Draw the gap and churn for shoppers whose session ended; start the next session for returners."""
+        cfg, st = self.config, self.state
+        uniform = self.streams.uniform(ended, 2)  # gap, churn
+        satisfaction = st.satisfaction[ended]
+        gap_days = dynamics.return_gap_days(
+            dynamics.return_rate(st.visit_rate[ended], satisfaction, cfg.return_satisfaction_weight),
+            uniform[:, 0], cfg.min_return_gap_days)
+        gone = (uniform[:, 1] < dynamics.churn_probability(satisfaction, cfg.churn_base,
+                                                             cfg.churn_satisfaction))
+        gone |= gap_days > cfg.churn_window_days
+        next_day = st.day[ended] + gap_days
+        past_horizon = ~gone & (next_day >= cfg.horizon_days)
+        back = ~gone & ~past_horizon
+        churned[ended] = gone
+        horizon_reached[ended] = past_horizon
+        st.alive[ended[gone | past_horizon]] = False
+
+        rows, g = ended[back], gap_days[back]
+        returned[rows] = True
+        gap[rows] = g
+        st.day[rows] = next_day[back]
+        st.days_since_last_visit[rows] = g
+        st.visits[rows] += 1
+        st.session_step[rows] = 0
+        st.session_clicks[rows] = 0
+        st.session_category_impressions[rows] = 0.0
+        st.fatigue[rows] *= dynamics.decay_factor(g, cfg.fatigue_half_life_days)[:, None]
+        st.recent_category_clicks[rows] *= dynamics.decay_factor(g, RECENT_CLICKS_HALF_LIFE_DAYS)[:, None]
+        st.satisfaction[rows] = dynamics.revert_satisfaction(st.satisfaction[rows], g, cfg.satisfaction_baseline,
+                                                             cfg.satisfaction_memory_days)
+        if rows.size:
+            self._retrieve(rows)
+
+    @staticmethod
+    def _reward_term(term: str, r: StepResponse) -> np.ndarray:
+        if term == "click":
+            return r.clicked_position >= 0
+        if term == "purchase":
+            return r.purchased
+        if term == "revenue":
+            return r.revenue
+        if term == "return":
+            return r.returned
+        if term == "gap":
+            return r.return_gap_days
+        return r.churned

@@ -1,0 +1,122 @@
+"""The batched env: B shoppers in one set of arrays, stepped with numpy (the fast path)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from envs.config import RetentionConfig, make_config
+from envs.env import LATENT_SATISFACTION_KEY, observation_space, response_info
+from envs.rng import keys_from_seeds
+from envs.simulator import RetentionSimulator
+from envs.spaces import SlateSpace
+
+_MODES = {AutoresetMode.SAME_STEP, AutoresetMode.DISABLED}
+
+
+class RetentionVectorEnv(VectorEnv):
+    """``num_envs`` shoppers of ``stickyrec/Retention-v0`` at once.
+
+    Shopper slot i seeded with ``seed + i`` follows exactly the trajectory of a single
+    ``RetentionEnv`` reset with that seed (and reset again, without a seed, after each episode).
+
+    Autoreset (``metadata["autoreset_mode"]``):
+
+    * ``SAME_STEP`` (default): a shopper who churns or reaches the horizon is replaced within the same
+      step; the returned observation is the new shopper's, and ``infos["final_obs"]`` /
+      ``infos["final_info"]`` hold the finished one's (valid where ``infos["_final_obs"]``).
+    * ``DISABLED``: finished shoppers stay finished (their rows are frozen: no clicks, no reward) until
+      ``reset(options={"reset_mask": mask})``; evaluation uses this to follow one cohort to the horizon.
+      ``infos["active"]`` tells which rows are still live.
+
+    ``infos`` holds every step's response for every row (the keys of ``envs.env.INFO_KEYS`` plus
+    ``latent_satisfaction``, analysis only), including rows that finished on this step.
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(self, num_envs: int = 1, config: RetentionConfig | str | dict | None = None,
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, render_mode: str | None = None,
+                 **overrides: Any) -> None:
+        if render_mode is not None:
+            raise ValueError(f"render_mode {render_mode!r} is not supported; allowed: None")
+        try:
+            mode = AutoresetMode(autoreset_mode)
+        except ValueError:
+            mode = None
+        if mode not in _MODES:
+            raise ValueError(f"autoreset_mode {autoreset_mode!r} is not supported; allowed:"
+                             f" {sorted(m.value for m in _MODES)}")
+        self.config = make_config(config, **overrides)
+        self.num_envs = num_envs  # validated by the simulator
+        self.simulator = RetentionSimulator(self.config, num_envs)
+        self.catalog = self.simulator.catalog
+        self.metadata = {**self.metadata, "autoreset_mode": mode}
+        self.single_action_space = SlateSpace(self.config.n_candidates, self.config.slate_size)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.single_observation_space = observation_space(self.config)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self._all_rows = np.arange(num_envs)
+        self._seeded = False
+
+    @property
+    def autoreset_mode(self) -> AutoresetMode:
+        return self.metadata["autoreset_mode"]
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        """Seeds: an int (slot i gets seed + i), a list of B ints, or None. ``options["reset_mask"]``
+        resets only the masked rows (their streams continue unless seeds are given)."""
+        super().reset(seed=seed if isinstance(seed, int) else None)
+        rows = self._all_rows
+        if options and "reset_mask" in options:
+            mask = np.asarray(options["reset_mask"])
+            if mask.shape != (self.num_envs,) or mask.dtype != bool:
+                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},)")
+            rows = np.flatnonzero(mask)
+        unknown = set(options or {}) - {"reset_mask"}
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; allowed: ['reset_mask']")
+        if seed is None and not self._seeded:
+            seed = int(self.np_random.integers(2**62))
+        if seed is None:
+            self.simulator.reset_rows(rows)
+        else:
+            seeds = self._seeds(seed)
+            self.simulator.reset_rows(rows, keys_from_seeds(np.asarray(seeds)[rows]))
+        self._seeded = True
+        info = {"day": np.zeros(self.num_envs, dtype=np.int64),
+                LATENT_SATISFACTION_KEY: self.simulator.state.satisfaction.copy()}
+        return self.simulator.observe(), info
+
+    def _seeds(self, seed: int | list[int]) -> list[int]:
+        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            return [int(seed) + i for i in range(self.num_envs)]
+        seeds = list(seed)
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"reset got {len(seeds)} seeds for {self.num_envs} shoppers; allowed: one int"
+                             f" (slot i gets seed + i) or a list of {self.num_envs}")
+        return seeds
+
+    def step(self, actions):
+        response = self.simulator.step(actions)
+        terminations, truncations = response.churned, response.horizon_reached
+        infos: dict[str, Any] = response_info(response, self.simulator.state.satisfaction)
+        done = terminations | truncations
+        if self.autoreset_mode is AutoresetMode.SAME_STEP and done.any():
+            finished = np.flatnonzero(done)
+            final_obs = self.simulator.observe()
+            infos["final_obs"] = {key: np.where(done.reshape((-1,) + (1,) * (v.ndim - 1)), v, 0)
+                                  for key, v in final_obs.items()}
+            infos["_final_obs"] = done
+            infos["final_info"] = {key: value.copy() for key, value in infos.items()
+                                   if not key.startswith(("final", "_final"))}
+            infos["_final_info"] = done
+            self.simulator.reset_rows(finished)
+            obs = self.simulator.observe()
+        else:
+            obs = self.simulator.observe()
+        infos["active"] = self.simulator.state.alive.copy()
+        return obs, response.reward, terminations, truncations, infos

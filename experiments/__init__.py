@@ -1,0 +1,1 @@
+"""Experiments: cohort simulation, metrics, benchmarks and the ``stickyrec`` command line."""

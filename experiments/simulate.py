@@ -1,0 +1,87 @@
+"""Follow one cohort of shoppers under a policy to the horizon and measure retention and engagement."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from tqdm.auto import tqdm
+
+from agents.base import Agent
+from envs.config import RetentionConfig
+from envs.vector import RetentionVectorEnv
+
+
+@dataclasses.dataclass(frozen=True)
+class CohortResult:
+    """Per-shopper outcomes of one cohort (arrays of length n_shoppers)."""
+
+    policy: str
+    horizon_days: float
+    impressions: np.ndarray
+    clicks: np.ndarray
+    first_week_impressions: np.ndarray
+    first_week_clicks: np.ndarray
+    purchases: np.ndarray
+    revenue: np.ndarray
+    sessions: np.ndarray
+    churned: np.ndarray  # bool
+    last_day: np.ndarray  # day of the last session (the churn day for churned shoppers)
+
+    def retained(self, day: float) -> np.ndarray:
+        """Still a customer at ``day``: not churned, or churned on or after that day."""
+        return ~self.churned | (self.last_day >= day)
+
+    def summary(self, retention_days: Sequence[int] = (1, 7, 30)) -> dict[str, float]:
+        n = self.clicks.size
+        lifetime = np.where(self.churned, self.last_day, self.horizon_days)
+        out = {
+            "shoppers": float(n),
+            "click_rate": float(self.clicks.sum() / max(self.impressions.sum(), 1)),
+            "click_rate_week1": float(self.first_week_clicks.sum() / max(self.first_week_impressions.sum(), 1)),
+            "impressions_per_shopper": float(self.impressions.mean()),
+            "sessions_per_shopper": float(self.sessions.mean()),
+            "purchases_per_shopper": float(self.purchases.mean()),
+            "revenue_per_shopper": float(self.revenue.mean()),
+        }
+        for day in retention_days:
+            out[f"retention_day{day}"] = float(self.retained(day).mean())
+        out["mean_lifetime_days"] = float(lifetime.mean())
+        return out
+
+
+def simulate_cohort(policy: Agent, config: RetentionConfig, n_shoppers: int, seed: int = 0,
+                    progress: bool = False) -> CohortResult:
+    """Run ``n_shoppers`` shoppers (slots seeded ``seed + i``) under ``policy`` until all finish."""
+    env = RetentionVectorEnv(n_shoppers, config=config, autoreset_mode=AutoresetMode.DISABLED)
+    policy.bind(env)
+    obs, _ = env.reset(seed=seed)
+    zeros_i = np.zeros(n_shoppers, dtype=np.int64)
+    impressions, clicks, week_imp, week_clicks = zeros_i.copy(), zeros_i.copy(), zeros_i.copy(), zeros_i.copy()
+    purchases, sessions = zeros_i.copy(), np.ones(n_shoppers, dtype=np.int64)
+    revenue = np.zeros(n_shoppers)
+    churned = np.zeros(n_shoppers, dtype=bool)
+    last_day = np.zeros(n_shoppers, dtype=np.int64)
+    active = np.ones(n_shoppers, dtype=bool)
+    bar = tqdm(total=int(config.horizon_days), desc=f"simulating {policy.name}", unit="day", disable=not progress)
+    while active.any():
+        obs, _, terminated, truncated, info = env.step(policy.act(obs))
+        clicked = info["clicked_position"] >= 0
+        first_week = active & (info["day"] < 7)
+        impressions += active
+        clicks += clicked
+        week_imp += first_week
+        week_clicks += clicked & first_week
+        purchases += info["purchased"]
+        revenue += info["revenue"]
+        sessions += info["returned"]
+        last_day = np.where(active, info["day"], last_day)
+        churned |= terminated
+        active = info["active"]
+        bar.n = int(np.min(info["day"][active])) if active.any() else int(config.horizon_days)
+        bar.refresh()
+    bar.close()
+    return CohortResult(policy.name, config.horizon_days, impressions, clicks, week_imp, week_clicks, purchases,
+                        revenue, sessions, churned, last_day)
