@@ -21,7 +21,7 @@ from envs.config import RetentionConfig
 def normalise_rows(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit norm (a zero row stays zero)."""
     norm = np.sqrt(np.einsum("...d,...d->...", x, x))[..., None]
-    return x / np.where(norm > 0.0, norm, 1.0)
+    return x / np.maximum(norm, 1e-300)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

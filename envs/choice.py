@@ -41,6 +41,16 @@ def choice_probabilities(logits: np.ndarray) -> np.ndarray:
     return weights / weights.sum(axis=-1, keepdims=True)
 
 
+def sample_choice(item_logits: np.ndarray, no_click_logit: float, uniform: np.ndarray) -> np.ndarray:
+    """The hot-path sampler: (B, k) item logits (examination included) and the no-click logit -> index in
+    0..k (k = no click). Same distribution as ``choose(choice_probabilities(...))`` without building the
+    (B, k + 1) array: the no-click option enters only through the normaliser."""
+    top = np.maximum(item_logits.max(axis=1), no_click_logit)
+    cdf = np.cumsum(np.exp(item_logits - top[:, None]), axis=1)
+    total = cdf[:, -1] + np.exp(no_click_logit - top)
+    return (cdf < (uniform * total)[:, None]).sum(axis=1)
+
+
 def choose(weights: np.ndarray, uniform: np.ndarray) -> np.ndarray:
     """Inverse-CDF sample per row from (possibly unnormalised) weights: index in 0..k, k = no click."""
     cdf = np.cumsum(weights, axis=-1)

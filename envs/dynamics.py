@@ -26,11 +26,12 @@ def update_satisfaction(satisfaction, clicked, purchased, quality, click_rate, p
                         no_click_drop):
     """Move toward the consumed item's quality (further on a purchase); shrink on a slate with no click.
 
-    Every update is a convex combination of values in [0, 1], so satisfaction stays in [0, 1].
+    Every update is a convex combination of values in [0, 1], so satisfaction stays in [0, 1]. Written as
+    arithmetic on 0/1 flags (no branches) so it runs unchanged on Python scalars and on arrays.
     """
-    s = satisfaction + np.where(clicked, click_rate, 0.0) * (quality - satisfaction)
-    s = s + np.where(purchased, purchase_rate, 0.0) * (quality - s)
-    return np.where(clicked, s, s * (1.0 - no_click_drop))
+    s = satisfaction + (click_rate * clicked) * (quality - satisfaction)
+    s = s + (purchase_rate * purchased) * (quality - s)
+    return s * (1.0 - no_click_drop * (1 - clicked))
 
 
 def drift_interest(interest, item_embedding, rate):

@@ -123,18 +123,19 @@ class RetentionEnv(gym.Env):
         if action.shape != (self.config.slate_size,):
             raise ValueError(f"slate has shape {action.shape}; allowed: ({self.config.slate_size},) distinct"
                              f" candidate indices in 0..{self.config.n_candidates - 1}")
-        r = self.simulator.step(action[None, :])
-        terminated, truncated = bool(r.churned[0]), bool(r.horizon_reached[0])
+        r = self.simulator.step_one(action[None, :])
+        terminated, truncated = r.churned, r.horizon_reached
         self._needs_reset = terminated or truncated
         info = {
-            "clicked_position": int(r.clicked_position[0]), "clicked_item": int(r.clicked_item[0]),
-            "purchased": bool(r.purchased[0]), "revenue": float(r.revenue[0]),
-            "session_ended": bool(r.session_ended[0]), "returned": bool(r.returned[0]),
-            "return_gap_days": float(r.return_gap_days[0]), "churned": terminated, "day": int(r.day[0]),
+            "clicked_position": r.clicked_position, "clicked_item": r.clicked_item, "purchased": r.purchased,
+            "revenue": r.revenue, "session_ended": r.session_ended, "returned": r.returned,
+            "return_gap_days": r.return_gap_days, "churned": terminated, "day": r.day,
             LATENT_SATISFACTION_KEY: float(self.simulator.state.satisfaction[0]),
         }
-        return self._observation(), float(r.reward[0]), terminated, truncated, info
+        return self._observation(), r.reward, terminated, truncated, info
 
     def _observation(self) -> dict[str, np.ndarray]:
-        obs = self.simulator.observe()
-        return {"candidate_ids": obs["candidate_ids"][0], "shopper": obs["shopper"][0]}
+        sim = self.simulator
+        shopper = np.empty(sim.features.shape[1], dtype=np.float32)
+        sim.state.observe_one(shopper, self.config.horizon_days, self.config.slate_size)
+        return {"candidate_ids": sim.candidate_ids[0].copy(), "shopper": shopper}

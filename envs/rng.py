@@ -21,6 +21,8 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+_MASK64 = (1 << 64) - 1
+_GOLDEN_INT, _MIX1_INT, _MIX2_INT = int(_GOLDEN), int(_MIX1), int(_MIX2)
 
 
 def key_from_seed(seed: int) -> np.uint64:
@@ -55,6 +57,8 @@ class ShopperStreams:
         return lanes
 
     def uniform(self, rows: np.ndarray | slice, n: int) -> np.ndarray:
+        if self.keys.shape[0] == 1:  # one shopper: exact same numbers with Python ints, ~10x less overhead
+            return self._uniform_one(n)
         keys = self.keys[rows]
         counters = self.counters[rows]
         with np.errstate(over="ignore"):
@@ -66,6 +70,23 @@ class ShopperStreams:
             x ^= x >> _S31
         self.counters[rows] = counters + np.uint64(n)
         return (x >> _S11).astype(np.float64) * _TO_UNIT
+
+    def _uniform_one(self, n: int) -> np.ndarray:
+        return np.array([self.uniform_one(n)])
+
+    def uniform_one(self, n: int) -> list[float]:
+        """For a batch of one: the next ``n`` uniforms as a list, computed with Python ints (same numbers)."""
+        counter = int(self.counters[0])
+        state = int(self.keys[0]) + counter * _GOLDEN_INT
+        out = []
+        for _ in range(n):
+            state += _GOLDEN_INT
+            x = state & _MASK64
+            x = ((x ^ (x >> 30)) * _MIX1_INT) & _MASK64
+            x = ((x ^ (x >> 27)) * _MIX2_INT) & _MASK64
+            out.append(((x ^ (x >> 31)) >> 11) * _TO_UNIT)
+        self.counters[0] = counter + n
+        return out
 
     def normal(self, rows: np.ndarray | slice, n: int) -> np.ndarray:
         """Standard normals by Box-Muller; uses ``2 * ceil(n / 2)`` uniforms per shopper."""

@@ -90,18 +90,30 @@ class ShopperState:
         self.visits[rows] = 1
         self.alive[rows] = True
 
-    def observe(self, out: np.ndarray, horizon_days: float, slate_size: int) -> np.ndarray:
-        """Write the (B, F) float32 observable features into ``out`` and return it."""
+    def observe(self, out: np.ndarray, horizon_days: float, slate_size: int,
+                rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Write the observable features of ``rows`` into ``out`` (B, F) float32 and return it."""
         c = self.fatigue.shape[1]
         n = len(SHOPPER_FEATURES)
-        out[:, 0] = self.days_since_last_visit
-        out[:, 1] = np.log1p(self.visits)
-        out[:, 2] = self.session_step
-        out[:, 3] = self.session_clicks
-        out[:, 4] = np.log1p(self.clicks)
-        out[:, 5] = np.log1p(self.purchases)
-        out[:, 6] = np.log1p(self.spend)
-        out[:, 7] = self.day / horizon_days
-        out[:, n: n + c] = self.recent_category_clicks
-        np.divide(self.session_category_impressions, slate_size, out=out[:, n + c:])
+        out[rows, 0] = self.days_since_last_visit[rows]
+        out[rows, 1] = np.log1p(self.visits[rows])
+        out[rows, 2] = self.session_step[rows]
+        out[rows, 3] = self.session_clicks[rows]
+        out[rows, 4] = np.log1p(self.clicks[rows])
+        out[rows, 5] = np.log1p(self.purchases[rows])
+        out[rows, 6] = np.log1p(self.spend[rows])
+        out[rows, 7] = self.day[rows] / horizon_days
+        out[rows, n: n + c] = self.recent_category_clicks[rows]
+        out[rows, n + c:] = self.session_category_impressions[rows] / slate_size
+        return out
+
+    def observe_one(self, out: np.ndarray, horizon_days: float, slate_size: int) -> np.ndarray:
+        """``observe`` for a batch of one, into a (F,) float32 row: the same values, fewer numpy calls."""
+        c = self.fatigue.shape[1]
+        n = len(SHOPPER_FEATURES)
+        logs = np.log1p([self.visits[0], self.clicks[0], self.purchases[0], self.spend[0]]).tolist()
+        out[:n] = (self.days_since_last_visit[0], logs[0], self.session_step[0], self.session_clicks[0], logs[1],
+                   logs[2], logs[3], self.day[0] / horizon_days)
+        out[n: n + c] = self.recent_category_clicks[0]
+        np.divide(self.session_category_impressions[0], slate_size, out=out[n + c:])
         return out

@@ -10,7 +10,8 @@ Order of events for one impression:
   2. a click converts to a purchase with probability sigmoid(g0 + g1 theta.e + g2 q - beta log p);
   3. fatigue of shown and clicked categories rises; satisfaction moves toward the consumed quality (or
      shrinks on no click); interest drifts toward the clicked item;
-  4. she leaves the session with a hazard that rises with the slate's fatigue and falls with satisfaction;
+  4. she leaves the session with a hazard that rises with the fatigue she brought to the slate (the mean
+     over its items' categories) and falls with satisfaction;
   5. if she left: churn with hazard sigmoid(c0 - c1 s); else the next visit comes after an exponential
      gap of rate lambda exp(psi s), which is churn if longer than the churn window and the end of the
      episode (truncation) if it passes the horizon. On return, fatigue and satisfaction relax over the gap
@@ -19,6 +20,7 @@ Order of events for one impression:
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -60,11 +62,17 @@ class RetentionSimulator:
         self.state = ShopperState.empty(self.batch_size, config)
         self.streams = ShopperStreams(np.zeros(self.batch_size, dtype=np.uint64))
         self.candidate_ids = np.zeros((self.batch_size, config.n_candidates), dtype=np.int64)
+        self.candidate_utility = np.zeros((self.batch_size, config.n_candidates))
         self.features = np.zeros((self.batch_size, n_shopper_features(config.n_categories)), dtype=np.float32)
         self._rows = np.arange(self.batch_size)
+        self._n_finished = self.batch_size  # rows whose shopper churned or reached the horizon (or none yet)
         self._candidate_offsets = self._rows[:, None] * config.n_candidates
         self._category_offsets = self._rows[:, None] * config.n_categories
         self._log_examination = choice.examination_log_weights(config.slate_size, config.position_decay)
+        self._log_examination_list = self._log_examination.tolist()
+        self._category_list = self.catalog.category.tolist()
+        self._inverse_temperature = 1.0 / config.temperature
+        self._no_click_logit = config.no_click_utility / config.temperature
         self._appeal_utility = config.appeal_weight * self.catalog.appeal
         c = config
         self._reward_terms = [(w, name) for w, name in (
@@ -80,16 +88,25 @@ class RetentionSimulator:
             self.streams.keys[rows] = keys
             self.streams.counters[rows] = 0
         self.state.arrive(rows, self.streams, self.config, self.catalog)
+        self._n_finished = self.batch_size - int(np.count_nonzero(self.state.alive))
         self._retrieve(rows)
 
     def _retrieve(self, rows: np.ndarray) -> None:
         uniform = self.streams.uniform(rows, self.retriever.uniforms_per_call)
-        self.candidate_ids[rows] = self.retriever.retrieve(self.state.interest[rows], uniform)
+        ids = self.retriever.retrieve(self.state.interest[rows], uniform)
+        self.candidate_ids[rows] = ids
+        # The session-constant part of each candidate's utility: w_a appeal - beta log(price / median).
+        self.candidate_utility[rows] = (self._appeal_utility[ids] - self.state.price_sensitivity[rows, None]
+                                        * self.catalog.log_relative_price[ids])
 
     # --- observation -----------------------------------------------------------------------------
+    def update_features(self, rows: np.ndarray | slice = slice(None)) -> None:
+        """Refresh ``features`` (B, F) float32 from the state, for all rows or the given ones."""
+        self.state.observe(self.features, self.config.horizon_days, self.config.slate_size, rows)
+
     def observe(self) -> dict[str, np.ndarray]:
         """A fresh observation dict: candidate item ids and observable shopper features (float32)."""
-        self.state.observe(self.features, self.config.horizon_days, self.config.slate_size)
+        self.update_features()
         return {"candidate_ids": self.candidate_ids.copy(), "shopper": self.features.copy()}
 
     # --- the slate -------------------------------------------------------------------------------
@@ -101,11 +118,15 @@ class RetentionSimulator:
             raise ValueError(f"slate has shape {array.shape}; allowed: ({self.batch_size}, {k}) candidate"
                              f" indices (batch size, slate_size)")
         if array.dtype.kind not in "iu":
-            if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
-                array = array.astype(np.int64)
-            else:
-                raise ValueError(f"slate must hold integer candidate indices, got dtype {array.dtype}")
-        low, high = array.min(), array.max()
+            raise ValueError(f"slate must hold integer candidate indices, got dtype {array.dtype}; allowed:"
+                             " an integer array (convert scores with a wrapper such as ScoreSlateAction)")
+        if self.batch_size == 1:  # one shopper: plain Python is several times cheaper than numpy calls
+            values = array[0].tolist()
+            low, high = min(values), max(values)
+            if low >= 0 and high < m and len(set(values)) == k:
+                return array.astype(np.int64, copy=False)
+        else:
+            low, high = array.min(), array.max()
         if low < 0 or high >= m:
             bad = low if low < 0 else high
             raise ValueError(f"slate index {int(bad)} is out of range; allowed: 0..{m - 1} (n_candidates={m})")
@@ -127,18 +148,22 @@ class RetentionSimulator:
         k = cfg.slate_size
 
         # Gathers through flat indices: much cheaper than take_along_axis for (B, k) picks.
-        items = self.candidate_ids.ravel()[self._candidate_offsets + slate]  # (B, k) catalog ids
+        picked = self._candidate_offsets + slate  # flat indices into (B, M) arrays
+        items = self.candidate_ids.ravel()[picked]  # (B, k) catalog ids
         categories = np.take(cat.category, items)
         category_at = self._category_offsets + categories  # flat indices into (B, C) arrays
+        slate_fatigue = st.fatigue.ravel()[category_at]  # the fatigue she brings to this slate
         relevance = np.matmul(np.take(cat.embedding, items, axis=0), st.interest[:, :, None])[:, :, 0]
-        utility = (relevance + np.take(self._appeal_utility, items)
-                   - st.price_sensitivity[:, None] * np.take(cat.log_relative_price, items)
-                   - cfg.fatigue_weight * st.fatigue.ravel()[category_at])
-        weights = choice.choice_weights(choice.slate_logits(
-            utility, cfg.temperature, cfg.no_click_utility, self._log_examination))
+        # logits = (theta.e + w_a a - beta log p - w_f f) / tau + log eta_j, in place to spare passes
+        logits = relevance + self.candidate_utility.ravel()[picked]
+        logits -= cfg.fatigue_weight * slate_fatigue
+        logits *= self._inverse_temperature
+        logits += self._log_examination
         uniform = self.streams.uniform(slice(None), 3)  # choice, purchase, leave
-        position = choice.choose(weights, uniform[:, 0])
-        clicked = (position < k) & alive
+        position = choice.sample_choice(logits, self._no_click_logit, uniform[:, 0])
+        clicked = position < k
+        if self._n_finished:
+            clicked &= alive
         at = np.minimum(position, k - 1)
         item = items[rows, at]
         quality = cat.quality[item]
@@ -150,7 +175,8 @@ class RetentionSimulator:
         # fatigue and this session's impressions per category (a histogram over the batch, no loop)
         shown = np.bincount(category_at.ravel(),
                             minlength=self.batch_size * cfg.n_categories).reshape(st.fatigue.shape)
-        shown *= alive[:, None]
+        if self._n_finished:
+            shown *= alive[:, None]
         st.fatigue += cfg.fatigue_per_impression * shown
         st.session_category_impressions += shown
         clickers = np.flatnonzero(clicked)
@@ -161,7 +187,7 @@ class RetentionSimulator:
         satisfaction = dynamics.update_satisfaction(
             st.satisfaction, clicked, purchased, quality, cfg.satisfaction_click_rate,
             cfg.satisfaction_purchase_rate, cfg.satisfaction_no_click_drop)
-        st.satisfaction = np.where(alive, satisfaction, st.satisfaction)
+        st.satisfaction = np.where(alive, satisfaction, st.satisfaction) if self._n_finished else satisfaction
         if clickers.size:
             st.interest[clickers] = dynamics.drift_interest(st.interest[clickers], cat.embedding[item[clickers]],
                                                             cfg.interest_drift)
@@ -170,11 +196,14 @@ class RetentionSimulator:
         st.purchases += purchased
         st.spend += revenue
 
-        mean_fatigue = st.fatigue.ravel()[category_at].mean(axis=1)
-        leave = dynamics.leave_probability(mean_fatigue, st.satisfaction, clicked, st.patience, cfg.leave_base,
-                                           cfg.leave_fatigue, cfg.leave_satisfaction, cfg.leave_no_click)
+        # cumsum, not sum: a sequential sum that the one-shopper kernel reproduces exactly in Python
+        leave = dynamics.leave_probability(np.cumsum(slate_fatigue, axis=1)[:, -1] / k, st.satisfaction, clicked,
+                                           st.patience, cfg.leave_base, cfg.leave_fatigue, cfg.leave_satisfaction,
+                                           cfg.leave_no_click)
         st.session_step += alive
-        session_ended = alive & ((uniform[:, 2] < leave) | (st.session_step >= cfg.max_session_steps))
+        session_ended = (uniform[:, 2] < leave) | (st.session_step >= cfg.max_session_steps)
+        if self._n_finished:
+            session_ended &= alive
         day = np.floor(st.day).astype(np.int64)
 
         returned = np.zeros(self.batch_size, dtype=bool)
@@ -194,6 +223,96 @@ class RetentionSimulator:
             response.reward.__iadd__(weight * self._reward_term(term, response))
         return response
 
+    def step_one(self, slate) -> StepResponse:
+        """``step`` for a batch of one shopper, with Python scalars in the response.
+
+        The same model and the same formulas (the ``dynamics`` functions are called with scalars), but the
+        per-shopper chain runs on Python floats instead of length-1 arrays, which makes the single env
+        several times faster. Every arithmetic operation happens in the same order as in ``step``, so the
+        numbers are identical; ``tests/test_determinism.py`` checks it against the batched path.
+        """
+        if self.batch_size != 1:
+            raise ValueError(f"step_one needs a batch of one shopper, this simulator has {self.batch_size}")
+        slate = self.check_slate(slate)[0]
+        cfg, cat, st = self.config, self.catalog, self.state
+        if not st.alive[0]:
+            raise RuntimeError("this shopper's episode has ended; reset before stepping")
+        k = cfg.slate_size
+        items = self.candidate_ids[0][slate]
+        item_ids = items.tolist()
+        categories = [self._category_list[i] for i in item_ids]
+        fatigue = st.fatigue[0]
+        fatigue_now = fatigue.tolist()
+        slate_fatigue = [fatigue_now[c] for c in categories]
+        relevance = np.matmul(np.take(cat.embedding, items[None], axis=0), st.interest[:, :, None])[0, :, 0].tolist()
+        static = self.candidate_utility[0][slate].tolist()
+        w_f, inv_tau, log_eta = cfg.fatigue_weight, self._inverse_temperature, self._log_examination_list
+        logits = [((relevance[j] + static[j]) - w_f * slate_fatigue[j]) * inv_tau + log_eta[j] for j in range(k)]
+        u_choice, u_purchase, u_leave = self.streams.uniform_one(3)
+        top = max(max(logits), self._no_click_logit)
+        cdf, running = [], 0.0
+        for weight in np.exp([x - top for x in logits]).tolist():
+            running += weight
+            cdf.append(running)
+        threshold = u_choice * (running + float(np.exp(self._no_click_logit - top)))
+        position = sum(value < threshold for value in cdf)
+        clicked = position < k
+        at = min(position, k - 1)
+        item = item_ids[at]
+        quality = cat.quality[item]
+        purchased = clicked and bool(u_purchase < dynamics.purchase_probability(
+            relevance[at], quality, cat.log_relative_price[item], st.price_sensitivity[0], cfg.purchase_bias,
+            cfg.purchase_relevance, cfg.purchase_quality))
+        revenue = float(cat.price[item] * cfg.margin) if purchased else 0.0
+
+        shown: dict[int, int] = {}
+        for c in categories:
+            shown[c] = shown.get(c, 0) + 1
+        impressions = st.session_category_impressions[0]
+        for c, count in shown.items():
+            fatigue[c] = fatigue_now[c] + cfg.fatigue_per_impression * count
+            impressions[c] += count
+        if clicked:
+            category = categories[at]
+            fatigue[category] += cfg.fatigue_per_click
+            st.recent_category_clicks[0, category] += 1.0
+        satisfaction = float(dynamics.update_satisfaction(
+            float(st.satisfaction[0]), clicked, purchased, float(quality), cfg.satisfaction_click_rate,
+            cfg.satisfaction_purchase_rate, cfg.satisfaction_no_click_drop))
+        st.satisfaction[0] = satisfaction
+        if clicked:
+            st.interest[:] = dynamics.drift_interest(st.interest, cat.embedding[items[at: at + 1]],
+                                                     cfg.interest_drift)
+        st.clicks[0] += clicked
+        st.session_clicks[0] += clicked
+        st.purchases[0] += purchased
+        st.spend[0] += revenue
+        mean_fatigue = 0.0
+        for value in slate_fatigue:
+            mean_fatigue += value
+        leave = dynamics.leave_probability(mean_fatigue / k, satisfaction, clicked, float(st.patience[0]),
+                                           cfg.leave_base, cfg.leave_fatigue, cfg.leave_satisfaction,
+                                           cfg.leave_no_click)
+        st.session_step[0] += 1
+        session_ended = bool(u_leave < leave) or int(st.session_step[0]) >= cfg.max_session_steps
+        day = math.floor(st.day[0])
+        returned = churned = horizon_reached = False
+        gap = 0.0
+        if session_ended:
+            flags = np.zeros((3, 1), dtype=bool)
+            gaps = np.zeros(1)
+            self._end_sessions(np.zeros(1, dtype=np.int64), flags[0], flags[1], flags[2], gaps)
+            returned, churned, horizon_reached = (bool(f) for f in flags[:, 0])
+            gap = float(gaps[0])
+        response = StepResponse(
+            clicked_position=position if clicked else -1, clicked_item=item if clicked else -1,
+            purchased=purchased, revenue=float(revenue), session_ended=session_ended, returned=returned,
+            return_gap_days=gap, churned=churned, horizon_reached=horizon_reached, day=day, reward=0.0)
+        reward = 0.0
+        for weight, term in self._reward_terms:
+            reward += weight * self._reward_term(term, response)
+        return response._replace(reward=float(reward))
+
     def _end_sessions(self, ended, returned, churned, horizon_reached, gap) -> None:
         """Draw the gap and churn for shoppers whose session ended; start the next session for returners."""
         cfg, st = self.config, self.state
@@ -210,7 +329,9 @@ class RetentionSimulator:
         back = ~gone & ~past_horizon
         churned[ended] = gone
         horizon_reached[ended] = past_horizon
-        st.alive[ended[gone | past_horizon]] = False
+        finished = ended[gone | past_horizon]
+        st.alive[finished] = False
+        self._n_finished += finished.size
 
         rows, g = ended[back], gap_days[back]
         returned[rows] = True

@@ -105,18 +105,21 @@ class RetentionVectorEnv(VectorEnv):
         terminations, truncations = response.churned, response.horizon_reached
         infos: dict[str, Any] = response_info(response, self.simulator.state.satisfaction)
         done = terminations | truncations
+        sim = self.simulator
+        sim.update_features()
         if self.autoreset_mode is AutoresetMode.SAME_STEP and done.any():
             finished = np.flatnonzero(done)
-            final_obs = self.simulator.observe()
-            infos["final_obs"] = {key: np.where(done.reshape((-1,) + (1,) * (v.ndim - 1)), v, 0)
-                                  for key, v in final_obs.items()}
+            # Only finished rows matter in final_obs: zeros elsewhere (calloc'd, nearly free).
+            infos["final_obs"] = {"candidate_ids": np.zeros_like(sim.candidate_ids),
+                                  "shopper": np.zeros_like(sim.features)}
+            infos["final_obs"]["candidate_ids"][finished] = sim.candidate_ids[finished]
+            infos["final_obs"]["shopper"][finished] = sim.features[finished]
             infos["_final_obs"] = done
             infos["final_info"] = {key: value.copy() for key, value in infos.items()
                                    if not key.startswith(("final", "_final"))}
             infos["_final_info"] = done
-            self.simulator.reset_rows(finished)
-            obs = self.simulator.observe()
-        else:
-            obs = self.simulator.observe()
+            sim.reset_rows(finished)
+            sim.update_features(finished)
+        obs = {"candidate_ids": sim.candidate_ids.copy(), "shopper": sim.features.copy()}
         infos["active"] = self.simulator.state.alive.copy()
         return obs, response.reward, terminations, truncations, infos
