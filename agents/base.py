@@ -12,14 +12,12 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from envs.wrappers import top_k
+
 
 def top_k_slate(scores: np.ndarray, k: int) -> np.ndarray:
     """(B, M) scores -> (B, k) indices of the k best, best first (ties broken by lower index)."""
-    if k >= scores.shape[1]:
-        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1)
+    return top_k(scores, k)
 
 
 class Agent(ABC):

@@ -48,11 +48,11 @@ def sample_choice(item_logits: np.ndarray, no_click_logit: float, uniform: np.nd
     top = np.maximum(item_logits.max(axis=1), no_click_logit)
     cdf = np.cumsum(np.exp(item_logits - top[:, None]), axis=1)
     total = cdf[:, -1] + np.exp(no_click_logit - top)
-    return (cdf < (uniform * total)[:, None]).sum(axis=1)
+    return (cdf <= (uniform * total)[:, None]).sum(axis=1)  # <=: a zero-weight option is never picked
 
 
 def choose(weights: np.ndarray, uniform: np.ndarray) -> np.ndarray:
     """Inverse-CDF sample per row from (possibly unnormalised) weights: index in 0..k, k = no click."""
     cdf = np.cumsum(weights, axis=-1)
-    index = (cdf < (uniform * cdf[:, -1])[:, None]).sum(axis=-1)
+    index = (cdf <= (uniform * cdf[:, -1])[:, None]).sum(axis=-1)
     return np.minimum(index, weights.shape[-1] - 1)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 _INF = math.inf
@@ -157,7 +158,10 @@ class RetentionConfig:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            _check_field(f, getattr(self, f.name))
+            value = getattr(self, f.name)
+            _check_field(f, value)
+            if isinstance(value, (np.integer, np.floating)):  # store plain Python numbers
+                object.__setattr__(self, f.name, value.item())
         self._check_cross_fields()
 
     def _check_cross_fields(self) -> None:
@@ -255,15 +259,18 @@ def _allowed(meta: Mapping[str, Any]) -> str:
     kind = "integer" if meta["integer"] else "number"
     lo = "(" if meta["lo_open"] else "["
     hi = ")" if meta["hi_open"] or meta["hi"] == _INF else "]"
-    return f"{kind} in {lo}{meta['lo']:g}, {meta['hi']:g}{hi}"
+    def show(bound: float) -> str:
+        return f"{bound:,}" if meta["integer"] and math.isfinite(bound) else f"{bound:g}"
+
+    return f"{kind} in {lo}{show(meta['lo'])}, {show(meta['hi'])}{hi}"
 
 
 def _check_field(f: dataclasses.Field, value: Any) -> None:
     meta = f.metadata
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"config field {f.name!r} = {value!r} has type {type(value).__name__};"
                          f" allowed: {_allowed(meta)}")
-    if meta["integer"] and not isinstance(value, int):
+    if meta["integer"] and not isinstance(value, (int, np.integer)):
         raise ValueError(f"config field {f.name!r} = {value!r} is not an integer; allowed: {_allowed(meta)}")
     if not math.isfinite(value):
         raise ValueError(f"config field {f.name!r} = {value!r} is not finite; allowed: {_allowed(meta)}")

@@ -71,6 +71,7 @@ class RetentionSimulator:
         self._log_examination = choice.examination_log_weights(config.slate_size, config.position_decay)
         self._log_examination_list = self._log_examination.tolist()
         self._category_list = self.catalog.category.tolist()
+        self._embedding32 = self.catalog.embedding.astype(np.float32)
         self._inverse_temperature = 1.0 / config.temperature
         self._no_click_logit = config.no_click_utility / config.temperature
         self._appeal_utility = config.appeal_weight * self.catalog.appeal
@@ -125,8 +126,10 @@ class RetentionSimulator:
             low, high = min(values), max(values)
             if low >= 0 and high < m and len(set(values)) == k:
                 return array.astype(np.int64, copy=False)
-        else:
+        elif (array.astype(np.int64, copy=False).view(np.uint64) >= m).any():  # negatives wrap to huge values
             low, high = array.min(), array.max()
+        else:
+            low, high = 0, 0
         if low < 0 or high >= m:
             bad = low if low < 0 else high
             raise ValueError(f"slate index {int(bad)} is out of range; allowed: 0..{m - 1} (n_candidates={m})")
@@ -153,7 +156,9 @@ class RetentionSimulator:
         categories = np.take(cat.category, items)
         category_at = self._category_offsets + categories  # flat indices into (B, C) arrays
         slate_fatigue = st.fatigue.ravel()[category_at]  # the fatigue she brings to this slate
-        relevance = np.matmul(np.take(cat.embedding, items, axis=0), st.interest[:, :, None])[:, :, 0]
+        # float32 gather: the (B, k, d) embedding block is the step's largest memory read
+        relevance = np.matmul(np.take(self._embedding32, items, axis=0),
+                              st.interest.astype(np.float32)[:, :, None])[:, :, 0].astype(np.float64)
         # logits = (theta.e + w_a a - beta log p - w_f f) / tau + log eta_j, in place to spare passes
         logits = relevance + self.candidate_utility.ravel()[picked]
         logits -= cfg.fatigue_weight * slate_fatigue
@@ -244,7 +249,8 @@ class RetentionSimulator:
         fatigue = st.fatigue[0]
         fatigue_now = fatigue.tolist()
         slate_fatigue = [fatigue_now[c] for c in categories]
-        relevance = np.matmul(np.take(cat.embedding, items[None], axis=0), st.interest[:, :, None])[0, :, 0].tolist()
+        relevance = np.matmul(np.take(self._embedding32, items[None], axis=0),
+                              st.interest.astype(np.float32)[:, :, None])[0, :, 0].tolist()
         static = self.candidate_utility[0][slate].tolist()
         w_f, inv_tau, log_eta = cfg.fatigue_weight, self._inverse_temperature, self._log_examination_list
         logits = [((relevance[j] + static[j]) - w_f * slate_fatigue[j]) * inv_tau + log_eta[j] for j in range(k)]
@@ -255,7 +261,7 @@ class RetentionSimulator:
             running += weight
             cdf.append(running)
         threshold = u_choice * (running + float(np.exp(self._no_click_logit - top)))
-        position = sum(value < threshold for value in cdf)
+        position = sum(value <= threshold for value in cdf)
         clicked = position < k
         at = min(position, k - 1)
         item = item_ids[at]

@@ -61,6 +61,7 @@ class RetentionVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self._all_rows = np.arange(num_envs)
         self._seeded = False
+        self._needs_reset = True
 
     @property
     def autoreset_mode(self) -> AutoresetMode:
@@ -87,6 +88,7 @@ class RetentionVectorEnv(VectorEnv):
             seeds = self._seeds(seed)
             self.simulator.reset_rows(rows, keys_from_seeds(np.asarray(seeds)[rows]))
         self._seeded = True
+        self._needs_reset = False
         info = {"day": np.zeros(self.num_envs, dtype=np.int64),
                 LATENT_SATISFACTION_KEY: self.simulator.state.satisfaction.copy()}
         return self.simulator.observe(), info
@@ -101,6 +103,8 @@ class RetentionVectorEnv(VectorEnv):
         return seeds
 
     def step(self, actions):
+        if self._needs_reset:
+            raise RuntimeError("step() called before reset(); call reset() first")
         response = self.simulator.step(actions)
         terminations, truncations = response.churned, response.horizon_reached
         infos: dict[str, Any] = response_info(response, self.simulator.state.satisfaction)

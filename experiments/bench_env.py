@@ -74,16 +74,22 @@ def bare_numpy_pass(config: RetentionConfig, batch: int, seconds: float) -> floa
     candidates = rng.integers(n, size=(batch, m))
     slates = _random_slates(rng, 8, batch, m, k)
     rows = np.arange(batch)
+    candidate_offsets = rows[:, None] * m
+    category_offsets = rows[:, None] * c
+    flat_candidates = candidates.ravel()
 
-    def one_step(slate):
+    def one_step(slate):  # the fastest numpy idioms we know for each piece (flat takes, in-place ops)
         nonlocal satisfaction
-        items = candidates[rows[:, None], slate]
-        relevance = np.einsum("bkd,bd->bk", embedding[items], interest)
-        utility = relevance + appeal[items] - beta[:, None] * log_price[items] - fatigue[rows[:, None], category[items]]
-        logits = np.concatenate([utility / config.temperature, np.full((batch, 1), config.no_click_utility)], axis=1)
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        choice = (np.cumsum(p, axis=1) < rng.random((batch, 1))).sum(axis=1)
+        items = np.take(flat_candidates, candidate_offsets + slate)
+        relevance = np.matmul(np.take(embedding, items, axis=0), interest[:, :, None])[:, :, 0]
+        utility = relevance + np.take(appeal, items)
+        utility -= beta[:, None] * np.take(log_price, items)
+        utility -= np.take(fatigue.ravel(), category_offsets + np.take(category, items))
+        utility *= 1.0 / config.temperature
+        top = np.maximum(utility.max(axis=1), config.no_click_utility)
+        cdf = np.cumsum(np.exp(utility - top[:, None]), axis=1)
+        total = cdf[:, -1] + np.exp(config.no_click_utility - top)
+        choice = (cdf < (rng.random(batch) * total)[:, None]).sum(axis=1)
         clicked = choice < k
         q = quality[items[rows, np.minimum(choice, k - 1)]]
         satisfaction = np.where(clicked, satisfaction + 0.1 * (q - satisfaction), satisfaction * 0.98)

@@ -1,0 +1,1 @@
+"""stickyrec's test suite (a package, so pytest puts the repository root on ``sys.path``)."""

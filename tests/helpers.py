@@ -1,0 +1,52 @@
+"""Small helpers shared by the test modules (not fixtures: plain functions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def random_slate(rng: np.random.Generator, n_candidates: int, slate_size: int) -> np.ndarray:
+    """k distinct candidate indices, uniformly at random."""
+    return rng.permutation(n_candidates)[:slate_size].astype(np.int64)
+
+
+def random_slates(rng: np.random.Generator, batch_size: int, n_candidates: int, slate_size: int) -> np.ndarray:
+    """(B, k) rows of distinct candidate indices."""
+    return np.stack([random_slate(rng, n_candidates, slate_size) for _ in range(batch_size)])
+
+
+def assert_obs_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]), f"observation[{key!r}] differs"
+        assert np.asarray(a[key]).dtype == np.asarray(b[key]).dtype, f"observation[{key!r}] dtype differs"
+
+
+def assert_info_equal(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Equal keys and exactly equal values (nested dicts such as ``final_obs`` compared recursively)."""
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], dict):
+            assert_info_equal(a[key], b[key])
+        else:
+            assert np.array_equal(a[key], b[key]), f"info[{key!r}] differs: {a[key]!r} != {b[key]!r}"
+
+
+def assert_step_equal(a: tuple, b: tuple) -> None:
+    """Two ``step`` results (obs, reward, terminated, truncated, info) are exactly equal."""
+    assert_obs_equal(a[0], b[0])
+    for name, x, y in zip(("reward", "terminated", "truncated"), a[1:4], b[1:4]):
+        assert np.array_equal(x, y), f"{name} differs: {x!r} != {y!r}"
+    assert_info_equal(a[4], b[4])
+
+
+def float_leaves(tree: Any) -> list[np.ndarray]:
+    """Every float array or scalar in a nested dict/tuple of results."""
+    if isinstance(tree, dict):
+        return [leaf for value in tree.values() for leaf in float_leaves(value)]
+    if isinstance(tree, (tuple, list)):
+        return [leaf for value in tree for leaf in float_leaves(value)]
+    array = np.asarray(tree)
+    return [array] if array.dtype.kind == "f" else []
