@@ -41,11 +41,16 @@ def choice_probabilities(logits: np.ndarray) -> np.ndarray:
     return weights / weights.sum(axis=-1, keepdims=True)
 
 
-def sample_choice(item_logits: np.ndarray, no_click_logit: float, uniform: np.ndarray) -> np.ndarray:
+def sample_choice(item_logits: np.ndarray, no_click_logit: float, uniform: np.ndarray,
+                  logit_bound: np.ndarray | None = None) -> np.ndarray:
     """The hot-path sampler: (B, k) item logits (examination included) and the no-click logit -> index in
     0..k (k = no click). Same distribution as ``choose(choice_probabilities(...))`` without building the
-    (B, k + 1) array: the no-click option enters only through the normaliser."""
-    top = np.maximum(item_logits.max(axis=1), no_click_logit)
+    (B, k + 1) array: the no-click option enters only through the normaliser.
+
+    ``logit_bound`` (B,), an upper bound on each row's logits, replaces the row max as the shift that keeps
+    ``exp`` from overflowing (the probabilities do not depend on the shift).
+    """
+    top = np.maximum(item_logits.max(axis=1), no_click_logit) if logit_bound is None else logit_bound
     cdf = np.cumsum(np.exp(item_logits - top[:, None]), axis=1)
     total = cdf[:, -1] + np.exp(no_click_logit - top)
     return (cdf <= (uniform * total)[:, None]).sum(axis=1)  # <=: a zero-weight option is never picked

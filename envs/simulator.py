@@ -63,6 +63,7 @@ class RetentionSimulator:
         self.streams = ShopperStreams(np.zeros(self.batch_size, dtype=np.uint64))
         self.candidate_ids = np.zeros((self.batch_size, config.n_candidates), dtype=np.int64)
         self.candidate_utility = np.zeros((self.batch_size, config.n_candidates))
+        self.logit_bound = np.zeros(self.batch_size)
         self.features = np.zeros((self.batch_size, n_shopper_features(config.n_categories)), dtype=np.float32)
         self._rows = np.arange(self.batch_size)
         self._n_finished = self.batch_size  # rows whose shopper churned or reached the horizon (or none yet)
@@ -97,8 +98,13 @@ class RetentionSimulator:
         ids = self.retriever.retrieve(self.state.interest[rows], uniform)
         self.candidate_ids[rows] = ids
         # The session-constant part of each candidate's utility: w_a appeal - beta log(price / median).
-        self.candidate_utility[rows] = (self._appeal_utility[ids] - self.state.price_sensitivity[rows, None]
-                                        * self.catalog.log_relative_price[ids])
+        utility = (self._appeal_utility[ids]
+                   - self.state.price_sensitivity[rows, None] * self.catalog.log_relative_price[ids])
+        self.candidate_utility[rows] = utility
+        # An upper bound on this session's item logits (relevance <= 1, fatigue >= 0, log eta <= 0): the
+        # sampler normalises by it instead of a per-step row max. Same probabilities, no overflow.
+        self.logit_bound[rows] = np.maximum((1.0 + utility.max(axis=1)) * self._inverse_temperature,
+                                            self._no_click_logit)
 
     # --- observation -----------------------------------------------------------------------------
     def update_features(self, rows: np.ndarray | slice = slice(None)) -> None:
@@ -113,6 +119,10 @@ class RetentionSimulator:
     # --- the slate -------------------------------------------------------------------------------
     def check_slate(self, slate) -> np.ndarray:
         """The slate as a (B, k) int64 array, or ``ValueError`` naming what is wrong (never a silent fix)."""
+        return self._check_slate(slate)[0]
+
+    def _check_slate(self, slate) -> tuple[np.ndarray, np.ndarray]:
+        """The checked slate and its flat indices into (B, M) arrays (reused by ``step``)."""
         k, m = self.config.slate_size, self.config.n_candidates
         array = np.asarray(slate)
         if array.shape != (self.batch_size, k):
@@ -125,7 +135,8 @@ class RetentionSimulator:
             values = array[0].tolist()
             low, high = min(values), max(values)
             if low >= 0 and high < m and len(set(values)) == k:
-                return array.astype(np.int64, copy=False)
+                array = array.astype(np.int64, copy=False)
+                return array, array  # with one row, the flat indices are the slate itself
         elif (array.astype(np.int64, copy=False).view(np.uint64) >= m).any():  # negatives wrap to huge values
             low, high = array.min(), array.max()
         else:
@@ -134,25 +145,25 @@ class RetentionSimulator:
             bad = low if low < 0 else high
             raise ValueError(f"slate index {int(bad)} is out of range; allowed: 0..{m - 1} (n_candidates={m})")
         # Distinctness without a sort: mark each pick in a (B, M) grid and count the marks.
+        picked = self._candidate_offsets + array
         marks = np.zeros(self.batch_size * m, dtype=bool)
-        marks[self._candidate_offsets + array] = True
+        marks[picked] = True
         if np.count_nonzero(marks) != array.size:
             ordered = np.sort(array, axis=1)
             row = int(np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))[0])
             raise ValueError(f"slate for shopper {row} repeats a candidate: {array[row].tolist()};"
                              f" allowed: {k} distinct indices")
-        return array.astype(np.int64, copy=False)
+        return array.astype(np.int64, copy=False), picked
 
     # --- one impression --------------------------------------------------------------------------
     def step(self, slate) -> StepResponse:
-        slate = self.check_slate(slate)
+        slate, picked = self._check_slate(slate)  # picked: flat indices into (B, M) arrays
         cfg, cat, st = self.config, self.catalog, self.state
         rows, alive = self._rows, st.alive
         k = cfg.slate_size
 
         # Gathers through flat indices: much cheaper than take_along_axis for (B, k) picks.
-        picked = self._candidate_offsets + slate  # flat indices into (B, M) arrays
-        items = self.candidate_ids.ravel()[picked]  # (B, k) catalog ids
+        items = np.take(self.candidate_ids, picked)  # (B, k) catalog ids
         categories = np.take(cat.category, items)
         category_at = self._category_offsets + categories  # flat indices into (B, C) arrays
         slate_fatigue = st.fatigue.ravel()[category_at]  # the fatigue she brings to this slate
@@ -160,12 +171,12 @@ class RetentionSimulator:
         relevance = np.matmul(np.take(self._embedding32, items, axis=0),
                               st.interest.astype(np.float32)[:, :, None])[:, :, 0].astype(np.float64)
         # logits = (theta.e + w_a a - beta log p - w_f f) / tau + log eta_j, in place to spare passes
-        logits = relevance + self.candidate_utility.ravel()[picked]
+        logits = relevance + np.take(self.candidate_utility, picked)
         logits -= cfg.fatigue_weight * slate_fatigue
         logits *= self._inverse_temperature
         logits += self._log_examination
         uniform = self.streams.uniform(slice(None), 3)  # choice, purchase, leave
-        position = choice.sample_choice(logits, self._no_click_logit, uniform[:, 0])
+        position = choice.sample_choice(logits, self._no_click_logit, uniform[:, 0], self.logit_bound)
         clicked = position < k
         if self._n_finished:
             clicked &= alive
@@ -201,8 +212,8 @@ class RetentionSimulator:
         st.purchases += purchased
         st.spend += revenue
 
-        # cumsum, not sum: a sequential sum that the one-shopper kernel reproduces exactly in Python
-        leave = dynamics.leave_probability(np.cumsum(slate_fatigue, axis=1)[:, -1] / k, st.satisfaction, clicked,
+        # einsum's row sum is row-independent, so the one-shopper kernel reproduces it exactly
+        leave = dynamics.leave_probability(np.einsum("bj->b", slate_fatigue) / k, st.satisfaction, clicked,
                                            st.patience, cfg.leave_base, cfg.leave_fatigue, cfg.leave_satisfaction,
                                            cfg.leave_no_click)
         st.session_step += alive
@@ -238,7 +249,7 @@ class RetentionSimulator:
         """
         if self.batch_size != 1:
             raise ValueError(f"step_one needs a batch of one shopper, this simulator has {self.batch_size}")
-        slate = self.check_slate(slate)[0]
+        slate = self._check_slate(slate)[0][0]
         cfg, cat, st = self.config, self.catalog, self.state
         if not st.alive[0]:
             raise RuntimeError("this shopper's episode has ended; reset before stepping")
@@ -255,7 +266,7 @@ class RetentionSimulator:
         w_f, inv_tau, log_eta = cfg.fatigue_weight, self._inverse_temperature, self._log_examination_list
         logits = [((relevance[j] + static[j]) - w_f * slate_fatigue[j]) * inv_tau + log_eta[j] for j in range(k)]
         u_choice, u_purchase, u_leave = self.streams.uniform_one(3)
-        top = max(max(logits), self._no_click_logit)
+        top = float(self.logit_bound[0])
         cdf, running = [], 0.0
         for weight in np.exp([x - top for x in logits]).tolist():
             running += weight
@@ -293,10 +304,8 @@ class RetentionSimulator:
         st.session_clicks[0] += clicked
         st.purchases[0] += purchased
         st.spend[0] += revenue
-        mean_fatigue = 0.0
-        for value in slate_fatigue:
-            mean_fatigue += value
-        leave = dynamics.leave_probability(mean_fatigue / k, satisfaction, clicked, float(st.patience[0]),
+        mean_fatigue = float(np.einsum("bj->b", np.array([slate_fatigue]))[0]) / k
+        leave = dynamics.leave_probability(mean_fatigue, satisfaction, clicked, float(st.patience[0]),
                                            cfg.leave_base, cfg.leave_fatigue, cfg.leave_satisfaction,
                                            cfg.leave_no_click)
         st.session_step[0] += 1
