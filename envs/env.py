@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 from envs.config import RetentionConfig, make_config
 from envs.rng import key_from_seed
-from envs.shoppers import SHOPPER_FEATURES
+from envs.shoppers import n_shopper_features
 from envs.simulator import RetentionSimulator, StepResponse
 from envs.spaces import SlateSpace
 
@@ -22,10 +22,13 @@ LATENT_SATISFACTION_KEY = "latent_satisfaction"  # analysis only: agents must no
 
 
 def observation_space(config: RetentionConfig) -> spaces.Dict:
-    n_features = len(SHOPPER_FEATURES) + 2 * config.n_categories
+    n_features = n_shopper_features(config.n_categories, config.embedding_dim)
+    n_counts = n_features - config.embedding_dim  # counts, days, logs: non-negative, unbounded
+    low = np.concatenate([np.zeros(n_counts), -np.ones(config.embedding_dim)]).astype(np.float32)
+    high = np.concatenate([np.full(n_counts, np.inf), np.ones(config.embedding_dim)]).astype(np.float32)
     return spaces.Dict({
         "candidate_ids": spaces.MultiDiscrete(np.full(config.n_candidates, config.n_items), dtype=np.int64),
-        "shopper": spaces.Box(0.0, np.inf, shape=(n_features,), dtype=np.float32),
+        "shopper": spaces.Box(low, high, dtype=np.float32),
     })
 
 
@@ -58,9 +61,10 @@ class RetentionEnv(gym.Env):
     | key             | space                              | meaning                                        |
     |-----------------|------------------------------------|------------------------------------------------|
     | candidate_ids   | MultiDiscrete([N] * M), int64      | catalog ids of this session's candidates       |
-    | shopper         | Box(0, inf, (8 + 2C,), float32)    | observable history: ``SHOPPER_FEATURES``, then |
+    | shopper         | Box((8 + 2C + d,), float32)        | observable history: ``SHOPPER_FEATURES``, then |
     |                 |                                    | recent clicks per category (7-day half-life),  |
-    |                 |                                    | this session's impressions per category / k    |
+    |                 |                                    | this session's impressions per category / k,   |
+    |                 |                                    | recency-weighted sum of clicked embeddings     |
 
     Item features are not copied into the observation: the static catalog is ``env.unwrapped.catalog``
     (latent ``quality``/``appeal`` for oracles, ``public_features()`` for agents), gathered by id.

@@ -28,9 +28,11 @@ SHOPPER_FEATURES: tuple[str, ...] = (
 RECENT_CLICKS_HALF_LIFE_DAYS = 7.0  # recency of the observable clicked-category history
 
 
-def n_shopper_features(n_categories: int) -> int:
-    """Scalars, then recent clicks per category, then this session's impressions per category."""
-    return len(SHOPPER_FEATURES) + 2 * n_categories
+def n_shopper_features(n_categories: int, embedding_dim: int) -> int:
+    """Scalars, recent clicks per category, this session's impressions per category, and the direction (unit
+    vector, zero before any click) of the recency-weighted sum of clicked items' embeddings: the platform
+    knows what was clicked, and embeddings are public."""
+    return len(SHOPPER_FEATURES) + 2 * n_categories + embedding_dim
 
 
 @dataclasses.dataclass(eq=False)
@@ -54,6 +56,7 @@ class ShopperState:
     purchases: np.ndarray  # (B,) int
     spend: np.ndarray  # (B,)
     recent_category_clicks: np.ndarray  # (B, C), decayed with RECENT_CLICKS_HALF_LIFE_DAYS
+    recent_click_embedding: np.ndarray  # (B, d), sum of clicked items' embeddings, decayed likewise
     session_category_impressions: np.ndarray  # (B, C), reset each session
     # bookkeeping
     alive: np.ndarray  # (B,) bool: not churned and not past the horizon
@@ -67,6 +70,7 @@ class ShopperState:
                    visits=z(b, dtype=np.int64), session_step=z(b, dtype=np.int64),
                    session_clicks=z(b, dtype=np.int64), clicks=z(b, dtype=np.int64),
                    purchases=z(b, dtype=np.int64), spend=z(b), recent_category_clicks=z((b, c)),
+                   recent_click_embedding=z((b, d)),
                    session_category_impressions=z((b, c)), alive=z(b, dtype=bool))
 
     def arrive(self, rows: np.ndarray, streams: ShopperStreams, config: RetentionConfig,
@@ -85,7 +89,8 @@ class ShopperState:
         self.visit_rate[rows] = config.visit_rate_median * np.exp(config.visit_rate_sd * z[:, d + 2])
         self.patience[rows] = config.patience_sd * z[:, d + 3]
         for name in ("fatigue", "day", "days_since_last_visit", "session_step", "session_clicks", "clicks",
-                     "purchases", "spend", "recent_category_clicks", "session_category_impressions"):
+                     "purchases", "spend", "recent_category_clicks", "session_category_impressions",
+                     "recent_click_embedding"):
             getattr(self, name)[rows] = 0
         self.visits[rows] = 1
         self.alive[rows] = True
@@ -104,7 +109,8 @@ class ShopperState:
         out[rows, 6] = np.log1p(self.spend[rows])
         out[rows, 7] = self.day[rows] / horizon_days
         out[rows, n: n + c] = self.recent_category_clicks[rows]
-        out[rows, n + c:] = self.session_category_impressions[rows] / slate_size
+        out[rows, n + c: n + 2 * c] = self.session_category_impressions[rows] / slate_size
+        out[rows, n + 2 * c:] = normalise_rows(self.recent_click_embedding[rows])
         return out
 
     def observe_one(self, out: np.ndarray, horizon_days: float, slate_size: int) -> np.ndarray:
@@ -115,5 +121,6 @@ class ShopperState:
         out[:n] = (self.days_since_last_visit[0], logs[0], self.session_step[0], self.session_clicks[0], logs[1],
                    logs[2], logs[3], self.day[0] / horizon_days)
         out[n: n + c] = self.recent_category_clicks[0]
-        np.divide(self.session_category_impressions[0], slate_size, out=out[n + c:])
+        np.divide(self.session_category_impressions[0], slate_size, out=out[n + c: n + 2 * c])
+        out[n + 2 * c:] = normalise_rows(self.recent_click_embedding[:1])[0]
         return out

@@ -64,7 +64,8 @@ class RetentionSimulator:
         self.candidate_ids = np.zeros((self.batch_size, config.n_candidates), dtype=np.int64)
         self.candidate_utility = np.zeros((self.batch_size, config.n_candidates))
         self.logit_bound = np.zeros(self.batch_size)
-        self.features = np.zeros((self.batch_size, n_shopper_features(config.n_categories)), dtype=np.float32)
+        n_features = n_shopper_features(config.n_categories, config.embedding_dim)
+        self.features = np.zeros((self.batch_size, n_features), dtype=np.float32)
         self._rows = np.arange(self.batch_size)
         self._n_finished = self.batch_size  # rows whose shopper churned or reached the horizon (or none yet)
         self._candidate_offsets = self._rows[:, None] * config.n_candidates
@@ -199,6 +200,7 @@ class RetentionSimulator:
         clicked_category = categories[clickers, at[clickers]]
         st.fatigue[clickers, clicked_category] += cfg.fatigue_per_click
         st.recent_category_clicks[clickers, clicked_category] += 1.0
+        st.recent_click_embedding[clickers] += cat.embedding[item[clickers]]
 
         satisfaction = dynamics.update_satisfaction(
             st.satisfaction, clicked, purchased, quality, cfg.satisfaction_click_rate,
@@ -293,6 +295,7 @@ class RetentionSimulator:
             category = categories[at]
             fatigue[category] += cfg.fatigue_per_click
             st.recent_category_clicks[0, category] += 1.0
+            st.recent_click_embedding[0] += cat.embedding[item]
         satisfaction = float(dynamics.update_satisfaction(
             float(st.satisfaction[0]), clicked, purchased, float(quality), cfg.satisfaction_click_rate,
             cfg.satisfaction_purchase_rate, cfg.satisfaction_no_click_drop))
@@ -358,7 +361,9 @@ class RetentionSimulator:
         st.session_clicks[rows] = 0
         st.session_category_impressions[rows] = 0.0
         st.fatigue[rows] *= dynamics.decay_factor(g, cfg.fatigue_half_life_days)[:, None]
-        st.recent_category_clicks[rows] *= dynamics.decay_factor(g, RECENT_CLICKS_HALF_LIFE_DAYS)[:, None]
+        recency = dynamics.decay_factor(g, RECENT_CLICKS_HALF_LIFE_DAYS)[:, None]
+        st.recent_category_clicks[rows] *= recency
+        st.recent_click_embedding[rows] *= recency
         st.satisfaction[rows] = dynamics.revert_satisfaction(st.satisfaction[rows], g, cfg.satisfaction_baseline,
                                                              cfg.satisfaction_memory_days)
         if rows.size:
