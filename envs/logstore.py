@@ -35,18 +35,20 @@ Backends
   and Parquet is one statement away (``COPY impressions TO 'log.parquet'``). Appends go in as Arrow tables built
   from numpy column arrays (several million rows/s); the table carries no unique index, which would cut the insert
   rate about sevenfold (measured: 4.0 M rows/s without, 0.6 M with) and grow the file tenfold. Limitation: one
-  process writes a DuckDB file at a time, and readers in other processes must wait until it is closed.
+  process writes a DuckDB file at a time; other processes get ``StoreConnectionError`` until the writer closes it.
 * **Any SQLAlchemy URL** (``SQLLogStore``): MySQL/MariaDB (``mysql+pymysql://``), PostgreSQL
   (``postgresql+psycopg://``), SQLite. Rows go in as multi-row ``INSERT ... VALUES`` statements of
   ``SQL_ROWS_PER_STATEMENT`` rows whose number literals are written by Arrow's CSV writer (run ids and policy names
-  are restricted to a safe alphabet, checked before any work); about twice the rate of the driver's
-  ``executemany``. The table's primary key is ``(run_id, shopper, step, position)``.
+  are restricted to a safe alphabet, checked before any work): 100-160 k rows/s into MariaDB over loopback, three
+  to four times pymysql's ``executemany`` (40 k rows/s). The table's primary key is ``(run_id, shopper, step,
+  position)``. Reading back goes through the pure-Python driver (about 60 k rows/s with pymysql).
 
 Transactions and re-runs
 ------------------------
 ``ImpressionLogger`` buffers impressions and commits, one transaction per flush, only **complete sessions** (a
 session is complete once its last step, ``session_ended``, has been logged); the open sessions stay in the buffer.
-A crash or kill therefore loses at most the buffer in flight and never leaves a half-written session.
+A flush happens every ``flush_rows`` impressions or ``flush_seconds`` seconds, so a crash or kill loses at most
+what was buffered since the last commit (and the sessions still open), never leaves a half-written session.
 
 Re-runs do not duplicate rows because the impressions table is its own ledger: a session is in the store only if all
 of it is (the invariant above). ``collect`` reads the run's committed ``(shopper, session) -> row count`` once when it
@@ -218,7 +220,7 @@ class ImpressionBatch:
         return table.select(list(IMPRESSION_COLUMNS))
 
     def propensity_missing(self) -> np.ndarray | None:
-        """Bool mask of NULL propensities, or None when all are NULL."""
+        """Bool mask of NULL propensities, or None when the column is absent (all NULL)."""
         values = self.columns.get("propensity")
         return None if values is None else np.isnan(np.asarray(values, np.float64))
 
@@ -715,9 +717,8 @@ def read_impressions(store: str | os.PathLike | LogStore | None = None, run_id: 
 def _n_items(catalog) -> int:
     if isinstance(catalog, (int, np.integer)) and not isinstance(catalog, bool):
         return int(catalog)
-    for attribute in ("n_items",):
-        if hasattr(catalog, attribute):
-            return int(getattr(catalog, attribute))
+    if hasattr(catalog, "n_items"):  # a Catalog or a RetentionConfig
+        return int(catalog.n_items)
     raise ValueError(f"catalog must be a Catalog, a RetentionConfig or a number of items; got {type(catalog).__name__}")
 
 
