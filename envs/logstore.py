@@ -1065,7 +1065,7 @@ def config_fingerprint(config) -> tuple[str, str]:
 def collect(policy, config=None, n_shoppers: int = 1000, store: str | os.PathLike | LogStore | None = None,
             run_id: str | None = None, seed: int = 0, progress: bool = True, *,
             flush_rows: int = DEFAULT_FLUSH_ROWS, flush_seconds: float = DEFAULT_FLUSH_SECONDS,
-            connect_timeout: float = 5.0) -> CollectResult:
+            connect_timeout: float = 5.0, contexts: str | os.PathLike | None = None) -> CollectResult:
     """Follow ``n_shoppers`` shoppers (seeds ``seed + i``) under ``policy`` to the horizon and log every impression.
 
     The cohort runs like ``experiments.simulate.simulate_cohort``: ``RetentionVectorEnv`` with autoreset disabled,
@@ -1076,6 +1076,11 @@ def collect(policy, config=None, n_shoppers: int = 1000, store: str | os.PathLik
     defaults to ``{policy}__{seed}__{UTC time}``. Re-running a run id resumes it without duplicates (see the module
     docstring); a finished run returns at once. Every error that can be known in advance (store, schema, names,
     a run id reused with other parameters) is raised before the simulation starts.
+
+    ``contexts``: also write a Parquet file of serve-time features (feature logging, as production recommenders
+    do to avoid train/serve skew), one row per step: ``shopper``, ``step``, the observation's shopper vector as
+    ``s0 .. s{F-1}``, and — for analysis only, never for agents — the simulator's true click probability of each
+    slate position, ``true_click_prob_0 .. true_click_prob_{k-1}``. Written atomically when the run ends.
     """
     from gymnasium.vector import AutoresetMode
     from tqdm.auto import tqdm
@@ -1127,10 +1132,13 @@ def collect(policy, config=None, n_shoppers: int = 1000, store: str | os.PathLik
         bar = tqdm(total=int(config.horizon_days), desc=f"collecting {policy_name}", unit="day",
                    disable=not progress)
         logged = 0
+        recorder = _ContextRecorder(int(n_shoppers)) if contexts is not None else None
         try:
             while active.any():
                 slate = policy.act(obs)
                 propensity = propensity_of(obs, slate) if callable(propensity_of) else None
+                if recorder is not None:
+                    recorder.record(active, obs["shopper"], env.simulator.click_probabilities(slate)[:, :-1])
                 next_obs, _, _, _, step_info = env.step(slate)
                 items = obs["candidate_ids"][rows, np.asarray(slate, dtype=np.int64)]
                 logger.log_step(active, items, step_info, propensity)
@@ -1147,10 +1155,49 @@ def collect(policy, config=None, n_shoppers: int = 1000, store: str | os.PathLik
         finally:
             bar.close()
         stats = logger.close()
+        if recorder is not None:
+            recorder.write(contexts)
         total = opened.count(run_id)
         opened.finish_run(run_id, total)
     return CollectResult(run_id, opened.description, total, stats.impressions_written, stats.impressions_skipped,
                          stats.sessions_written, stats.commits, time.perf_counter() - started, stats.write_seconds)
+
+
+class _ContextRecorder:
+    """Serve-time shopper features and true click probabilities of every live step, for ``collect(contexts=)``."""
+
+    def __init__(self, n_shoppers: int) -> None:
+        self.steps = np.zeros(n_shoppers, dtype=np.int64)
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def record(self, active: np.ndarray, shopper_features: np.ndarray, click_probabilities: np.ndarray) -> None:
+        live = np.flatnonzero(active)
+        self.parts.append((live, self.steps[live], shopper_features[live], click_probabilities[live]))
+        self.steps[live] += 1
+
+    def frame(self) -> pd.DataFrame:
+        shopper, step, features, probabilities = (np.concatenate(column) for column in zip(*self.parts))
+        columns = {"shopper": shopper.astype(np.int64), "step": step.astype(np.int32)}
+        columns.update({f"s{j}": features[:, j] for j in range(features.shape[1])})
+        columns.update({f"true_click_prob_{j}": probabilities[:, j] for j in range(probabilities.shape[1])})
+        return pd.DataFrame(columns)
+
+    def write(self, path: str | os.PathLike) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from experiments.io import write_bytes_atomic
+
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pandas(self.frame(), preserve_index=False), sink)
+        write_bytes_atomic(path, sink.getvalue().to_pybytes())
+
+
+def read_contexts(path: str | os.PathLike) -> pd.DataFrame:
+    """The serve-time features written by ``collect(contexts=path)``."""
+    if not os.path.isfile(path):
+        raise ValueError(f"contexts file {str(path)!r} does not exist; collect with contexts=... to write it")
+    return pd.read_parquet(path)
 
 
 def list_runs(store: str | os.PathLike | LogStore | None = None) -> pd.DataFrame:

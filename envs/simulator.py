@@ -157,12 +157,9 @@ class RetentionSimulator:
         return array.astype(np.int64, copy=False), picked
 
     # --- one impression --------------------------------------------------------------------------
-    def step(self, slate) -> StepResponse:
-        slate, picked = self._check_slate(slate)  # picked: flat indices into (B, M) arrays
-        cfg, cat, st = self.config, self.catalog, self.state
-        rows, alive = self._rows, st.alive
-        k = cfg.slate_size
-
+    def _slate_logits(self, picked: np.ndarray):
+        """Item logits of the slate at flat indices ``picked`` (B, k), and the pieces ``step`` reuses."""
+        cat, st = self.catalog, self.state
         # Gathers through flat indices: much cheaper than take_along_axis for (B, k) picks.
         items = np.take(self.candidate_ids, picked)  # (B, k) catalog ids
         categories = np.take(cat.category, items)
@@ -173,9 +170,29 @@ class RetentionSimulator:
                               st.interest.astype(np.float32)[:, :, None])[:, :, 0].astype(np.float64)
         # logits = (theta.e + w_a a - beta log p - w_f f) / tau + log eta_j, in place to spare passes
         logits = relevance + np.take(self.candidate_utility, picked)
-        logits -= cfg.fatigue_weight * slate_fatigue
+        logits -= self.config.fatigue_weight * slate_fatigue
         logits *= self._inverse_temperature
         logits += self._log_examination
+        return items, categories, category_at, slate_fatigue, relevance, logits
+
+    def click_probabilities(self, slate) -> np.ndarray:
+        """The true (B, k + 1) click probabilities of showing ``slate`` now; the last column is no click.
+
+        Reads latent state and changes nothing: for oracles and analysis (e.g. the AUC ceiling of a click
+        model), never for agents.
+        """
+        _, picked = self._check_slate(slate)
+        logits = self._slate_logits(picked)[-1]
+        return choice.choice_probabilities(np.concatenate(
+            [logits, np.full((self.batch_size, 1), self._no_click_logit)], axis=1))
+
+    def step(self, slate) -> StepResponse:
+        slate, picked = self._check_slate(slate)  # picked: flat indices into (B, M) arrays
+        cfg, cat, st = self.config, self.catalog, self.state
+        rows, alive = self._rows, st.alive
+        k = cfg.slate_size
+
+        items, categories, category_at, slate_fatigue, relevance, logits = self._slate_logits(picked)
         uniform = self.streams.uniform(slice(None), 3)  # choice, purchase, leave
         position = choice.sample_choice(logits, self._no_click_logit, uniform[:, 0], self.logit_bound)
         clicked = position < k

@@ -1,6 +1,7 @@
 """The ``stickyrec`` command line.
 
     stickyrec simulate [--shoppers N] [--policies a,b,...] [--config NAME|FILE] [--set key=value ...]
+    stickyrec collect [--policy NAME] [--shoppers N] [--store FILE|URL] [--run-id ID] [--contexts FILE.parquet]
     stickyrec bench [--batches 1 256 4096] [--seconds S]
     stickyrec config [--config NAME|FILE] [--set key=value ...] [--describe]
 
@@ -85,6 +86,25 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def cmd_collect(args) -> int:
+    from agents import make_policy
+    from envs.logstore import collect
+
+    config = _config(args)
+    policy = make_policy(args.policy)
+    result = collect(policy, config, args.shoppers, store=args.store, run_id=args.run_id, seed=args.seed,
+                     progress=not args.quiet, contexts=args.contexts)
+    if result.already_complete:
+        print(f"run {result.run_id} is already complete in {result.store}: {result.impressions:,} impressions")
+        return 0
+    print(f"run {result.run_id}: {result.impressions:,} impressions in {result.store}"
+          f" ({result.impressions_written:,} written, {result.impressions_skipped:,} already there;"
+          f" {result.impressions_per_second:,.0f} impressions/s)")
+    if args.contexts:
+        print(f"serve-time features: {args.contexts}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from experiments import bench_env
 
@@ -117,6 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--json", help="also write the summary to this JSON file (atomically)")
     simulate.add_argument("--quiet", action="store_true", help="no progress bars")
     simulate.set_defaults(func=cmd_simulate)
+
+    collect = sub.add_parser("collect", help="simulate shoppers under a policy and log every impression")
+    _add_config_arguments(collect)
+    collect.add_argument("--policy", default="random", help="logging policy (default random)")
+    collect.add_argument("--shoppers", type=int, default=3000)
+    collect.add_argument("--seed", type=int, default=0, help="shopper population seed")
+    collect.add_argument("--store", default=None,
+                         help="DuckDB file (default results/logs/impressions.duckdb) or a SQLAlchemy URL,"
+                              " e.g. mysql+pymysql://user:password@host/db")
+    collect.add_argument("--run-id", default=None, help="re-using a run id resumes it without duplicates")
+    collect.add_argument("--contexts", default=None,
+                         help="also write serve-time shopper features to this Parquet file (for training)")
+    collect.add_argument("--quiet", action="store_true", help="no progress bar")
+    collect.set_defaults(func=cmd_collect)
 
     bench = sub.add_parser("bench", help="env throughput benchmark (one BLAS thread)")
     bench.add_argument("--batches", type=int, nargs="+", default=[1, 256, 4096])
