@@ -63,7 +63,7 @@ class RetentionEnv(gym.Env):
     | candidate_ids   | MultiDiscrete([N] * M), int64      | catalog ids of this session's candidates       |
     | shopper         | Box((8 + 2C + d,), float32)        | observable history: ``SHOPPER_FEATURES``, then |
     |                 |                                    | recent clicks per category (7-day half-life),  |
-    |                 |                                    | this session's impressions per category / k,   |
+    |                 |                                    | this session's impressions per category,       |
     |                 |                                    | recency-weighted sum of clicked embeddings     |
 
     Item features are not copied into the observation: the static catalog is ``env.unwrapped.catalog``
@@ -140,6 +140,5 @@ class RetentionEnv(gym.Env):
 
     def _observation(self) -> dict[str, np.ndarray]:
         sim = self.simulator
-        shopper = np.empty(sim.features.shape[1], dtype=np.float32)
-        sim.state.observe_one(shopper, self.config.horizon_days, self.config.slate_size)
+        shopper = sim.state.observe_one(self.config.horizon_days)
         return {"candidate_ids": sim.candidate_ids[0].copy(), "shopper": shopper}

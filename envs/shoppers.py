@@ -40,7 +40,7 @@ class ShopperState:
     """Arrays over the batch. Latent fields drive behaviour; the rest is observable history."""
 
     # latent
-    interest: np.ndarray  # (B, d) unit rows, theta
+    interest: np.ndarray  # (B, d) float32 unit rows, theta (float32: the step's embedding gather is float32)
     satisfaction: np.ndarray  # (B,) in [0, 1]
     fatigue: np.ndarray  # (B, C) per-category boredom
     price_sensitivity: np.ndarray  # (B,) beta
@@ -55,9 +55,13 @@ class ShopperState:
     clicks: np.ndarray  # (B,) int
     purchases: np.ndarray  # (B,) int
     spend: np.ndarray  # (B,)
-    recent_category_clicks: np.ndarray  # (B, C), decayed with RECENT_CLICKS_HALF_LIFE_DAYS
     recent_click_embedding: np.ndarray  # (B, d), sum of clicked items' embeddings, decayed likewise
-    session_category_impressions: np.ndarray  # (B, C), reset each session
+    # The observation's shopper vector (B, F) float32. Its per-category blocks and the click direction are
+    # kept *in* it (the views below), so producing an observation writes only the 8 scalar columns.
+    features: np.ndarray
+    recent_category_clicks: np.ndarray  # view (B, C): clicks per category, decayed with RECENT_CLICKS_HALF_LIFE_DAYS
+    session_category_impressions: np.ndarray  # view (B, C): items shown per category this session
+    recent_click_direction: np.ndarray  # view (B, d): recent_click_embedding scaled to unit length (0 if none)
     # bookkeeping
     alive: np.ndarray  # (B,) bool: not churned and not past the horizon
 
@@ -65,13 +69,31 @@ class ShopperState:
     def empty(cls, batch_size: int, config: RetentionConfig) -> ShopperState:
         b, c, d = batch_size, config.n_categories, config.embedding_dim
         z = np.zeros
-        return cls(interest=z((b, d)), satisfaction=z(b), fatigue=z((b, c)), price_sensitivity=z(b),
+        n = len(SHOPPER_FEATURES)
+        features = z((b, n_shopper_features(c, d)), dtype=np.float32)
+        return cls(features=features, recent_category_clicks=features[:, n: n + c],
+                   session_category_impressions=features[:, n + c: n + 2 * c],
+                   recent_click_direction=features[:, n + 2 * c:],
+                   interest=z((b, d), dtype=np.float32), satisfaction=z(b), fatigue=z((b, c)), price_sensitivity=z(b),
                    visit_rate=z(b), patience=z(b), day=z(b), days_since_last_visit=z(b),
                    visits=z(b, dtype=np.int64), session_step=z(b, dtype=np.int64),
                    session_clicks=z(b, dtype=np.int64), clicks=z(b, dtype=np.int64),
-                   purchases=z(b, dtype=np.int64), spend=z(b), recent_category_clicks=z((b, c)),
-                   recent_click_embedding=z((b, d)),
-                   session_category_impressions=z((b, c)), alive=z(b, dtype=bool))
+                   purchases=z(b, dtype=np.int64), spend=z(b), recent_click_embedding=z((b, d)),
+                   alive=z(b, dtype=bool))
+
+    _VIEWS = ("recent_category_clicks", "session_category_impressions", "recent_click_direction")
+
+    def __getstate__(self) -> dict:
+        """Pickle without the views: they are re-made on load so they still share ``features``' memory."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._VIEWS}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        c = self.fatigue.shape[1]
+        n = len(SHOPPER_FEATURES)
+        self.recent_category_clicks = self.features[:, n: n + c]
+        self.session_category_impressions = self.features[:, n + c: n + 2 * c]
+        self.recent_click_direction = self.features[:, n + 2 * c:]
 
     def arrive(self, rows: np.ndarray, streams: ShopperStreams, config: RetentionConfig,
                catalog: Catalog) -> None:
@@ -90,16 +112,14 @@ class ShopperState:
         self.patience[rows] = config.patience_sd * z[:, d + 3]
         for name in ("fatigue", "day", "days_since_last_visit", "session_step", "session_clicks", "clicks",
                      "purchases", "spend", "recent_category_clicks", "session_category_impressions",
-                     "recent_click_embedding"):
+                     "recent_click_embedding", "recent_click_direction"):  # blocks of features, zeroed
             getattr(self, name)[rows] = 0
         self.visits[rows] = 1
         self.alive[rows] = True
 
-    def observe(self, out: np.ndarray, horizon_days: float, slate_size: int,
-                rows: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """Write the observable features of ``rows`` into ``out`` (B, F) float32 and return it."""
-        c = self.fatigue.shape[1]
-        n = len(SHOPPER_FEATURES)
+    def observe(self, horizon_days: float, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Refresh the scalar columns of ``features`` for ``rows`` (the blocks are live) and return it."""
+        out = self.features
         out[rows, 0] = self.days_since_last_visit[rows]
         out[rows, 1] = np.log1p(self.visits[rows])
         out[rows, 2] = self.session_step[rows]
@@ -108,19 +128,12 @@ class ShopperState:
         out[rows, 5] = np.log1p(self.purchases[rows])
         out[rows, 6] = np.log1p(self.spend[rows])
         out[rows, 7] = self.day[rows] / horizon_days
-        out[rows, n: n + c] = self.recent_category_clicks[rows]
-        out[rows, n + c: n + 2 * c] = self.session_category_impressions[rows] / slate_size
-        out[rows, n + 2 * c:] = normalise_rows(self.recent_click_embedding[rows])
         return out
 
-    def observe_one(self, out: np.ndarray, horizon_days: float, slate_size: int) -> np.ndarray:
-        """``observe`` for a batch of one, into a (F,) float32 row: the same values, fewer numpy calls."""
-        c = self.fatigue.shape[1]
-        n = len(SHOPPER_FEATURES)
+    def observe_one(self, horizon_days: float) -> np.ndarray:
+        """``observe`` for a batch of one: the (F,) float32 row, copied, with fewer numpy calls."""
+        out = self.features[0].copy()
         logs = np.log1p([self.visits[0], self.clicks[0], self.purchases[0], self.spend[0]]).tolist()
-        out[:n] = (self.days_since_last_visit[0], logs[0], self.session_step[0], self.session_clicks[0], logs[1],
-                   logs[2], logs[3], self.day[0] / horizon_days)
-        out[n: n + c] = self.recent_category_clicks[0]
-        np.divide(self.session_category_impressions[0], slate_size, out=out[n + c: n + 2 * c])
-        out[n + 2 * c:] = normalise_rows(self.recent_click_embedding[:1])[0]
+        out[: len(SHOPPER_FEATURES)] = (self.days_since_last_visit[0], logs[0], self.session_step[0],
+                                        self.session_clicks[0], logs[1], logs[2], logs[3], self.day[0] / horizon_days)
         return out

@@ -26,11 +26,11 @@ from typing import NamedTuple
 import numpy as np
 
 from envs import choice, dynamics
-from envs.catalog import Catalog, make_catalog
+from envs.catalog import Catalog, make_catalog, normalise_rows
 from envs.config import RetentionConfig
 from envs.retrieval import CandidateRetriever
 from envs.rng import ShopperStreams
-from envs.shoppers import RECENT_CLICKS_HALF_LIFE_DAYS, ShopperState, n_shopper_features
+from envs.shoppers import RECENT_CLICKS_HALF_LIFE_DAYS, ShopperState
 
 
 class StepResponse(NamedTuple):
@@ -64,15 +64,13 @@ class RetentionSimulator:
         self.candidate_ids = np.zeros((self.batch_size, config.n_candidates), dtype=np.int64)
         self.candidate_utility = np.zeros((self.batch_size, config.n_candidates))
         self.logit_bound = np.zeros(self.batch_size)
-        n_features = n_shopper_features(config.n_categories, config.embedding_dim)
-        self.features = np.zeros((self.batch_size, n_features), dtype=np.float32)
+        self.features = self.state.features  # (B, F) float32: the observation's shopper vectors
         self._rows = np.arange(self.batch_size)
         self._n_finished = self.batch_size  # rows whose shopper churned or reached the horizon (or none yet)
         self._candidate_offsets = self._rows[:, None] * config.n_candidates
         self._category_offsets = self._rows[:, None] * config.n_categories
         self._log_examination = choice.examination_log_weights(config.slate_size, config.position_decay)
         self._log_examination_list = self._log_examination.tolist()
-        self._category_list = self.catalog.category.tolist()
         self._embedding32 = self.catalog.embedding.astype(np.float32)
         self._inverse_temperature = 1.0 / config.temperature
         self._no_click_logit = config.no_click_utility / config.temperature
@@ -110,7 +108,7 @@ class RetentionSimulator:
     # --- observation -----------------------------------------------------------------------------
     def update_features(self, rows: np.ndarray | slice = slice(None)) -> None:
         """Refresh ``features`` (B, F) float32 from the state, for all rows or the given ones."""
-        self.state.observe(self.features, self.config.horizon_days, self.config.slate_size, rows)
+        self.state.observe(self.config.horizon_days, rows)
 
     def observe(self) -> dict[str, np.ndarray]:
         """A fresh observation dict: candidate item ids and observable shopper features (float32)."""
@@ -167,7 +165,7 @@ class RetentionSimulator:
         slate_fatigue = st.fatigue.ravel()[category_at]  # the fatigue she brings to this slate
         # float32 gather: the (B, k, d) embedding block is the step's largest memory read
         relevance = np.matmul(np.take(self._embedding32, items, axis=0),
-                              st.interest.astype(np.float32)[:, :, None])[:, :, 0].astype(np.float64)
+                              st.interest[:, :, None])[:, :, 0].astype(np.float64)
         # logits = (theta.e + w_a a - beta log p - w_f f) / tau + log eta_j, in place to spare passes
         logits = relevance + np.take(self.candidate_utility, picked)
         logits -= self.config.fatigue_weight * slate_fatigue
@@ -217,14 +215,16 @@ class RetentionSimulator:
         clicked_category = categories[clickers, at[clickers]]
         st.fatigue[clickers, clicked_category] += cfg.fatigue_per_click
         st.recent_category_clicks[clickers, clicked_category] += 1.0
-        st.recent_click_embedding[clickers] += cat.embedding[item[clickers]]
+        clicked_embedding = cat.embedding[item[clickers]]
+        st.recent_click_embedding[clickers] += clicked_embedding
+        st.recent_click_direction[clickers] = normalise_rows(st.recent_click_embedding[clickers])
 
         satisfaction = dynamics.update_satisfaction(
             st.satisfaction, clicked, purchased, quality, cfg.satisfaction_click_rate,
             cfg.satisfaction_purchase_rate, cfg.satisfaction_no_click_drop)
         st.satisfaction = np.where(alive, satisfaction, st.satisfaction) if self._n_finished else satisfaction
         if clickers.size:
-            st.interest[clickers] = dynamics.drift_interest(st.interest[clickers], cat.embedding[item[clickers]],
+            st.interest[clickers] = dynamics.drift_interest(st.interest[clickers], clicked_embedding,
                                                             cfg.interest_drift)
         st.clicks += clicked
         st.session_clicks += clicked
@@ -275,12 +275,14 @@ class RetentionSimulator:
         k = cfg.slate_size
         items = self.candidate_ids[0][slate]
         item_ids = items.tolist()
-        categories = [self._category_list[i] for i in item_ids]
+        category_array = cat.category[items]
+        categories = category_array.tolist()
         fatigue = st.fatigue[0]
         fatigue_now = fatigue.tolist()
-        slate_fatigue = [fatigue_now[c] for c in categories]
+        slate_fatigue_array = fatigue[category_array]  # before this impression's update, as in ``step``
+        slate_fatigue = slate_fatigue_array.tolist()
         relevance = np.matmul(np.take(self._embedding32, items[None], axis=0),
-                              st.interest.astype(np.float32)[:, :, None])[0, :, 0].tolist()
+                              st.interest[:, :, None])[0, :, 0].tolist()
         static = self.candidate_utility[0][slate].tolist()
         w_f, inv_tau, log_eta = cfg.fatigue_weight, self._inverse_temperature, self._log_examination_list
         logits = [((relevance[j] + static[j]) - w_f * slate_fatigue[j]) * inv_tau + log_eta[j] for j in range(k)]
@@ -313,6 +315,7 @@ class RetentionSimulator:
             fatigue[category] += cfg.fatigue_per_click
             st.recent_category_clicks[0, category] += 1.0
             st.recent_click_embedding[0] += cat.embedding[item]
+            st.recent_click_direction[:1] = normalise_rows(st.recent_click_embedding[:1])
         satisfaction = float(dynamics.update_satisfaction(
             float(st.satisfaction[0]), clicked, purchased, float(quality), cfg.satisfaction_click_rate,
             cfg.satisfaction_purchase_rate, cfg.satisfaction_no_click_drop))
@@ -324,7 +327,7 @@ class RetentionSimulator:
         st.session_clicks[0] += clicked
         st.purchases[0] += purchased
         st.spend[0] += revenue
-        mean_fatigue = float(np.einsum("bj->b", np.array([slate_fatigue]))[0]) / k
+        mean_fatigue = float(np.einsum("bj->b", slate_fatigue_array[None])[0]) / k
         leave = dynamics.leave_probability(mean_fatigue, satisfaction, clicked, float(st.patience[0]),
                                            cfg.leave_base, cfg.leave_fatigue, cfg.leave_satisfaction,
                                            cfg.leave_no_click)

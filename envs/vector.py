@@ -114,8 +114,8 @@ class RetentionVectorEnv(VectorEnv):
         if self.autoreset_mode is AutoresetMode.SAME_STEP and done.any():
             finished = np.flatnonzero(done)
             # Only finished rows matter in final_obs: zeros elsewhere (calloc'd, nearly free).
-            infos["final_obs"] = {"candidate_ids": np.zeros_like(sim.candidate_ids),
-                                  "shopper": np.zeros_like(sim.features)}
+            infos["final_obs"] = {"candidate_ids": np.zeros(sim.candidate_ids.shape, sim.candidate_ids.dtype),
+                                  "shopper": np.zeros(sim.features.shape, sim.features.dtype)}
             infos["final_obs"]["candidate_ids"][finished] = sim.candidate_ids[finished]
             infos["final_obs"]["shopper"][finished] = sim.features[finished]
             infos["_final_obs"] = done
