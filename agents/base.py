@@ -37,3 +37,19 @@ class Agent(ABC):
     @abstractmethod
     def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """(B, k) distinct candidate indices for a batch of observations."""
+
+    def update(self, observation: dict[str, np.ndarray], slates: np.ndarray, info: dict[str, np.ndarray]) -> None:
+        """Called after every env step with the observation acted on, the slates shown and the step's ``info``
+        (``clicked_item``, ``purchased``, ``active``, ...): what a platform records about its own traffic.
+        Stateless agents ignore it; item-based CF keeps each shopper's recent clicks from it."""
+
+    def fit(self, *args, **kwargs) -> Agent:
+        """Learn from logged data, where the agent learns; the default has nothing to learn."""
+        return self
+
+    def save(self, path) -> None:
+        raise NotImplementedError(f"{type(self).__name__} has no parameters to save")
+
+    @classmethod
+    def load(cls, path) -> Agent:
+        raise NotImplementedError(f"{cls.__name__} has no parameters to load")

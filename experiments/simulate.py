@@ -67,7 +67,10 @@ def simulate_cohort(policy: Agent, config: RetentionConfig, n_shoppers: int, see
     active = np.ones(n_shoppers, dtype=bool)
     bar = tqdm(total=int(config.horizon_days), desc=f"simulating {policy.name}", unit="day", disable=not progress)
     while active.any():
-        obs, _, terminated, truncated, info = env.step(policy.act(obs))
+        slates = policy.act(obs)
+        next_obs, _, terminated, truncated, info = env.step(slates)
+        policy.update(obs, slates, info)
+        obs = next_obs
         clicked = info["clicked_position"] >= 0
         first_week = active & (info["day"] < 7)
         impressions += active
