@@ -66,10 +66,12 @@ def simulate_cohort(policy: Agent, config: RetentionConfig, n_shoppers: int, see
     last_day = np.zeros(n_shoppers, dtype=np.int64)
     active = np.ones(n_shoppers, dtype=bool)
     bar = tqdm(total=int(config.horizon_days), desc=f"simulating {policy.name}", unit="day", disable=not progress)
+    update = getattr(policy, "update", None)  # duck-typed policies need only bind() and act()
     while active.any():
         slates = policy.act(obs)
         next_obs, _, terminated, truncated, info = env.step(slates)
-        policy.update(obs, slates, info)
+        if update is not None:
+            update(obs, slates, info)
         obs = next_obs
         clicked = info["clicked_position"] >= 0
         first_week = active & (info["day"] < 7)
