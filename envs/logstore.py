@@ -1146,9 +1146,10 @@ def collect(policy, config=None, n_shoppers: int = 1000, store: str | os.PathLik
                 active = step_info["active"]
                 obs = next_obs
                 if progress:
-                    bar.n = int(np.min(step_info["day"][active])) if active.any() else int(config.horizon_days)
-                    bar.set_postfix(impressions=f"{logged:,}", refresh=False)
-                    bar.refresh()
+                    day = int(np.min(step_info["day"][active])) if active.any() else int(config.horizon_days)
+                    if day > bar.n:  # whole days only: no redraw on every step
+                        bar.set_postfix(impressions=f"{logged:,}", refresh=False)
+                        bar.update(day - bar.n)
         except KeyboardInterrupt:  # keep the sessions that did complete; a re-run resumes from them
             logger.flush()
             raise

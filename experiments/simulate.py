@@ -85,8 +85,9 @@ def simulate_cohort(policy: Agent, config: RetentionConfig, n_shoppers: int, see
         last_day = np.where(active, info["day"], last_day)
         churned |= terminated
         active = info["active"]
-        bar.n = int(np.min(info["day"][active])) if active.any() else int(config.horizon_days)
-        bar.refresh()
+        day = int(np.min(info["day"][active])) if active.any() else int(config.horizon_days)
+        if day > bar.n:  # advance by whole days only: no redraw on every step
+            bar.update(day - bar.n)
     bar.close()
     return CohortResult(policy.name, config.horizon_days, impressions, clicks, week_imp, week_clicks, purchases,
                         revenue, sessions, churned, last_day)
