@@ -41,14 +41,16 @@ def _metrics(frame: pd.DataFrame, weights: np.ndarray | None = None) -> dict[str
         return float(np.dot(w, frame[numerator].to_numpy(dtype=float))
                      / max(np.dot(w, frame[denominator].to_numpy(dtype=float)), 1e-12))
 
-    return {"click_rate_week1": ratio("week1_clicks", "week1_impressions"), "click_rate": ratio("clicks", "impressions"),
+    return {"click_rate_week1": ratio("week1_clicks", "week1_impressions"),
+            "click_rate": ratio("clicks", "impressions"),
             "sessions_per_shopper": mean("sessions"), "purchases_per_shopper": mean("purchases"),
             "revenue_per_shopper": mean("revenue"), "retention_day1": mean("retained_day1"),
             "retention_day7": mean("retained_day7"), "retention_day30": mean("retained_day30"),
             "mean_lifetime_days": mean("lifetime_days")}
 
 
-def bootstrap_summary(frame: pd.DataFrame, resamples: int = 300, seed: int = 0) -> dict[str, tuple[float, float, float]]:
+def bootstrap_summary(frame: pd.DataFrame, resamples: int = 300,
+                      seed: int = 0) -> dict[str, tuple[float, float, float]]:
     """metric -> (estimate, low, high): a 95% percentile bootstrap over shoppers (seeded, reproducible)."""
     rng = np.random.default_rng(seed)
     estimate = _metrics(frame)
