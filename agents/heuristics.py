@@ -50,12 +50,3 @@ class RelevanceQualityPolicy(Agent):
         ids = observation["candidate_ids"]
         relevance = np.einsum("bmd,bd->bm", self.catalog.embedding[ids], self.simulator.state.interest)
         return top_k_slate(relevance + self.quality_weight * self.catalog.quality[ids], self.config.slate_size)
-
-
-POLICIES = {cls.name: cls for cls in (RandomPolicy, ClickChaserPolicy, RelevanceQualityPolicy)}
-
-
-def make_policy(name: str, **kwargs) -> Agent:
-    if name not in POLICIES:
-        raise ValueError(f"unknown policy {name!r}; allowed: {', '.join(sorted(POLICIES))}")
-    return POLICIES[name](**kwargs)

@@ -2,6 +2,7 @@
 
     stickyrec simulate [--shoppers N] [--policies a,b,...] [--config NAME|FILE] [--set key=value ...]
     stickyrec collect [--policy NAME] [--shoppers N] [--store FILE|URL] [--run-id ID] [--contexts FILE.parquet]
+    stickyrec baselines [--train-shoppers N] [--eval-shoppers N] [--store FILE|URL] [--out DIR]
     stickyrec bench [--batches 1 256 4096] [--seconds S]
     stickyrec config [--config NAME|FILE] [--set key=value ...] [--describe]
 
@@ -105,6 +106,19 @@ def cmd_collect(args) -> int:
     return 0
 
 
+def cmd_baselines(args) -> int:
+    from experiments.baselines import run_baselines
+
+    config = _config(args)
+    run = run_baselines(args.out, config, train_shoppers=args.train_shoppers, eval_shoppers=args.eval_shoppers,
+                        seed=args.seed, store=args.store, mlp_epochs=args.mlp_epochs, progress=not args.quiet)
+    print(run.table_markdown)
+    print(f"click AUC on held-out shoppers: MLP {run.auc_mlp:.4f}, true probabilities {run.auc_ceiling:.4f}"
+          f" (gap {run.auc_ceiling - run.auc_mlp:.4f})")
+    print(f"results in {run.out_dir}/ (results.md, results.json, checkpoints); seconds: {run.seconds}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from experiments import bench_env
 
@@ -151,6 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also write serve-time shopper features to this Parquet file (for training)")
     collect.add_argument("--quiet", action="store_true", help="no progress bar")
     collect.set_defaults(func=cmd_collect)
+
+    baselines = sub.add_parser("baselines", help="collect logs, train popularity/CF/MLP, evaluate on held-out"
+                               " shoppers with the oracles")
+    _add_config_arguments(baselines)
+    baselines.add_argument("--out", default="results/baselines", help="output folder (default results/baselines)")
+    baselines.add_argument("--train-shoppers", type=int, default=3000, help="logged shoppers (default 3000)")
+    baselines.add_argument("--eval-shoppers", type=int, default=2000, help="held-out shoppers (default 2000)")
+    baselines.add_argument("--seed", type=int, default=0)
+    baselines.add_argument("--store", default=None, help="log store: DuckDB file (default OUT/impressions.duckdb)"
+                           " or a SQLAlchemy URL")
+    baselines.add_argument("--mlp-epochs", type=int, default=20)
+    baselines.add_argument("--quiet", action="store_true")
+    baselines.set_defaults(func=cmd_baselines)
 
     bench = sub.add_parser("bench", help="env throughput benchmark (one BLAS thread)")
     bench.add_argument("--batches", type=int, nargs="+", default=[1, 256, 4096])
