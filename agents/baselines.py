@@ -155,7 +155,10 @@ class _LogTrainedAgent(Agent):
                              f" catalog has n_items={catalog_size(catalog)}")
         agent = cls.__new__(cls)
         agent.n_items = n_items
-        agent._restore(arrays)
+        try:
+            agent._restore(arrays)
+        except KeyError as exc:
+            raise ValueError(f"{str(path)!r} holds a {agent_name!r} agent without its array {exc}") from None
         return agent
 
 

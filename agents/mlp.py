@@ -230,9 +230,26 @@ class MLPClickModel(Agent):
             scores = scores.view(b, m)
             scores += bias
             if self.net.n_cross:
-                cross = self._standardise_cross(self._cross(raw, flat.view(b, m)))  # (B, M, K)
-                scores += (cross * users[:, None, h: h + self.net.n_cross]).sum(dim=-1)
+                scores += self._cross_term(raw, users[:, h: h + self.net.n_cross], flat.view(b, m))
             return scores.numpy()
+
+    def _cross_term(self, shopper: torch.Tensor, weights: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """(B, M) sum_k weights[b, k] * standardised cross feature k of (b, ids[b, m]), without building the
+        (B, M, K) features: the standardisation folds into the weights, the two category features into one (B, C)
+        table gathered by category, and relevance and price into one (B, d + 1) x (d + 1, N) product."""
+        n, c, d = len(SHOPPER_FEATURES), self.n_categories, self.embedding_dim
+        scale = weights / self._cross_std  # (B, K): weight per raw feature
+        out = (scale @ -self._cross_mean)[:, None].expand(ids.shape).clone()
+        by_category = scale[:, :1] * shopper[:, n: n + c] + scale[:, 1:2] * shopper[:, n + c: n + 2 * c]
+        category = torch.index_select(self._item_category, 0, ids.reshape(-1)).view(ids.shape)
+        out += torch.gather(by_category, 1, category)
+        query = torch.cat([scale[:, 2:3] * shopper[:, n + 2 * c: n + 2 * c + d], scale[:, 3:4]], dim=1)
+        table = self._item_features_raw[:, : d + 1]  # embedding and log relative price, as in the cross features
+        if self.n_items <= 16 * ids.shape[1]:
+            out += torch.gather(query @ self._item_table_t, 1, ids)
+        else:
+            out += (table[ids] * query[:, None, :]).sum(dim=-1)
+        return out
 
     def predict_click(self, frame: pd.DataFrame) -> np.ndarray:
         """Click probabilities of logged rows, their positions' bias included (float32, one per row)."""
@@ -397,6 +414,8 @@ class MLPClickModel(Agent):
         self._item_features = (self._item_features_raw - self._item_mean) / self._item_std
         self._all_items = torch.arange(self.n_items)
         self._item_category = self._item_features_raw[:, self.f_item - self.n_categories:].argmax(dim=1)
+        # (d + 1, N) contiguous: embedding and log relative price, the right operand of act's relevance-price product
+        self._item_table_t = self._item_features_raw[:, : self.embedding_dim + 1].T.contiguous()
 
     def _cross(self, shopper: torch.Tensor, item_ids: torch.Tensor) -> torch.Tensor:
         """Raw cross features: (n, F_user) shopper rows and (n,) item ids -> (n, K); or (n, M) ids -> (n, M, K)."""

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from agents.base import Agent, top_k_slate
-from envs.wrappers import top_k
 from envs import choice
+from envs.wrappers import top_k
 
 
 def _checked_candidates(simulator, observation: dict[str, np.ndarray] | None) -> np.ndarray:
@@ -90,13 +90,21 @@ class LongTermOracle(Agent):
     when the candidates hold too few categories to fill the slate under the cap, the cap is lifted for the
     remaining positions.
 
-    Arguments (defaults tuned on the default config, see the module's tests and the closing report):
-        relevance_weight: weight of theta . e (in [-1, 1]).
-        quality_weight: weight of the item's latent quality (in [0, 1]).
-        appeal_weight: weight of the item's latent appeal (in [0, 1]); positive chases clicks, clickbait too.
-        price_weight: weight of -beta log(p / median p), the shopper's price aversion.
-        fatigue_weight: penalty per unit of the shopper's fatigue for the item's category.
-        max_per_category: most items of one category on a slate (0 or less: no cap).
+    Defaults tuned with ``experiments.simulate.simulate_cohort`` on the default config (2,000 shoppers, seed 1000;
+    standard error of a retention rate about 0.007): 30-day retention 0.886 (0.885 and 0.898 at seeds 2000 and
+    3000), against 0.789 for ``RelevanceQualityPolicy``, 0.603 for the myopic oracle and 0.454 for the click
+    chaser. Taking one ingredient out: no quality 0.574, no appeal and price 0.828, no relevance 0.855, no
+    category cap 0.865; the fatigue penalty is within noise (0.894 without it at seed 1000, 0.885 and 0.884 at
+    seeds 2000 and 3000), the cap doing most of the work against fatigue.
+
+    Arguments:
+        relevance_weight: weight of the relevance theta . e (which lies in [-1, 1]); default 1.
+        quality_weight: weight of the item's latent quality (in [0, 1]); default 2.
+        appeal_weight: weight of the item's latent appeal (in [0, 1]); default 1. Appeal draws clicks, clickbait's
+            too: the quality weight keeps clickbait down.
+        price_weight: weight of -beta log(p / median p), the shopper's price aversion; default 1.
+        fatigue_weight: penalty per unit of the shopper's fatigue for the item's category; default 0.5.
+        max_per_category: most items of one category on a slate (0 or less: no cap); default 2.
     """
 
     name = "long_term_oracle"

@@ -85,7 +85,11 @@ def run_baselines(out_dir: str | Path, config: RetentionConfig, train_shoppers: 
     lap("preprocess")
 
     popularity = PopularityPolicy().fit(splits.train, catalog)
-    item_cf = ItemCFPolicy().fit(splits.train, catalog)
+    # Two CF rankings: the founding brief's normalised r_hat, and the usual implicit-feedback top-N ranking
+    # (the similarity-weighted sum, r_hat's numerator), which does much better with click counts as ratings.
+    item_cf = ItemCFPolicy(ranking="weighted_sum").fit(splits.train, catalog)
+    item_cf_brief = ItemCFPolicy(ranking="r_hat").fit(splits.train, catalog)
+    item_cf_brief.name = "item_cf_brief_rhat"
     lap("fit_popularity_cf")
     mlp = MLPClickModel()
     history = mlp.fit(splits.train, splits.validation, catalog, epochs=mlp_epochs, seed=seed, progress=progress)
@@ -100,7 +104,7 @@ def run_baselines(out_dir: str | Path, config: RetentionConfig, train_shoppers: 
     item_cf.save(out / "item_cf.npz")
     mlp.save(out / "mlp.pt")
 
-    agents = [RandomPolicy(seed), popularity, item_cf, mlp, MyopicOracle(), LongTermOracle()]
+    agents = [RandomPolicy(seed), popularity, item_cf_brief, item_cf, mlp, MyopicOracle(), LongTermOracle()]
     frames = evaluate_agents(agents, config, eval_shoppers, seed=EVAL_SEED_OFFSET + seed, progress=progress)
     table_ci = results_table(frames)
     lap("evaluate")

@@ -31,7 +31,8 @@ def test_pipeline_reports_both_aucs_and_every_agent(run_dir):
     auc = results["auc"]
     assert 0.5 < auc["mlp"] <= 1.0 and 0.5 < auc["true_click_probability"] <= 1.0
     agents = {row["agent"] for row in results["table"]}
-    assert agents == {"random", "popularity", "item_cf", "mlp", "myopic_oracle", "long_term_oracle"}
+    assert agents == {"random", "popularity", "item_cf_brief_rhat", "item_cf", "mlp", "myopic_oracle",
+                      "long_term_oracle"}
     for row in results["table"]:
         assert row["retention_day7_low"] <= row["retention_day7"] <= row["retention_day7_high"]
 
