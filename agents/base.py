@@ -42,6 +42,7 @@ class Agent(ABC):
         """Called after every env step with the observation acted on, the slates shown and the step's ``info``
         (``clicked_item``, ``purchased``, ``active``, ...): what a platform records about its own traffic.
         Stateless agents ignore it; item-based CF keeps each shopper's recent clicks from it."""
+        return None  # deliberately a no-op by default, not abstract
 
     def fit(self, *args, **kwargs) -> Agent:
         """Learn from logged data, where the agent learns; the default has nothing to learn."""

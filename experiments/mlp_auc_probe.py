@@ -7,8 +7,13 @@ from the latent state). Shoppers are split 80/20; the training shoppers' log is 
 stopping. Reports the MLP's click AUC on the held-out shoppers' impressions beside the AUC of the true click
 probabilities on the same impressions (the ceiling; the issue's target: within 0.02 of it).
 
-    nice -n 19 python experiments/mlp_auc_probe.py                     # 3000 shoppers x 60 days, ~2M rows kept
+    nice -n 19 python experiments/mlp_auc_probe.py --quiet     # 3000 shoppers x 60 days: 4.5M impressions, ~2.5 min
     nice -n 19 python experiments/mlp_auc_probe.py --shoppers 500 --epochs 2   # a quick smoke run
+
+Measured (seed 0, one CPU thread): MLP AUC 0.8189, true click probabilities 0.8363 (gap 0.0174), 107 s of training
+on 3.2M rows. At ``--hidden-dim 64``: 0.8190 (gap 0.0173); with ``--no-cross`` (the brief's model without cross
+features) 0.8101 (gap 0.026); with ``--seed 1`` gap 0.016.
+Keeping fewer impressions (``--keep 0.45``, 1.4M training rows) widened the gap to about 0.02.
 """
 
 from __future__ import annotations
@@ -95,7 +100,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--no-cross", action="store_true", help="the founding brief's model without cross features")
     parser.add_argument("--embed-dim", type=int, default=64)
-    parser.add_argument("--hidden-dim", type=int, default=64)
+    parser.add_argument("--hidden-dim", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
