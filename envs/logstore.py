@@ -1123,6 +1123,7 @@ def collect(policy, config=None, n_shoppers: int = 1000, store: str | os.PathLik
         env = RetentionVectorEnv(int(n_shoppers), config=config, autoreset_mode=AutoresetMode.DISABLED)
         policy.bind(env)
         propensity_of = getattr(policy, "slate_propensity", None)
+        update = getattr(policy, "update", None)
         logger = ImpressionLogger(opened, run_id, policy_name, int(n_shoppers), config.slate_size,
                                   n_items=config.n_items, committed=committed, flush_rows=flush_rows,
                                   flush_seconds=flush_seconds)
@@ -1140,6 +1141,8 @@ def collect(policy, config=None, n_shoppers: int = 1000, store: str | os.PathLik
                 if recorder is not None:
                     recorder.record(active, obs["shopper"], env.simulator.click_probabilities(slate)[:, :-1])
                 next_obs, _, _, _, step_info = env.step(slate)
+                if callable(update):  # what the policy records about its own traffic (CF's click history)
+                    update(obs, slate, step_info)
                 items = obs["candidate_ids"][rows, np.asarray(slate, dtype=np.int64)]
                 logger.log_step(active, items, step_info, propensity)
                 logged += int(active.sum()) * config.slate_size

@@ -372,3 +372,21 @@ def test_long_term_oracle_rejects_bad_weights():
         LongTermOracle(quality_weight=float("nan"))
     with pytest.raises(ValueError, match="max_per_category"):
         LongTermOracle(max_per_category=1.5)
+
+
+def test_collect_calls_the_policy_update_hook(tmp_path):
+    """A logging policy sees its own traffic through ``update`` (item CF builds its click history that way)."""
+    from agents import RandomPolicy
+    from envs.config import get_preset
+    from envs.logstore import collect
+
+    clicks_seen = []
+
+    class Recording(RandomPolicy):
+        def update(self, observation, slates, info):
+            clicks_seen.append(int((info["clicked_item"] >= 0).sum()))
+
+    result = collect(Recording(0), get_preset("small").replace(horizon_days=5.0), 40,
+                     store=tmp_path / "log.duckdb", run_id="hook", seed=0, progress=False)
+    assert len(clicks_seen) > 0 and sum(clicks_seen) > 0
+    assert result.impressions > 0
