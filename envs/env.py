@@ -27,7 +27,7 @@ def observation_space(config: RetentionConfig) -> spaces.Dict:
     low = np.concatenate([np.zeros(n_counts), -np.ones(config.embedding_dim)]).astype(np.float32)
     high = np.concatenate([np.full(n_counts, np.inf), np.ones(config.embedding_dim)]).astype(np.float32)
     return spaces.Dict({
-        "candidate_ids": spaces.MultiDiscrete(np.full(config.n_candidates, config.n_items), dtype=np.int64),
+        "candidate_ids": spaces.MultiDiscrete(np.full(config.n_candidates, config.n_items), dtype=np.int32),
         "shopper": spaces.Box(low, high, dtype=np.float32),
     })
 
@@ -60,7 +60,7 @@ class RetentionEnv(gym.Env):
     ## Observation Space
     | key             | space                              | meaning                                        |
     |-----------------|------------------------------------|------------------------------------------------|
-    | candidate_ids   | MultiDiscrete([N] * M), int64      | catalog ids of this session's candidates       |
+    | candidate_ids   | MultiDiscrete([N] * M), int32      | catalog ids of this session's candidates       |
     | shopper         | Box((8 + 2C + d,), float32)        | observable history: ``SHOPPER_FEATURES``, then |
     |                 |                                    | recent clicks per category (7-day half-life),  |
     |                 |                                    | this session's impressions per category,       |

@@ -61,8 +61,10 @@ class RetentionSimulator:
         self.retriever = CandidateRetriever(config, self.catalog)
         self.state = ShopperState.empty(self.batch_size, config)
         self.streams = ShopperStreams(np.zeros(self.batch_size, dtype=np.uint64))
-        self.candidate_ids = np.zeros((self.batch_size, config.n_candidates), dtype=np.int64)
-        self.candidate_utility = np.zeros((self.batch_size, config.n_candidates))
+        # int32 ids and float32 session utilities: these (B, M) arrays are the step's largest working set, and
+        # halving them measurably speeds every gather (catalog ids are far below 2**31)
+        self.candidate_ids = np.zeros((self.batch_size, config.n_candidates), dtype=np.int32)
+        self.candidate_utility = np.zeros((self.batch_size, config.n_candidates), dtype=np.float32)
         self.logit_bound = np.zeros(self.batch_size)
         self.features = self.state.features  # (B, F) float32: the observation's shopper vectors
         self._rows = np.arange(self.batch_size)
@@ -100,6 +102,7 @@ class RetentionSimulator:
         utility = (self._appeal_utility[ids]
                    - self.state.price_sensitivity[rows, None] * self.catalog.log_relative_price[ids])
         self.candidate_utility[rows] = utility
+        utility = self.candidate_utility[rows]  # the stored (float32) values, which the step adds
         # An upper bound on this session's item logits (relevance <= 1, fatigue >= 0, log eta <= 0): the
         # sampler normalises by it instead of a per-step row max. Same probabilities, no overflow.
         self.logit_bound[rows] = np.maximum((1.0 + utility.max(axis=1)) * self._inverse_temperature,
