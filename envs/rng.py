@@ -57,8 +57,8 @@ class ShopperStreams:
         return lanes
 
     def uniform(self, rows: np.ndarray | slice, n: int) -> np.ndarray:
-        if self.keys.shape[0] == 1:  # one shopper: exact same numbers with Python ints, ~10x less overhead
-            return self._uniform_one(n)
+        if self.keys.shape[0] == 1 and (isinstance(rows, slice) or np.size(rows) == 1):
+            return self._uniform_one(n)  # one shopper: exact same numbers with Python ints, ~10x less overhead
         keys = self.keys[rows]
         counters = self.counters[rows]
         with np.errstate(over="ignore"):

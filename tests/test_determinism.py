@@ -196,3 +196,14 @@ def test_batched_env_equals_single_envs_over_whole_default_episodes():
         if finished.all():
             break
     assert finished.all()
+
+
+def test_drawing_for_no_rows_leaves_a_one_shopper_stream_untouched():
+    """An empty row selection draws nothing, also on the one-shopper fast path."""
+    from envs.rng import ShopperStreams, keys_from_seeds
+
+    streams = ShopperStreams(keys_from_seeds([3]))
+    assert streams.uniform(np.zeros(0, dtype=np.int64), 2).shape == (0, 2)
+    assert int(streams.counters[0]) == 0
+    assert np.array_equal(streams.uniform(slice(None), 2), ShopperStreams(keys_from_seeds([3])).uniform(
+        np.array([0]), 2))
