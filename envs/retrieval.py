@@ -57,7 +57,7 @@ class CandidateRetriever:
         k = self.centres.shape[0]
         similarity = self.centres @ catalog.embedding.T  # (K, N)
         order = np.argsort(-similarity, axis=1, kind="stable")
-        self.nearest = order[:, : self.n_nearest].astype(np.int64)  # ids as int64 throughout
+        self.nearest = order[:, : self.n_nearest].astype(np.int64)
         rest = order[:, self.n_nearest:]  # (K, N - n_nearest), each row the cluster's complement
         by_popularity = np.argsort(-catalog.popularity[rest], axis=1, kind="stable")
         rest = np.take_along_axis(rest, by_popularity, axis=1)
@@ -72,11 +72,10 @@ class CandidateRetriever:
         """The interest cluster of each row of ``interest`` (E, d)."""
         return np.argmax(interest.astype(np.float32) @ self._centres32.T, axis=1)
 
-    def retrieve(self, interest: np.ndarray, uniform: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """(E, d) interests and (E, 2) uniforms -> (E, M) distinct item ids (written into ``out`` if given)."""
+    def retrieve(self, interest: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+        """(E, d) interests and (E, 2) uniforms -> (E, M) distinct item ids."""
         cluster = self.assign(interest)
-        if out is None:
-            out = np.empty((interest.shape[0], self.n_candidates), dtype=self.nearest.dtype)
+        out = np.empty((interest.shape[0], self.n_candidates), dtype=self.nearest.dtype)
         n_trending, n_random = self.trending.shape[1], self.random.shape[1]
         trending_at = ((uniform[:, :1] * n_trending).astype(np.int64) + self._popular_steps) % n_trending
         random_at = ((uniform[:, 1:2] * n_random).astype(np.int64) + self._random_steps) % n_random

@@ -119,7 +119,8 @@ class RetentionVectorEnv(VectorEnv):
             infos["final_obs"]["candidate_ids"][finished] = sim.candidate_ids[finished]
             infos["final_obs"]["shopper"][finished] = sim.features[finished]
             infos["_final_obs"] = done
-            infos["final_info"] = {key: value.copy() for key, value in infos.items()
+            # the step's info arrays are fresh and never written again: share them, no copies
+            infos["final_info"] = {key: value for key, value in infos.items()
                                    if not key.startswith(("final", "_final"))}
             infos["_final_info"] = done
             sim.reset_rows(finished)
