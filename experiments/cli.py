@@ -3,6 +3,7 @@
     stickyrec simulate [--shoppers N] [--policies a,b,...] [--config NAME|FILE] [--set key=value ...]
     stickyrec collect [--policy NAME] [--shoppers N] [--store FILE|URL] [--run-id ID] [--contexts FILE.parquet]
     stickyrec baselines [--train-shoppers N] [--eval-shoppers N] [--store FILE|URL] [--out DIR]
+    stickyrec train --agent ppo|slateq [--reward NAME] [--steps N] [--seed S] [--param key=value ...] [--out DIR]
     stickyrec bench [--batches 1 256 4096] [--seconds S]
     stickyrec config [--config NAME|FILE] [--set key=value ...] [--describe]
 
@@ -119,6 +120,34 @@ def cmd_baselines(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from agents.rl import make_reward
+    from experiments.train import parse_params, train_agent
+
+    config = _config(args)
+    reward = args.reward
+    if "=" in reward:  # a mix of weights: click=0.1,return_visit=1
+        reward = {key: float(value) for key, value in (item.split("=", 1) for item in reward.split(","))}
+    make_reward(reward)  # fails now, before any training, on a bad reward
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {args.steps}")
+    out = args.out or f"results/train/{args.agent}_{args.reward if isinstance(reward, str) else 'custom'}_s{args.seed}"
+    agent = train_agent(args.agent, config, out, reward=reward, steps=args.steps, seed=args.seed,
+                        hyperparameters=parse_params(args.param), max_seconds=args.max_seconds,
+                        progress=not args.quiet)
+    history = agent.history
+    print(f"trained {agent.name} on {history['steps']:,} shopper-steps in {history['seconds']:.0f} s"
+          f" ({history['steps_per_second']:,.0f} steps/s), reward {history['reward']}"
+          + (" (stopped at --max-seconds)" if history.get("stopped_early") else ""))
+    print(f"agent: {out}/agent.pt  logs: tensorboard --logdir {out}/tb")
+    if args.eval_shoppers:
+        from experiments.evaluate import evaluate_agents, format_markdown, results_table
+
+        frames = evaluate_agents([agent], config, args.eval_shoppers, seed=args.eval_seed, progress=not args.quiet)
+        print(format_markdown(results_table(frames)))
+    return 0
+
+
 def cmd_bench(args) -> int:
     from experiments import bench_env
 
@@ -178,6 +207,26 @@ def build_parser() -> argparse.ArgumentParser:
     baselines.add_argument("--mlp-epochs", type=int, default=20)
     baselines.add_argument("--quiet", action="store_true")
     baselines.set_defaults(func=cmd_baselines)
+
+    train = sub.add_parser("train", help="train an RL agent (PPO or SlateQ) on the batched env")
+    _add_config_arguments(train)
+    train.add_argument("--agent", required=True, choices=["ppo", "slateq"])
+    train.add_argument("--reward", default="retention",
+                       help="retention (default), return_gap, click, revenue, mixed, or weights such as"
+                            " click=0.1,return_visit=1")
+    train.add_argument("--steps", type=int, default=None,
+                       help="shopper-steps of training (default: 1,200,000 for ppo, 400,000 for slateq)")
+    train.add_argument("--seed", type=int, default=0, help="training seed (env, network, exploration)")
+    train.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                       help="agent hyperparameter, e.g. --param n_envs=512 (repeatable)")
+    train.add_argument("--max-seconds", type=float, default=None,
+                       help="stop training past this wall time (then no longer a function of the seed alone)")
+    train.add_argument("--out", default=None, help="output folder (default results/train/AGENT_REWARD_sSEED)")
+    train.add_argument("--eval-shoppers", type=int, default=0,
+                       help="then evaluate on this many held-out shoppers (default 0: no evaluation)")
+    train.add_argument("--eval-seed", type=int, default=1_000_000, help="held-out population seed")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=cmd_train)
 
     bench = sub.add_parser("bench", help="env throughput benchmark (one BLAS thread)")
     bench.add_argument("--batches", type=int, nargs="+", default=[1, 256, 4096])

@@ -1,0 +1,261 @@
+"""PPO (stable-baselines3) on slates, with a Plackett-Luce policy over candidates.
+
+**Parameterisation.** The policy network scores every candidate from shopper and item features
+(``agents.rl.networks.CandidateScorer``: one MLP shared over candidates, so it generalises across candidate sets).
+The slate is a draw *without replacement* from the softmax of those scores: position 1 from all M candidates,
+position 2 from the other M - 1, and so on (a Plackett-Luce ranking of length k). Why this and not a score vector
+(a Gaussian over M scores whose top k form the slate):
+
+* the action PPO sees is the slate itself (``MultiDiscrete([M] * k)``, the env's base action), and its
+  log-probability is exact: sum over positions of log softmax over the candidates still open;
+* sampling is one Gumbel-top-k draw (the top k of scores plus Gumbel noise is exactly a Plackett-Luce sample);
+* the greedy slate (acting for evaluation) is the top k of the scores, best first, which the position-decaying
+  examination rewards;
+* a Gaussian over 100 scores puts PPO's ratio on a 100-dimensional density that moves with scores that never reach
+  the slate, and its exploration noise is spent on them.
+
+The entropy bonus uses the sum over positions of the entropy of each position's choice given the positions above
+it (an unbiased estimate of the ranking's entropy under the sampled prefix).
+
+The critic is a small MLP over the shopper vector. Everything else is SB3's PPO (clipped objective, GAE, advantage
+normalisation, minibatches) on ``agents.rl.vec_env.RetentionVecEnv``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.policies import ActorCriticPolicy
+
+from agents.rl.base import RLAgent, TrainProgress, check_float, check_int, isolated_global_rng, torch_threads
+from agents.rl.checkpoint import env_spaces
+from agents.rl.networks import (
+    CandidateFeatures,
+    CandidateScorer,
+    catalog_tables,
+    empty_tables,
+    shopper_mlp,
+    split_observation,
+)
+from agents.rl.rewards import make_reward
+from agents.rl.vec_env import RetentionVecEnv
+from envs.config import make_config
+
+
+def gumbel_top_k(scores: torch.Tensor, k: int, generator: torch.Generator | None) -> torch.Tensor:
+    """(N, k) a Plackett-Luce sample of k distinct candidates from softmax(scores), in order of draw."""
+    uniform = torch.rand(scores.shape, generator=generator, dtype=scores.dtype).clamp_(1e-12, 1.0 - 1e-7)
+    return torch.topk(scores - torch.log(-torch.log(uniform)), k, dim=1, sorted=True).indices
+
+
+def plackett_luce(scores: torch.Tensor, slates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability (N,) of each ordered slate (N, k) under Plackett-Luce(softmax(scores)), and the sum over
+    positions of each position's conditional entropy (N,)."""
+    n, m = scores.shape
+    chosen = torch.nn.functional.one_hot(slates, m).to(torch.bool)  # (N, k, M)
+    taken_before = (torch.cumsum(chosen, dim=1) > 0) & ~chosen  # candidates already on the slate above position t
+    logits = scores[:, None, :].masked_fill(taken_before, float("-inf"))
+    log_p = torch.log_softmax(logits, dim=2)
+    log_prob = torch.gather(log_p, 2, slates[:, :, None]).squeeze(2).sum(dim=1)
+    entropy = -(log_p.exp() * log_p.masked_fill(taken_before, 0.0)).sum(dim=(1, 2))
+    return log_prob, entropy
+
+
+class PPONet(torch.nn.Module):
+    """The actor (candidate scorer) and the critic (shopper MLP), with the catalog's public table as buffers."""
+
+    def __init__(self, spaces: dict[str, Any], tables: dict[str, np.ndarray] | None, hidden: int, embed: int):
+        super().__init__()
+        if tables is None:  # shapes only: a checkpoint's state fills them
+            tables = empty_tables(spaces)
+        self.features = CandidateFeatures(tables, spaces["n_categories"], spaces["embedding_dim"])
+        self.scorer = CandidateScorer(spaces["shopper_dim"], self.features.item_dim, hidden, embed)
+        self.value = shopper_mlp(spaces["shopper_dim"], hidden)
+
+    def scores(self, shopper: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        return self.scores_and_values(shopper, ids)[0]
+
+    def scores_and_values(self, shopper: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shopper_in = self.features.shopper(shopper)
+        cross = self.features.cross(shopper, ids)
+        return self.scorer(self.features, shopper_in, cross, ids), self.value(shopper_in)
+
+
+class SlatePolicy(ActorCriticPolicy):
+    """SB3 actor-critic policy over flat observations ``[ids ; shopper]`` and ``MultiDiscrete([M] * k)`` slates."""
+
+    def __init__(self, observation_space, action_space, lr_schedule, net: PPONet | None = None,
+                 sample_seed: int = 0, **kwargs) -> None:
+        self._pending = {"net": net}  # a plain dict: modules cannot be assigned before nn.Module.__init__
+        self._sample_seed = sample_seed
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def _build(self, lr_schedule) -> None:
+        self.net = self._pending.pop("net")
+        self.n_candidates = int(self.action_space.nvec[0])
+        self.slate_size = len(self.action_space.nvec)
+        self.generator = torch.Generator().manual_seed(int(self._sample_seed))
+        self.optimizer = self.optimizer_class(self.net.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def _split(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, shopper = split_observation(obs.float(), self.n_candidates)
+        return shopper, ids
+
+    def forward(self, obs: torch.Tensor, deterministic: bool = False):
+        scores, values = self.net.scores_and_values(*self._split(obs))
+        if deterministic:
+            slates = torch.topk(scores, self.slate_size, dim=1, sorted=True).indices
+        else:
+            slates = gumbel_top_k(scores, self.slate_size, self.generator)
+        log_prob, _ = plackett_luce(scores, slates)
+        return slates, values, log_prob
+
+    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor):
+        scores, values = self.net.scores_and_values(*self._split(obs))
+        log_prob, entropy = plackett_luce(scores, actions.long())
+        return values, log_prob, entropy
+
+    def predict_values(self, obs: torch.Tensor) -> torch.Tensor:
+        shopper, _ = self._split(obs)
+        return self.net.value(self.net.features.shopper(shopper))
+
+    def get_distribution(self, obs: torch.Tensor):
+        raise NotImplementedError("the slate policy samples Plackett-Luce slates in forward(); it has no SB3"
+                                  " Distribution object")
+
+    def _predict(self, observation: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        return self.forward(observation, deterministic)[0]
+
+
+class _TrainCallback(BaseCallback):
+    """Progress bar, env statistics for TensorBoard, periodic checkpoints, and the optional wall-clock cap."""
+
+    def __init__(self, agent: PPOAgent, venv: RetentionVecEnv, progress: TrainProgress, checkpoint_dir,
+                 checkpoint_every: int, max_seconds: float | None) -> None:
+        super().__init__()
+        self.agent, self.venv, self.progress = agent, venv, progress
+        self.checkpoint_dir, self.checkpoint_every = checkpoint_dir, checkpoint_every
+        self.max_seconds = max_seconds
+        self.t0 = time.perf_counter()
+        self.last_stats = venv.stats()
+        self.last_checkpoint = 0
+        self.stopped_early = False
+
+    def _on_step(self) -> bool:
+        self.progress.update(self.training_env.num_envs)
+        if self.max_seconds is not None and time.perf_counter() - self.t0 > self.max_seconds:
+            self.stopped_early = True
+            return False
+        return True
+
+    def _on_rollout_end(self) -> None:
+        stats = self.venv.stats()
+        delta = {key: stats[key] - self.last_stats[key] for key in stats}
+        self.last_stats = stats
+        steps = max(delta["steps"], 1.0)
+        figures = {"click_rate": delta["clicks"] / steps, "purchases_per_1k_steps": 1000 * delta["purchases"] / steps,
+                   "returns_per_1k_steps": 1000 * delta["returns"] / steps,
+                   "churn_share_of_episodes": delta["churns"] / max(delta["episodes"], 1.0),
+                   "steps_per_second": self.num_timesteps / max(time.perf_counter() - self.t0, 1e-9)}
+        for key, value in figures.items():
+            self.logger.record(f"env/{key}", value)
+        self.progress.update(0, click_rate=figures["click_rate"], returns_1k=figures["returns_per_1k_steps"],
+                             churn=figures["churn_share_of_episodes"])
+        if self.checkpoint_dir is not None and self.num_timesteps - self.last_checkpoint >= self.checkpoint_every:
+            self.last_checkpoint = self.num_timesteps
+            self.agent.save(f"{self.checkpoint_dir}/{self.agent.name}_{self.num_timesteps}_steps.pt")
+
+
+class PPOAgent(RLAgent):
+    """PPO with a Plackett-Luce slate policy; acts greedily (top k of the learned scores) once trained.
+
+    Arguments (all saved with the checkpoint): ``reward`` (a name from ``agents.rl.rewards.REWARDS`` or a mapping of
+    weights), ``n_envs`` shoppers stepped together, SB3's ``n_steps``, ``batch_size``, ``n_epochs``,
+    ``learning_rate``, ``gamma``, ``gae_lambda``, ``clip_range``, ``ent_coef``, the towers' ``hidden`` width and
+    ``embed`` size, and the training ``seed``.
+    """
+
+    name = "ppo"
+
+    def __init__(self, reward="retention", n_envs: int = 256, n_steps: int = 32, batch_size: int = 2048,
+                 n_epochs: int = 4, learning_rate: float = 1e-3, gamma: float = 0.99, gae_lambda: float = 0.95,
+                 clip_range: float = 0.2, ent_coef: float = 0.0005, hidden: int = 64, embed: int = 32,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.reward = make_reward(reward)
+        self.n_envs = check_int("n_envs", n_envs, 1)
+        self.n_steps = check_int("n_steps", n_steps, 1)
+        self.batch_size = check_int("batch_size", batch_size, 2)
+        self.n_epochs = check_int("n_epochs", n_epochs, 1)
+        self.learning_rate = check_float("learning_rate", learning_rate, 1e-8, 1.0)
+        self.gamma = check_float("gamma", gamma, 0.0, 1.0)
+        self.gae_lambda = check_float("gae_lambda", gae_lambda, 0.0, 1.0)
+        self.clip_range = check_float("clip_range", clip_range, 1e-6, 10.0)
+        self.ent_coef = check_float("ent_coef", ent_coef, 0.0, 10.0)
+        self.hidden = check_int("hidden", hidden, 1)
+        self.embed = check_int("embed", embed, 1)
+        self.seed = check_int("seed", seed, 0)
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        reward = {k: v for k, v in vars(self.reward).items() if v}
+        return {"reward": reward, "n_envs": self.n_envs, "n_steps": self.n_steps, "batch_size": self.batch_size,
+                "n_epochs": self.n_epochs, "learning_rate": self.learning_rate, "gamma": self.gamma,
+                "gae_lambda": self.gae_lambda, "clip_range": self.clip_range, "ent_coef": self.ent_coef,
+                "hidden": self.hidden, "embed": self.embed, "seed": self.seed}
+
+    def _build_net(self, spaces, tables) -> PPONet:
+        return PPONet(spaces, tables, self.hidden, self.embed)
+
+    def train(self, config=None, steps: int = 500_000, *, log_dir=None, checkpoint_dir=None,
+              checkpoint_every: int = 250_000, max_seconds: float | None = None, progress: bool = True,
+              threads: int | None = 1) -> PPOAgent:
+        """Train for ``steps`` shopper-steps (rounded up to whole rollouts of ``n_envs * n_steps``).
+
+        ``log_dir``: TensorBoard and CSV logs (SB3's losses plus ``env/`` click rate, returns, churn, steps/s);
+        ``checkpoint_dir``: a checkpoint every ``checkpoint_every`` steps; ``max_seconds``: stop early past this
+        wall time (the run is then no longer a function of the seed alone, and ``history`` says so).
+        """
+        config = make_config(config)
+        steps = check_int("steps", steps, 1)
+        if max_seconds is not None:
+            check_float("max_seconds", max_seconds, 0.0)
+        rollout = self.n_envs * self.n_steps
+        if self.batch_size > rollout:
+            raise ValueError(f"batch_size={self.batch_size} exceeds one rollout (n_envs * n_steps = {rollout})")
+        with isolated_global_rng(self.seed), torch_threads(threads):
+            venv = RetentionVecEnv(config, self.n_envs, self.reward, seed=self.seed)
+            spaces = env_spaces(config, venv.catalog)
+            if self.net is None:
+                self.net = self._build_net(spaces, catalog_tables(venv.catalog))
+            elif self.spaces != spaces:
+                raise ValueError("this PPO agent was trained on other env spaces; train a new agent for this config")
+            self.spaces = spaces
+            model = PPO(SlatePolicy, venv, learning_rate=self.learning_rate, n_steps=self.n_steps,
+                        batch_size=self.batch_size, n_epochs=self.n_epochs, gamma=self.gamma,
+                        gae_lambda=self.gae_lambda, clip_range=self.clip_range, ent_coef=self.ent_coef,
+                        policy_kwargs={"net": self.net, "sample_seed": self.seed}, seed=self.seed, device="cpu",
+                        verbose=0)
+            formats = ["tensorboard", "csv"] if log_dir is not None else []
+            model.set_logger(configure(None if log_dir is None else str(log_dir), formats))
+            bar = TrainProgress(steps, f"training ppo ({self.reward.describe()})", progress)
+            callback = _TrainCallback(self, venv, bar, checkpoint_dir, checkpoint_every, max_seconds)
+            t0 = time.perf_counter()
+            try:
+                model.learn(total_timesteps=steps, callback=callback)
+            finally:
+                bar.close()
+            seconds = time.perf_counter() - t0
+            self.net.eval()
+            stats = venv.stats()
+        self.history = {"steps": int(model.num_timesteps), "seconds": seconds,
+                        "steps_per_second": model.num_timesteps / max(seconds, 1e-9),
+                        "stopped_early": callback.stopped_early, "reward": self.reward.describe(),
+                        "click_rate": stats["clicks"] / max(stats["steps"], 1.0)}
+        return self

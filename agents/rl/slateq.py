@@ -1,0 +1,314 @@
+"""SlateQ (Ie et al., 2019): slate Q-learning decomposed into item-wise long-term values under a learned choice model.
+
+With a choice model P(j | s, A) over the slate's items and the no-click option, the value of showing slate A is::
+
+    Q(s, A) = sum_{j in A} P(j | s, A) Q(s, j) + P(none | s, A) Q(s, none)
+
+so the agent learns one value per *item* (what it is worth that she clicks it), not one per slate. Here:
+
+* **Choice model, learned from the agent's own traffic** (never the simulator's probabilities): a conditional logit
+  P(j | s, A) = softmax over [g(s, A_1) + b_1, ..., g(s, A_k) + b_k, g0(s)], with a candidate scorer g, learned
+  position biases b (examination falls down the slate) and a no-click score g0, fitted by maximum likelihood on the
+  clicked position (or none) of replayed slates.
+* **Item-wise Q** Q(s, i) (a candidate scorer, ``agents.rl.networks``) and Q(s, none) (a shopper MLP), learned by
+  SARSA-style backups on the consumed item: for a transition (s, A, clicked j or none, r, s')::
+
+      y = r + gamma * (1 - churned) * [sum_{j' in A'} P(j' | s', A') Qt(s', j') + P(none | s', A') Qt(s', none)]
+
+  with A' the slate the *online* network would show at s' and Qt the *target* network (double Q-learning); the
+  horizon is a truncation, so it bootstraps. Huber loss, Adam, Polyak-averaged target network (SB3's
+  ``polyak_update``), a replay buffer of recent transitions.
+* **Slate choice**: the paper's top-k rule, with the no-click value as the baseline: rank candidates by
+  v(s, i) (Q(s, i) - Q(s, none)), v = exp(g), best at the top. Showing i raises the slate's value exactly when its
+  click is worth more than no click, weighted by how likely the click is. Exploration is epsilon-greedy per shopper
+  (a uniformly random slate), epsilon decaying linearly.
+
+The replay buffer draws from the agent's own ``np.random.Generator``; the env, the exploration and the network
+initialisation are seeded from ``seed``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.utils import polyak_update
+from torch import nn
+from torch.nn import functional as F
+
+from agents.rl.base import RLAgent, TrainProgress, check_float, check_int, isolated_global_rng, torch_threads
+from agents.rl.checkpoint import env_spaces
+from agents.rl.networks import CandidateFeatures, CandidateScorer, catalog_tables, empty_tables, shopper_mlp
+from agents.rl.rewards import make_reward
+from envs.config import make_config
+from envs.vector import RetentionVectorEnv
+from envs.wrappers import top_k
+
+
+class SlateQNet(nn.Module):
+    """Item-wise Q, no-click Q, and the learned conditional-logit choice model, over one feature table."""
+
+    def __init__(self, spaces: dict[str, Any], tables: dict[str, np.ndarray] | None, hidden: int, embed: int):
+        super().__init__()
+        self.features = CandidateFeatures(tables if tables is not None else empty_tables(spaces),
+                                          spaces["n_categories"], spaces["embedding_dim"])
+        f_user, f_item = spaces["shopper_dim"], self.features.item_dim
+        self.q_item = CandidateScorer(f_user, f_item, hidden, embed)
+        self.q_none = shopper_mlp(f_user, hidden)
+        self.choice_item = CandidateScorer(f_user, f_item, hidden, embed)
+        self.choice_none = shopper_mlp(f_user, hidden)
+        self.position_bias = nn.Parameter(torch.zeros(spaces["slate_size"]))
+
+    def inputs(self, shopper: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scorers' shared inputs: the shopper vector (N, F) and the crosses (N, M, N_CROSS) of ``ids``."""
+        return self.features.shopper(shopper), self.features.cross(shopper, ids)
+
+    def q_values(self, shopper_in, cross, ids) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q(s, i) for candidates ``ids`` (N, M) and Q(s, none) (N,)."""
+        return self.q_item(self.features, shopper_in, cross, ids), self.q_none(shopper_in).squeeze(1)
+
+    def choice_logits(self, shopper_in, cross, ids) -> tuple[torch.Tensor, torch.Tensor]:
+        """Choice scores g(s, i) for candidates ``ids`` (N, M), before position biases, and g0(s) (N,)."""
+        return self.choice_item(self.features, shopper_in, cross, ids), self.choice_none(shopper_in).squeeze(1)
+
+    def slate_choice_probabilities(self, on_slate: torch.Tensor, none: torch.Tensor) -> torch.Tensor:
+        """(N, k + 1) probabilities of clicking each slate position (choice scores ``on_slate`` (N, k) in slate
+        order), the last column no click."""
+        return torch.softmax(self.slate_choice_logits(on_slate, none), dim=1)
+
+    def slate_choice_logits(self, on_slate: torch.Tensor, none: torch.Tensor) -> torch.Tensor:
+        return torch.cat([on_slate + self.position_bias, none[:, None]], dim=1)
+
+    def ranking_key(self, q, q_none, g) -> torch.Tensor:
+        """v(s, i) (Q(s, i) - Q(s, none)) with v = exp(g - max g): the slate is its top k."""
+        return torch.exp(g - g.max(dim=1, keepdim=True).values) * (q - q_none[:, None])
+
+    def scores(self, shopper: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The slate-ranking key of every candidate (N, M)."""
+        shopper_in, cross = self.inputs(shopper, ids)
+        q, q_none = self.q_values(shopper_in, cross, ids)
+        g, _ = self.choice_logits(shopper_in, cross, ids)
+        return self.ranking_key(q, q_none, g)
+
+
+class ReplayBuffer:
+    """Circular arrays of transitions; sampling from the owner's seeded generator."""
+
+    def __init__(self, capacity: int, n_candidates: int, slate_size: int, shopper_dim: int) -> None:
+        self.capacity, self.size, self.pos = capacity, 0, 0
+        self.shopper = np.zeros((capacity, shopper_dim), np.float32)
+        self.ids = np.zeros((capacity, n_candidates), np.int32)
+        self.slate = np.zeros((capacity, slate_size), np.int64)
+        self.clicked = np.zeros(capacity, np.int64)  # slate position, or slate_size for no click
+        self.reward = np.zeros(capacity, np.float32)
+        self.next_shopper = np.zeros((capacity, shopper_dim), np.float32)
+        self.next_ids = np.zeros((capacity, n_candidates), np.int32)
+        self.churned = np.zeros(capacity, np.float32)
+
+    def add(self, shopper, ids, slate, clicked, reward, next_shopper, next_ids, churned) -> None:
+        n = len(reward)
+        rows = (self.pos + np.arange(n)) % self.capacity
+        for name, value in (("shopper", shopper), ("ids", ids), ("slate", slate), ("clicked", clicked),
+                            ("reward", reward), ("next_shopper", next_shopper), ("next_ids", next_ids),
+                            ("churned", churned)):
+            getattr(self, name)[rows] = value
+        self.pos = int((self.pos + n) % self.capacity)
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        rows = rng.integers(0, self.size, size=batch_size)
+        out = {}
+        for name in ("shopper", "ids", "slate", "clicked", "reward", "next_shopper", "next_ids", "churned"):
+            value = torch.from_numpy(getattr(self, name)[rows])
+            out[name] = value.long() if value.dtype == torch.int32 else value
+        return out
+
+
+class SlateQAgent(RLAgent):
+    """SlateQ; acts greedily (the top k of v (Q - Q_none)) once trained.
+
+    Arguments (all saved with the checkpoint): ``reward`` (a name from ``agents.rl.rewards.REWARDS`` or a mapping of
+    weights), ``n_envs`` shoppers stepped together, ``buffer_size`` transitions, ``batch_size``,
+    ``gradient_steps`` per env step, ``learning_rate``, ``gamma``, ``tau`` (Polyak rate of the target network),
+    ``exploration_fraction`` of training over which epsilon falls from ``epsilon_start`` to ``epsilon_end``,
+    ``learning_starts`` transitions before the first update, the scorers' ``hidden``/``embed`` widths and ``seed``.
+    """
+
+    name = "slateq"
+
+    def __init__(self, reward="retention", n_envs: int = 64, buffer_size: int = 200_000, batch_size: int = 512,
+                 gradient_steps: int = 1, learning_rate: float = 1e-3, gamma: float = 0.99, tau: float = 0.01,
+                 exploration_fraction: float = 0.2, epsilon_start: float = 1.0, epsilon_end: float = 0.05,
+                 learning_starts: int = 5_000, hidden: int = 64, embed: int = 32, seed: int = 0) -> None:
+        super().__init__()
+        self.reward = make_reward(reward)
+        self.n_envs = check_int("n_envs", n_envs, 1)
+        self.buffer_size = check_int("buffer_size", buffer_size, 1)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.gradient_steps = check_int("gradient_steps", gradient_steps, 1)
+        self.learning_rate = check_float("learning_rate", learning_rate, 1e-8, 1.0)
+        self.gamma = check_float("gamma", gamma, 0.0, 1.0)
+        self.tau = check_float("tau", tau, 0.0, 1.0)
+        self.exploration_fraction = check_float("exploration_fraction", exploration_fraction, 0.0, 1.0)
+        self.epsilon_start = check_float("epsilon_start", epsilon_start, 0.0, 1.0)
+        self.epsilon_end = check_float("epsilon_end", epsilon_end, 0.0, 1.0)
+        self.learning_starts = check_int("learning_starts", learning_starts, 0)
+        self.hidden = check_int("hidden", hidden, 1)
+        self.embed = check_int("embed", embed, 1)
+        self.seed = check_int("seed", seed, 0)
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        reward = {k: v for k, v in vars(self.reward).items() if v}
+        names = ("n_envs", "buffer_size", "batch_size", "gradient_steps", "learning_rate", "gamma", "tau",
+                 "exploration_fraction", "epsilon_start", "epsilon_end", "learning_starts", "hidden", "embed", "seed")
+        return {"reward": reward, **{name: getattr(self, name) for name in names}}
+
+    def _build_net(self, spaces, tables) -> SlateQNet:
+        return SlateQNet(spaces, tables, self.hidden, self.embed)
+
+    def epsilon(self, progress: float) -> float:
+        """Exploration rate at a fraction ``progress`` of training."""
+        if self.exploration_fraction == 0.0 or progress >= self.exploration_fraction:
+            return self.epsilon_end
+        return self.epsilon_start + (self.epsilon_end - self.epsilon_start) * progress / self.exploration_fraction
+
+    def _greedy(self, net: SlateQNet, shopper: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            key = net.scores(torch.from_numpy(shopper), torch.from_numpy(ids.astype(np.int64))).numpy()
+        return top_k(key, self.spaces["slate_size"])
+
+    def _update(self, net: SlateQNet, target: SlateQNet, optimizer, batch: dict[str, torch.Tensor]) -> dict:
+        k = self.spaces["slate_size"]
+        with torch.no_grad():  # the backup: the online net picks A' and weighs it, the target net values it
+            next_in, next_cross = net.inputs(batch["next_shopper"], batch["next_ids"])
+            q, q_none = net.q_values(next_in, next_cross, batch["next_ids"])
+            g, g0 = net.choice_logits(next_in, next_cross, batch["next_ids"])
+            next_slate = torch.topk(net.ranking_key(q, q_none, g), k, dim=1, sorted=True).indices
+            p_next = net.slate_choice_probabilities(torch.gather(g, 1, next_slate), g0)
+            slate_ids = torch.gather(batch["next_ids"], 1, next_slate)
+            slate_cross = torch.gather(next_cross, 1, next_slate[:, :, None].expand(-1, -1, next_cross.shape[2]))
+            q_t, q_none_t = target.q_values(next_in, slate_cross, slate_ids)
+            value_next = (p_next * torch.cat([q_t, q_none_t[:, None]], dim=1)).sum(dim=1)
+            y = batch["reward"] + self.gamma * (1.0 - batch["churned"]) * value_next
+        shown = torch.gather(batch["ids"], 1, batch["slate"])  # only the k items shown matter here
+        shopper_in, cross = net.inputs(batch["shopper"], shown)
+        q, q_none = net.q_values(shopper_in, cross, shown)
+        clicked = batch["clicked"]
+        q_taken = torch.gather(torch.cat([q, q_none[:, None]], dim=1), 1, clicked[:, None]).squeeze(1)
+        q_loss = F.smooth_l1_loss(q_taken, y)
+        g, g0 = net.choice_logits(shopper_in, cross, shown)
+        choice_loss = F.cross_entropy(net.slate_choice_logits(g, g0), clicked)
+        optimizer.zero_grad(set_to_none=True)
+        (q_loss + choice_loss).backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+        optimizer.step()
+        polyak_update(net.parameters(), target.parameters(), self.tau)
+        return {"q_loss": q_loss.item(), "choice_loss": choice_loss.item(), "q_mean": q_taken.detach().mean().item(),
+                "click_share": (clicked < k).float().mean().item()}
+
+    def train(self, config=None, steps: int = 500_000, *, log_dir=None, checkpoint_dir=None,
+              checkpoint_every: int = 250_000, max_seconds: float | None = None, progress: bool = True,
+              threads: int | None = 1) -> SlateQAgent:
+        """Train for ``steps`` shopper-steps (rounded up to whole env steps of ``n_envs``); see ``PPOAgent.train``."""
+        config = make_config(config)
+        steps = check_int("steps", steps, 1)
+        if max_seconds is not None:
+            check_float("max_seconds", max_seconds, 0.0)
+        with isolated_global_rng(self.seed), torch_threads(threads):
+            return self._train(config, steps, log_dir, checkpoint_dir, checkpoint_every, max_seconds, progress)
+
+    def _train(self, config, steps, log_dir, checkpoint_dir, checkpoint_every, max_seconds, progress):
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x51A7E0]))
+        env = RetentionVectorEnv(self.n_envs, config=config)
+        spaces = env_spaces(config, env.catalog)
+        if self.net is None:
+            self.net = self._build_net(spaces, catalog_tables(env.catalog))
+        elif self.spaces != spaces:
+            raise ValueError("this SlateQ agent was trained on other env spaces; train a new agent for this config")
+        self.spaces = spaces
+        net = self.net
+        net.train()
+        target = copy.deepcopy(net)
+        target.requires_grad_(False)
+        optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate)
+        buffer = ReplayBuffer(self.buffer_size, config.n_candidates, config.slate_size, spaces["shopper_dim"])
+        logger = configure(None if log_dir is None else str(log_dir),
+                           ["tensorboard", "csv"] if log_dir is not None else [])
+        obs, _ = env.reset(seed=self.seed)
+        m, k, b = config.n_candidates, config.slate_size, self.n_envs
+        bar = TrainProgress(steps, f"training slateq ({self.reward.describe()})", progress)
+        t0 = time.perf_counter()
+        done_steps, updates, stopped_early = 0, 0, False
+        window = dict.fromkeys(("steps", "clicks", "returns", "churns", "episodes"), 0.0)
+        losses: list[dict] = []
+        last_log = last_checkpoint = 0
+        try:
+            while done_steps < steps:
+                slates = self._greedy(net, obs["shopper"], obs["candidate_ids"])
+                explore = rng.random(b) < self.epsilon(done_steps / steps)
+                if explore.any():
+                    slates[explore] = np.argsort(rng.random((int(explore.sum()), m)), axis=1)[:, :k]
+                next_obs, _, terminated, truncated, info = env.step(slates)
+                reward = np.asarray(self.reward(info), dtype=np.float32)
+                done = terminated | truncated
+                next_shopper, next_ids = next_obs["shopper"], next_obs["candidate_ids"]
+                if done.any():  # the finished shoppers' last observation, not the newcomers'
+                    next_shopper, next_ids = next_shopper.copy(), next_ids.copy()
+                    next_shopper[done] = info["final_obs"]["shopper"][done]
+                    next_ids[done] = info["final_obs"]["candidate_ids"][done]
+                clicked = np.where(info["clicked_position"] >= 0, info["clicked_position"], k)
+                buffer.add(obs["shopper"], obs["candidate_ids"], slates, clicked, reward, next_shopper, next_ids,
+                           terminated.astype(np.float32))
+                obs = next_obs
+                done_steps += b
+                window["steps"] += b
+                window["clicks"] += int(np.count_nonzero(info["clicked_position"] >= 0))
+                window["returns"] += int(np.count_nonzero(info["returned"]))
+                window["churns"] += int(np.count_nonzero(terminated))
+                window["episodes"] += int(np.count_nonzero(done))
+                if buffer.size >= max(self.learning_starts, self.batch_size):
+                    for _ in range(self.gradient_steps):
+                        losses.append(self._update(net, target, optimizer, buffer.sample(self.batch_size, rng)))
+                        updates += 1
+                bar.update(b)
+                if done_steps - last_log >= 50_000 or done_steps >= steps:
+                    last_log = done_steps
+                    figures = self._log(logger, window, losses, done_steps, updates, t0)
+                    bar.update(0, click_rate=figures["env/click_rate"], returns_1k=figures["env/returns_per_1k_steps"],
+                               q=figures.get("train/q_mean", float("nan")))
+                    window = dict.fromkeys(window, 0.0)
+                    losses = []
+                if checkpoint_dir is not None and done_steps - last_checkpoint >= checkpoint_every:
+                    last_checkpoint = done_steps
+                    self.save(f"{checkpoint_dir}/{self.name}_{done_steps}_steps.pt")
+                if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+                    stopped_early = True
+                    break
+        finally:
+            bar.close()
+            logger.close()
+        seconds = time.perf_counter() - t0
+        net.eval()
+        self.history = {"steps": done_steps, "seconds": seconds, "steps_per_second": done_steps / max(seconds, 1e-9),
+                        "updates": updates, "stopped_early": stopped_early, "reward": self.reward.describe()}
+        return self
+
+    def _log(self, logger, window, losses, done_steps, updates, t0) -> dict[str, float]:
+        steps = max(window["steps"], 1.0)
+        figures = {"env/click_rate": window["clicks"] / steps,
+                   "env/returns_per_1k_steps": 1000 * window["returns"] / steps,
+                   "env/churn_share_of_episodes": window["churns"] / max(window["episodes"], 1.0),
+                   "time/steps_per_second": done_steps / max(time.perf_counter() - t0, 1e-9),
+                   "train/updates": float(updates)}
+        if losses:
+            for key in losses[0]:
+                figures[f"train/{key}"] = float(np.mean([entry[key] for entry in losses]))
+        for key, value in figures.items():
+            logger.record(key, value)
+        logger.dump(done_steps)
+        return figures

@@ -1,0 +1,61 @@
+"""Train one RL agent: ``stickyrec train`` and every cell of the RL comparison grid run through here.
+
+``train_agent`` writes into ``out_dir``::
+
+    agent.pt          the trained agent (safe checkpoint: ``torch.load(weights_only=True)``)
+    train.json        agent, reward, hyperparameters, steps, seconds, steps/s, the resolved config
+    config.yaml       the resolved env config
+    tb/               TensorBoard event files and progress.csv (losses, episode return, steps/s, click rate,
+                      returns per 1k steps, churn share)
+    checkpoints/      intermediate checkpoints every ``checkpoint_every`` steps
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from envs.config import RetentionConfig
+
+DEFAULT_STEPS = {"ppo": 1_200_000, "slateq": 400_000}
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` strings (values parsed as YAML scalars) -> hyperparameter dict."""
+    import yaml
+
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param expects key=value, got {pair!r}")
+        params[key] = yaml.safe_load(value)
+    return params
+
+
+def train_agent(agent_name: str, config: RetentionConfig, out_dir, reward="retention", steps: int | None = None,
+                seed: int = 0, hyperparameters: dict | None = None, max_seconds: float | None = None,
+                checkpoint_every: int = 500_000, progress: bool = True, threads: int = 1):
+    """Train, save and describe one agent; returns the trained agent (all inputs checked before training)."""
+    from agents.rl import make_rl_agent
+    from experiments.io import write_bytes_atomic, write_json_atomic
+
+    params = dict(hyperparameters or {})
+    for key in ("reward", "seed"):
+        if key in params:
+            raise ValueError(f"set {key} with its own option, not as a hyperparameter")
+    agent = make_rl_agent(agent_name, reward=reward, seed=seed, **params)
+    steps = DEFAULT_STEPS[agent_name] if steps is None else steps
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(out / "config.yaml", config.to_yaml().encode())
+    t0 = time.perf_counter()
+    agent.train(config, steps, log_dir=out / "tb", checkpoint_dir=out / "checkpoints",
+                checkpoint_every=checkpoint_every, max_seconds=max_seconds, progress=progress, threads=threads)
+    agent.save(out / "agent.pt")
+    write_json_atomic(out / "train.json", {
+        "agent": agent.name, "reward": agent.reward.describe(), "seed": seed, "steps_requested": steps,
+        "hyperparameters": agent.hyperparameters, "history": agent.history,
+        "wall_seconds": round(time.perf_counter() - t0, 2), "config": config.to_dict()})
+    return agent
