@@ -148,6 +148,22 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_rl_benchmark(args) -> int:
+    from experiments.rl_benchmark import run_rl_benchmark
+
+    config = _config(args)
+    steps = {}
+    for pair in args.steps:
+        agent, _, value = pair.partition("=")
+        steps[agent] = int(value)
+    report = run_rl_benchmark(args.out, config, agents=tuple(a for a in args.agents.split(",") if a),
+                              rewards=tuple(r for r in args.rewards.split(",") if r), seeds=args.seeds,
+                              click_seeds=args.click_seeds, steps=steps, eval_shoppers=args.eval_shoppers,
+                              workers=args.workers, progress=not args.quiet)
+    print(report)
+    return 0
+
+
 def cmd_bench(args) -> int:
     from experiments import bench_env
 
@@ -211,11 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train an RL agent (PPO or SlateQ) on the batched env")
     _add_config_arguments(train)
     train.add_argument("--agent", required=True, choices=["ppo", "slateq"])
-    train.add_argument("--reward", default="retention",
-                       help="retention (default), return_gap, click, revenue, mixed, or weights such as"
+    train.add_argument("--reward", default="stickiness",
+                       help="stickiness (default), retention, return_gap, click, revenue, mixed, or weights such as"
                             " click=0.1,return_visit=1")
     train.add_argument("--steps", type=int, default=None,
-                       help="shopper-steps of training (default: 1,200,000 for ppo, 400,000 for slateq)")
+                       help="shopper-steps of training (default: 1,200,000 for ppo, 250,000 for slateq)")
     train.add_argument("--seed", type=int, default=0, help="training seed (env, network, exploration)")
     train.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                        help="agent hyperparameter, e.g. --param n_envs=512 (repeatable)")
@@ -227,6 +243,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-seed", type=int, default=1_000_000, help="held-out population seed")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=cmd_train)
+
+    rl = sub.add_parser("rl-benchmark", help="baselines vs PPO and SlateQ over training seeds, on held-out shoppers")
+    _add_config_arguments(rl)
+    rl.add_argument("--out", default="results/rl", help="output folder; finished cells are skipped on a re-run")
+    rl.add_argument("--agents", default="ppo,slateq")
+    rl.add_argument("--rewards", default="stickiness,click", help="reward designs, the first is the main one")
+    rl.add_argument("--seeds", type=int, default=5, help="training seeds per agent for the main reward")
+    rl.add_argument("--click-seeds", type=int, default=None,
+                    help="training seeds for the other rewards (default: --seeds)")
+    rl.add_argument("--steps", action="append", default=[], metavar="AGENT=N",
+                    help="training steps, e.g. ppo=1200000 (defaults: ppo 1.2M, slateq 250k)")
+    rl.add_argument("--eval-shoppers", type=int, default=2000)
+    rl.add_argument("--workers", type=int, default=2, help="parallel training processes")
+    rl.add_argument("--quiet", action="store_true")
+    rl.set_defaults(func=cmd_rl_benchmark)
 
     bench = sub.add_parser("bench", help="env throughput benchmark (one BLAS thread)")
     bench.add_argument("--batches", type=int, nargs="+", default=[1, 256, 4096])

@@ -70,8 +70,10 @@ def plackett_luce(scores: torch.Tensor, slates: torch.Tensor) -> tuple[torch.Ten
 class PPONet(torch.nn.Module):
     """The actor (candidate scorer) and the critic (shopper MLP), with the catalog's public table as buffers."""
 
-    def __init__(self, spaces: dict[str, Any], tables: dict[str, np.ndarray] | None, hidden: int, embed: int):
+    def __init__(self, spaces: dict[str, Any], tables: dict[str, np.ndarray] | None, hidden: int, embed: int,
+                 score_scale: float = 1.0):
         super().__init__()
+        self.score_scale = score_scale  # multiplies the scorer's output: the policy's logits
         if tables is None:  # shapes only: a checkpoint's state fills them
             tables = empty_tables(spaces)
         self.features = CandidateFeatures(tables, spaces["n_categories"], spaces["embedding_dim"])
@@ -84,7 +86,7 @@ class PPONet(torch.nn.Module):
     def scores_and_values(self, shopper: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shopper_in = self.features.shopper(shopper)
         cross = self.features.cross(shopper, ids)
-        return self.scorer(self.features, shopper_in, cross, ids), self.value(shopper_in)
+        return self.score_scale * self.scorer(self.features, shopper_in, cross, ids), self.value(shopper_in)
 
 
 class SlatePolicy(ActorCriticPolicy):
@@ -183,10 +185,10 @@ class PPOAgent(RLAgent):
 
     name = "ppo"
 
-    def __init__(self, reward="retention", n_envs: int = 256, n_steps: int = 32, batch_size: int = 2048,
+    def __init__(self, reward="stickiness", n_envs: int = 256, n_steps: int = 32, batch_size: int = 2048,
                  n_epochs: int = 4, learning_rate: float = 1e-3, gamma: float = 0.99, gae_lambda: float = 0.95,
-                 clip_range: float = 0.2, ent_coef: float = 0.0005, hidden: int = 64, embed: int = 32,
-                 seed: int = 0) -> None:
+                 clip_range: float = 0.2, ent_coef: float = 0.0005, vf_coef: float = 0.5, score_scale: float = 1.0,
+                 hidden: int = 64, embed: int = 32, seed: int = 0) -> None:
         super().__init__()
         self.reward = make_reward(reward)
         self.n_envs = check_int("n_envs", n_envs, 1)
@@ -198,6 +200,8 @@ class PPOAgent(RLAgent):
         self.gae_lambda = check_float("gae_lambda", gae_lambda, 0.0, 1.0)
         self.clip_range = check_float("clip_range", clip_range, 1e-6, 10.0)
         self.ent_coef = check_float("ent_coef", ent_coef, 0.0, 10.0)
+        self.vf_coef = check_float("vf_coef", vf_coef, 0.0, 100.0)
+        self.score_scale = check_float("score_scale", score_scale, 1e-3, 1e3)
         self.hidden = check_int("hidden", hidden, 1)
         self.embed = check_int("embed", embed, 1)
         self.seed = check_int("seed", seed, 0)
@@ -208,10 +212,11 @@ class PPOAgent(RLAgent):
         return {"reward": reward, "n_envs": self.n_envs, "n_steps": self.n_steps, "batch_size": self.batch_size,
                 "n_epochs": self.n_epochs, "learning_rate": self.learning_rate, "gamma": self.gamma,
                 "gae_lambda": self.gae_lambda, "clip_range": self.clip_range, "ent_coef": self.ent_coef,
-                "hidden": self.hidden, "embed": self.embed, "seed": self.seed}
+                "vf_coef": self.vf_coef, "score_scale": self.score_scale, "hidden": self.hidden, "embed": self.embed,
+                "seed": self.seed}
 
     def _build_net(self, spaces, tables) -> PPONet:
-        return PPONet(spaces, tables, self.hidden, self.embed)
+        return PPONet(spaces, tables, self.hidden, self.embed, self.score_scale)
 
     def train(self, config=None, steps: int = 500_000, *, log_dir=None, checkpoint_dir=None,
               checkpoint_every: int = 250_000, max_seconds: float | None = None, progress: bool = True,
@@ -240,6 +245,7 @@ class PPOAgent(RLAgent):
             model = PPO(SlatePolicy, venv, learning_rate=self.learning_rate, n_steps=self.n_steps,
                         batch_size=self.batch_size, n_epochs=self.n_epochs, gamma=self.gamma,
                         gae_lambda=self.gae_lambda, clip_range=self.clip_range, ent_coef=self.ent_coef,
+                        vf_coef=self.vf_coef,
                         policy_kwargs={"net": self.net, "sample_seed": self.seed}, seed=self.seed, device="cpu",
                         verbose=0)
             formats = ["tensorboard", "csv"] if log_dir is not None else []

@@ -4,7 +4,10 @@ The env's own ``reward_*`` config fields give one weighted mix; RL training inst
 of the step's ``info`` arrays (what the platform observes after the step), so one scenario can be trained under
 several reward designs without touching its config. ``RewardMix`` is the weighted mix; the named designs are:
 
-* ``retention`` (the default RL reward): +1 per return visit (a session that ends with the shopper coming back).
+* ``stickiness`` (the default RL reward): +1 per return visit and +1 per purchase. Retention-aware: return visits
+  are the retention signal, and purchases are what moves a shopper's satisfaction most (and so her return rate and
+  churn); the purchase term gives the agent that signal on the step that earns it instead of sessions later.
+* ``retention``: +1 per return visit only (a session that ends with the shopper coming back).
 * ``return_gap``: minus the return gap in days on each return, and -30 on churn (RLUR's return-time signal).
 * ``click``: +1 per click (the myopic click-through objective).
 * ``revenue``: the revenue of each purchase, in currency units.
@@ -66,13 +69,14 @@ class RewardMix:
 
 
 REWARDS: dict[str, RewardMix] = {
+    "stickiness": RewardMix(return_visit=1.0, purchase=1.0),
     "retention": RewardMix(return_visit=1.0),
     "return_gap": RewardMix(return_gap=-1.0, churn=-30.0),
     "click": RewardMix(click=1.0),
     "revenue": RewardMix(revenue=1.0),
     "mixed": RewardMix(return_visit=1.0, click=0.1, revenue=0.01),
 }
-DEFAULT_REWARD = "retention"
+DEFAULT_REWARD = "stickiness"
 
 
 def make_reward(spec: str | Mapping[str, float] | RewardMix | None = None) -> RewardMix:
