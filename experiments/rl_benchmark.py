@@ -31,7 +31,7 @@ import pandas as pd
 from experiments.baselines import EVAL_SEED_OFFSET
 from experiments.evaluate import METRICS, _metrics, format_markdown
 
-BASELINE_ORDER = ("random", "popularity", "item_cf", "mlp_click_model", "myopic_oracle")
+BASELINE_ORDER = ("random", "popularity", "item_cf_brief_rhat", "item_cf", "mlp", "myopic_oracle")
 
 
 def _cell_name(agent: str, reward: str, seed: int) -> str:
@@ -92,7 +92,7 @@ def _bootstrap_rows(baselines: dict[str, pd.DataFrame], rl: dict[str, list[pd.Da
                         f"{m}_high": float(np.percentile(draws[name][m], 97.5))})
         rows.append(row)
     targets = []
-    mlp, oracle = "mlp_click_model", "long_term_oracle"
+    mlp, oracle = "mlp", "long_term_oracle"
     for name in rl:
         if mlp not in draws or oracle not in draws:
             continue

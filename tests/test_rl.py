@@ -136,6 +136,8 @@ def test_same_seed_same_actions_and_rewards(trained, small_config):
     again = make_rl_agent(name, seed=7, **TINY[name]).train(small_config, 400, progress=False)
     env, obs = _observation(small_config)
     np.testing.assert_array_equal(agent.bind(env).act(obs), again.bind(env).act(obs))
+    assert agent.history["reward_per_step"] == again.history["reward_per_step"] > 0  # same rewards in training
+    assert agent.history["click_rate"] == again.history["click_rate"]
     for key, value in agent.net.state_dict().items():
         assert torch.equal(value, again.net.state_dict()[key]), key
     other = make_rl_agent(name, seed=8, **TINY[name]).train(small_config, 400, progress=False)

@@ -31,7 +31,7 @@ def make_rl_agent(name: str, **hyperparameters):
 
 
 def load_agent(path):
-    """Load a checkpoint as the agent it holds (``ppo``, ``slateq`` or ``mlp_click_model``)."""
+    """Load a checkpoint as the agent it holds (``ppo``, ``slateq`` or ``mlp``)."""
     from agents.mlp import MLPClickModel
     from agents.rl.checkpoint import load_checkpoint
 

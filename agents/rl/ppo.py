@@ -188,7 +188,7 @@ class PPOAgent(RLAgent):
     def __init__(self, reward="stickiness", n_envs: int = 256, n_steps: int = 32, batch_size: int = 2048,
                  n_epochs: int = 4, learning_rate: float = 1e-3, gamma: float = 0.99, gae_lambda: float = 0.95,
                  clip_range: float = 0.2, ent_coef: float = 0.0005, vf_coef: float = 0.5, score_scale: float = 1.0,
-                 hidden: int = 64, embed: int = 32, seed: int = 0) -> None:
+                 lr_schedule: str = "constant", hidden: int = 64, embed: int = 32, seed: int = 0) -> None:
         super().__init__()
         self.reward = make_reward(reward)
         self.n_envs = check_int("n_envs", n_envs, 1)
@@ -202,6 +202,9 @@ class PPOAgent(RLAgent):
         self.ent_coef = check_float("ent_coef", ent_coef, 0.0, 10.0)
         self.vf_coef = check_float("vf_coef", vf_coef, 0.0, 100.0)
         self.score_scale = check_float("score_scale", score_scale, 1e-3, 1e3)
+        if lr_schedule not in ("constant", "linear"):
+            raise ValueError(f"lr_schedule={lr_schedule!r}; allowed: 'constant', 'linear' (decays to 0)")
+        self.lr_schedule = lr_schedule
         self.hidden = check_int("hidden", hidden, 1)
         self.embed = check_int("embed", embed, 1)
         self.seed = check_int("seed", seed, 0)
@@ -212,7 +215,8 @@ class PPOAgent(RLAgent):
         return {"reward": reward, "n_envs": self.n_envs, "n_steps": self.n_steps, "batch_size": self.batch_size,
                 "n_epochs": self.n_epochs, "learning_rate": self.learning_rate, "gamma": self.gamma,
                 "gae_lambda": self.gae_lambda, "clip_range": self.clip_range, "ent_coef": self.ent_coef,
-                "vf_coef": self.vf_coef, "score_scale": self.score_scale, "hidden": self.hidden, "embed": self.embed,
+                "vf_coef": self.vf_coef, "score_scale": self.score_scale,
+                "lr_schedule": self.lr_schedule, "hidden": self.hidden, "embed": self.embed,
                 "seed": self.seed}
 
     def _build_net(self, spaces, tables) -> PPONet:
@@ -242,7 +246,9 @@ class PPOAgent(RLAgent):
             elif self.spaces != spaces:
                 raise ValueError("this PPO agent was trained on other env spaces; train a new agent for this config")
             self.spaces = spaces
-            model = PPO(SlatePolicy, venv, learning_rate=self.learning_rate, n_steps=self.n_steps,
+            rate = self.learning_rate
+            learning_rate = rate if self.lr_schedule == "constant" else (lambda remaining: rate * remaining)
+            model = PPO(SlatePolicy, venv, learning_rate=learning_rate, n_steps=self.n_steps,
                         batch_size=self.batch_size, n_epochs=self.n_epochs, gamma=self.gamma,
                         gae_lambda=self.gae_lambda, clip_range=self.clip_range, ent_coef=self.ent_coef,
                         vf_coef=self.vf_coef,
@@ -263,5 +269,6 @@ class PPOAgent(RLAgent):
         self.history = {"steps": int(model.num_timesteps), "seconds": seconds,
                         "steps_per_second": model.num_timesteps / max(seconds, 1e-9),
                         "stopped_early": callback.stopped_early, "reward": self.reward.describe(),
-                        "click_rate": stats["clicks"] / max(stats["steps"], 1.0)}
+                        "click_rate": stats["clicks"] / max(stats["steps"], 1.0),
+                        "reward_per_step": stats["reward"] / max(stats["steps"], 1.0)}
         return self

@@ -243,7 +243,7 @@ class SlateQAgent(RLAgent):
         m, k, b = config.n_candidates, config.slate_size, self.n_envs
         bar = TrainProgress(steps, f"training slateq ({self.reward.describe()})", progress)
         t0 = time.perf_counter()
-        done_steps, updates, stopped_early = 0, 0, False
+        done_steps, updates, stopped_early, total_reward, total_clicks = 0, 0, False, 0.0, 0
         window = dict.fromkeys(("steps", "clicks", "returns", "churns", "episodes"), 0.0)
         losses: list[dict] = []
         last_log = last_checkpoint = 0
@@ -255,6 +255,8 @@ class SlateQAgent(RLAgent):
                     slates[explore] = np.argsort(rng.random((int(explore.sum()), m)), axis=1)[:, :k]
                 next_obs, _, terminated, truncated, info = env.step(slates)
                 reward = np.asarray(self.reward(info), dtype=np.float32)
+                total_reward += float(reward.sum(dtype=np.float64))
+                total_clicks += int(np.count_nonzero(info["clicked_position"] >= 0))
                 done = terminated | truncated
                 next_shopper, next_ids = next_obs["shopper"], next_obs["candidate_ids"]
                 if done.any():  # the finished shoppers' last observation, not the newcomers'
@@ -295,7 +297,9 @@ class SlateQAgent(RLAgent):
         seconds = time.perf_counter() - t0
         net.eval()
         self.history = {"steps": done_steps, "seconds": seconds, "steps_per_second": done_steps / max(seconds, 1e-9),
-                        "updates": updates, "stopped_early": stopped_early, "reward": self.reward.describe()}
+                        "updates": updates, "stopped_early": stopped_early, "reward": self.reward.describe(),
+                        "click_rate": total_clicks / max(done_steps, 1),
+                        "reward_per_step": total_reward / max(done_steps, 1)}
         return self
 
     def _log(self, logger, window, losses, done_steps, updates, t0) -> dict[str, float]:

@@ -60,7 +60,8 @@ class RetentionVecEnv(VecEnv):
         self._episode_length = np.zeros(self.num_envs, dtype=np.int64)
         self._t0 = time.perf_counter()
         self.seconds_in_env = 0.0  # wall time spent inside step_wait and reset (the env's share of training)
-        self._totals = dict.fromkeys(("steps", "clicks", "purchases", "revenue", "returns", "churns", "episodes"), 0.0)
+        self._totals = dict.fromkeys(("steps", "reward", "clicks", "purchases", "revenue", "returns", "churns",
+                                      "episodes"), 0.0)
 
     @property
     def catalog(self):
@@ -100,6 +101,7 @@ class RetentionVecEnv(VecEnv):
         self._episode_length += 1
         totals = self._totals
         totals["steps"] += self.num_envs
+        totals["reward"] += float(reward.sum(dtype=np.float64))
         totals["clicks"] += int(np.count_nonzero(info["clicked_position"] >= 0))
         totals["purchases"] += int(np.count_nonzero(info["purchased"]))
         totals["revenue"] += float(info["revenue"].sum())
@@ -121,7 +123,7 @@ class RetentionVecEnv(VecEnv):
         return flatten_observation(obs), reward, done, infos
 
     def stats(self) -> dict[str, float]:
-        """Running totals since construction (steps, clicks, purchases, revenue, returns, churns, episodes)."""
+        """Running totals since construction (steps, reward, clicks, purchases, revenue, returns, churns, episodes)."""
         return dict(self._totals)
 
     # --- the rest of SB3's VecEnv protocol: one underlying env, so attributes come from it --------------------
