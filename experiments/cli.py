@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stickiness (default), retention, return_gap, click, revenue, mixed, or weights such as"
                             " click=0.1,return_visit=1")
     train.add_argument("--steps", type=int, default=None,
-                       help="shopper-steps of training (default: 1,200,000 for ppo, 250,000 for slateq)")
+                       help="shopper-steps of training (default: 3,000,000 for ppo, 450,000 for slateq)")
     train.add_argument("--seed", type=int, default=0, help="training seed (env, network, exploration)")
     train.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                        help="agent hyperparameter, e.g. --param n_envs=512 (repeatable)")
@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--click-seeds", type=int, default=None,
                     help="training seeds for the other rewards (default: --seeds)")
     rl.add_argument("--steps", action="append", default=[], metavar="AGENT=N",
-                    help="training steps, e.g. ppo=1200000 (defaults: ppo 1.2M, slateq 250k)")
+                    help="training steps, e.g. ppo=1200000 (defaults: ppo 3M, slateq 450k)")
     rl.add_argument("--eval-shoppers", type=int, default=2000)
     rl.add_argument("--workers", type=int, default=2, help="parallel training processes")
     rl.add_argument("--quiet", action="store_true")

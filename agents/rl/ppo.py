@@ -185,8 +185,8 @@ class PPOAgent(RLAgent):
 
     name = "ppo"
 
-    def __init__(self, reward="stickiness", n_envs: int = 256, n_steps: int = 32, batch_size: int = 2048,
-                 n_epochs: int = 4, learning_rate: float = 1e-3, gamma: float = 0.99, gae_lambda: float = 0.95,
+    def __init__(self, reward="stickiness", n_envs: int = 256, n_steps: int = 32, batch_size: int = 1024,
+                 n_epochs: int = 1, learning_rate: float = 1e-3, gamma: float = 0.99, gae_lambda: float = 0.95,
                  clip_range: float = 0.2, ent_coef: float = 0.0005, vf_coef: float = 0.5, score_scale: float = 1.0,
                  lr_schedule: str = "constant", hidden: int = 64, embed: int = 32, seed: int = 0) -> None:
         super().__init__()
