@@ -272,3 +272,17 @@ def test_cli_train_refuses_bad_input_before_training(tmp_path, capsys, argv, mes
     assert main(["train", "--agent", "slateq", "--config", "small", "--out", str(out), "--quiet", *argv]) == 2
     assert message in capsys.readouterr().err
     assert not (out / "agent.pt").exists()
+
+
+@pytest.mark.parametrize("name", ["ppo", "slateq"])
+def test_training_logs_losses_return_speed_clicks_and_churn(small_config, tmp_path, name):
+    import csv
+
+    agent = make_rl_agent(name, seed=2, **{**TINY[name], "n_envs": 32})
+    agent.train(small_config.replace(horizon_days=5.0), 2048, log_dir=tmp_path, progress=False)
+    assert list(tmp_path.glob("events.out.tfevents.*")), "no TensorBoard event file"
+    with open(tmp_path / "progress.csv") as handle:
+        columns = set(next(csv.reader(handle)))
+    loss = "train/value_loss" if name == "ppo" else "train/q_loss"
+    speed = "time/fps" if name == "ppo" else "time/steps_per_second"
+    assert {loss, "rollout/ep_rew_mean", speed, "env/click_rate", "env/churn_share_of_episodes"} <= columns

@@ -244,7 +244,8 @@ class SlateQAgent(RLAgent):
         bar = TrainProgress(steps, f"training slateq ({self.reward.describe()})", progress)
         t0 = time.perf_counter()
         done_steps, updates, stopped_early, total_reward, total_clicks = 0, 0, False, 0.0, 0
-        window = dict.fromkeys(("steps", "clicks", "returns", "churns", "episodes"), 0.0)
+        window = dict.fromkeys(("steps", "clicks", "returns", "churns", "episodes", "episode_return"), 0.0)
+        episode_return = np.zeros(b)
         losses: list[dict] = []
         last_log = last_checkpoint = 0
         try:
@@ -273,6 +274,10 @@ class SlateQAgent(RLAgent):
                 window["returns"] += int(np.count_nonzero(info["returned"]))
                 window["churns"] += int(np.count_nonzero(terminated))
                 window["episodes"] += int(np.count_nonzero(done))
+                episode_return += reward
+                if done.any():
+                    window["episode_return"] += float(episode_return[done].sum())
+                    episode_return[done] = 0.0
                 if buffer.size >= max(self.learning_starts, self.batch_size):
                     for _ in range(self.gradient_steps):
                         losses.append(self._update(net, target, optimizer, buffer.sample(self.batch_size, rng)))
@@ -307,6 +312,7 @@ class SlateQAgent(RLAgent):
         figures = {"env/click_rate": window["clicks"] / steps,
                    "env/returns_per_1k_steps": 1000 * window["returns"] / steps,
                    "env/churn_share_of_episodes": window["churns"] / max(window["episodes"], 1.0),
+                   "rollout/ep_rew_mean": window["episode_return"] / max(window["episodes"], 1.0),
                    "time/steps_per_second": done_steps / max(time.perf_counter() - t0, 1e-9),
                    "train/updates": float(updates)}
         if losses:
