@@ -319,3 +319,43 @@ def test_rl_table_pools_seeds_and_pairs_the_difference_with_the_mlp():
     assert target["mlp_wk1_ctr_minus_agent"] == pytest.approx(0.2)
     with pytest.raises(ValueError, match="same 400 held-out shoppers"):
         _bootstrap_rows(baselines, {"ppo": [_frame(n - 1, 0.8, 4, 0)]}, resamples=10, seed=0)
+
+
+# --- discounting by simulated time ---------------------------------------------------------------------------------
+def _filled_buffers(gap_days, gamma_day, gamma=0.9, lam=0.8):
+    from gymnasium import spaces
+    from stable_baselines3.common.buffers import RolloutBuffer
+
+    from agents.rl.ppo import TimeDiscountedRolloutBuffer
+
+    class Source:
+        last_gap_days = np.zeros(1)
+
+    obs_space, act_space = spaces.Box(-1, 1, (2,)), spaces.MultiDiscrete([3, 3])
+    out = []
+    for cls in (RolloutBuffer, TimeDiscountedRolloutBuffer):
+        buffer = cls(len(gap_days), obs_space, act_space, gae_lambda=lam, gamma=gamma, n_envs=1)
+        buffer.gap_source, buffer.gamma_day = Source(), gamma_day
+        buffer.reset()
+        for t, gap in enumerate(gap_days):
+            Source.last_gap_days = np.array([gap])
+            buffer.add(np.zeros((1, 2)), np.zeros((1, 2)), np.array([1.0 + t]), np.array([t == 2]),
+                       torch.tensor([0.5 * t]), torch.zeros(1))
+        buffer.compute_returns_and_advantage(torch.tensor([2.0]), np.array([False]))
+        out.append(buffer)
+    return out
+
+
+def test_time_discount_equals_sb3_when_days_are_not_discounted():
+    plain, timed = _filled_buffers([0.0, 3.0, 0.0, 2.0], gamma_day=1.0)
+    np.testing.assert_allclose(timed.advantages, plain.advantages, rtol=1e-6)
+    np.testing.assert_allclose(timed.returns, plain.returns, rtol=1e-6)
+
+
+def test_time_discount_discounts_the_days_between_sessions():
+    gamma, day = 0.9, 0.5
+    _, timed = _filled_buffers([0.0, 2.0], gamma_day=day, gamma=gamma, lam=1.0)
+    # lambda = 1: returns are discounted reward sums with the bootstrap value 2.0 after the last step
+    second = 2.0 + gamma * day**2 * 2.0
+    first = 1.0 + gamma * second
+    np.testing.assert_allclose(timed.returns[:, 0], [first, second], rtol=1e-6)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.policies import ActorCriticPolicy
@@ -135,6 +136,44 @@ class SlatePolicy(ActorCriticPolicy):
         return self.forward(observation, deterministic)[0]
 
 
+class TimeDiscountedRolloutBuffer(RolloutBuffer):
+    """SB3's rollout buffer with a discount per transition: ``gamma * gamma_day ** gap_days``.
+
+    A step is one impression, but time is what retention is about: a session of 20 impressions and one of 5 take
+    the same day. With a fixed per-impression discount, a return-visit reward arrives "sooner" when the session is
+    cut short, so the agent is paid to end sessions (fatigue and dull slates raise the leave hazard). Discounting
+    by simulated days between impressions (``gap_days``, 0 within a session) removes that bias; a per-impression
+    ``gamma`` just below 1 keeps values finite. GAE is otherwise SB3's, with the per-transition discount.
+    """
+
+    gap_source = None  # the RetentionVecEnv whose ``last_gap_days`` belongs to the step being added
+    gamma_day = 1.0
+
+    def reset(self) -> None:
+        super().reset()
+        self.discounts = np.ones((self.buffer_size, self.n_envs), dtype=np.float32)
+
+    def add(self, *args, **kwargs) -> None:
+        self.discounts[self.pos] = self.gamma * self.gamma_day ** self.gap_source.last_gap_days
+        super().add(*args, **kwargs)
+
+    def compute_returns_and_advantage(self, last_values: torch.Tensor, dones: np.ndarray) -> None:
+        last_values = last_values.clone().cpu().numpy().flatten()
+        last_gae_lam = 0
+        for step in reversed(range(self.buffer_size)):
+            if step == self.buffer_size - 1:
+                next_non_terminal = 1.0 - dones.astype(np.float32)
+                next_values = last_values
+            else:
+                next_non_terminal = 1.0 - self.episode_starts[step + 1]
+                next_values = self.values[step + 1]
+            discount = self.discounts[step]
+            delta = self.rewards[step] + discount * next_values * next_non_terminal - self.values[step]
+            last_gae_lam = delta + discount * self.gae_lambda * next_non_terminal * last_gae_lam
+            self.advantages[step] = last_gae_lam
+        self.returns = self.advantages + self.values
+
+
 class _TrainCallback(BaseCallback):
     """Progress bar, env statistics for TensorBoard, periodic checkpoints, and the optional wall-clock cap."""
 
@@ -188,7 +227,8 @@ class PPOAgent(RLAgent):
     def __init__(self, reward="stickiness", n_envs: int = 256, n_steps: int = 32, batch_size: int = 1024,
                  n_epochs: int = 1, learning_rate: float = 1e-3, gamma: float = 0.99, gae_lambda: float = 0.95,
                  clip_range: float = 0.2, ent_coef: float = 0.0005, vf_coef: float = 0.5, score_scale: float = 1.0,
-                 lr_schedule: str = "constant", hidden: int = 64, embed: int = 32, seed: int = 0) -> None:
+                 lr_schedule: str = "constant", gamma_day: float = 1.0, hidden: int = 64, embed: int = 32,
+                 seed: int = 0) -> None:
         super().__init__()
         self.reward = make_reward(reward)
         self.n_envs = check_int("n_envs", n_envs, 1)
@@ -197,6 +237,7 @@ class PPOAgent(RLAgent):
         self.n_epochs = check_int("n_epochs", n_epochs, 1)
         self.learning_rate = check_float("learning_rate", learning_rate, 1e-8, 1.0)
         self.gamma = check_float("gamma", gamma, 0.0, 1.0)
+        self.gamma_day = check_float("gamma_day", gamma_day, 0.0, 1.0)
         self.gae_lambda = check_float("gae_lambda", gae_lambda, 0.0, 1.0)
         self.clip_range = check_float("clip_range", clip_range, 1e-6, 10.0)
         self.ent_coef = check_float("ent_coef", ent_coef, 0.0, 10.0)
@@ -214,6 +255,7 @@ class PPOAgent(RLAgent):
         reward = {k: v for k, v in vars(self.reward).items() if v}
         return {"reward": reward, "n_envs": self.n_envs, "n_steps": self.n_steps, "batch_size": self.batch_size,
                 "n_epochs": self.n_epochs, "learning_rate": self.learning_rate, "gamma": self.gamma,
+                "gamma_day": self.gamma_day,
                 "gae_lambda": self.gae_lambda, "clip_range": self.clip_range, "ent_coef": self.ent_coef,
                 "vf_coef": self.vf_coef, "score_scale": self.score_scale,
                 "lr_schedule": self.lr_schedule, "hidden": self.hidden, "embed": self.embed,
@@ -251,9 +293,11 @@ class PPOAgent(RLAgent):
             model = PPO(SlatePolicy, venv, learning_rate=learning_rate, n_steps=self.n_steps,
                         batch_size=self.batch_size, n_epochs=self.n_epochs, gamma=self.gamma,
                         gae_lambda=self.gae_lambda, clip_range=self.clip_range, ent_coef=self.ent_coef,
-                        vf_coef=self.vf_coef,
+                        vf_coef=self.vf_coef, rollout_buffer_class=TimeDiscountedRolloutBuffer,
                         policy_kwargs={"net": self.net, "sample_seed": self.seed}, seed=self.seed, device="cpu",
                         verbose=0)
+            model.rollout_buffer.gap_source = venv
+            model.rollout_buffer.gamma_day = self.gamma_day
             formats = ["tensorboard", "csv"] if log_dir is not None else []
             model.set_logger(configure(None if log_dir is None else str(log_dir), formats))
             bar = TrainProgress(steps, f"training ppo ({self.reward.describe()})", progress)

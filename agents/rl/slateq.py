@@ -13,11 +13,13 @@ so the agent learns one value per *item* (what it is worth that she clicks it), 
 * **Item-wise Q** Q(s, i) (a candidate scorer, ``agents.rl.networks``) and Q(s, none) (a shopper MLP), learned by
   SARSA-style backups on the consumed item: for a transition (s, A, clicked j or none, r, s')::
 
-      y = r + gamma * (1 - churned) * [sum_{j' in A'} P(j' | s', A') Qt(s', j') + P(none | s', A') Qt(s', none)]
+      y = r + discount * (1 - churned) * [sum_{j' in A'} P(j' | s', A') Qt(s', j') + P(none | s', A') Qt(s', none)]
 
   with A' the slate the *online* network would show at s' and Qt the *target* network (double Q-learning); the
-  horizon is a truncation, so it bootstraps. Huber loss, Adam, Polyak-averaged target network (SB3's
-  ``polyak_update``), a replay buffer of recent transitions.
+  horizon is a truncation, so it bootstraps. ``discount = gamma * gamma_day ** gap_days``: per impression, and per
+  simulated day between impressions (0 within a session), see ``agents.rl.ppo.TimeDiscountedRolloutBuffer``.
+  Huber loss, Adam, Polyak-averaged target network (SB3's ``polyak_update``), a replay buffer of recent
+  transitions.
 * **Slate choice**: the paper's top-k rule, with the no-click value as the baseline: rank candidates by
   v(s, i) (Q(s, i) - Q(s, none)), v = exp(g), best at the top. Showing i raises the slate's value exactly when its
   click is worth more than no click, weighted by how likely the click is. Exploration is epsilon-greedy per shopper
@@ -108,13 +110,14 @@ class ReplayBuffer:
         self.next_shopper = np.zeros((capacity, shopper_dim), np.float32)
         self.next_ids = np.zeros((capacity, n_candidates), np.int32)
         self.churned = np.zeros(capacity, np.float32)
+        self.discount = np.zeros(capacity, np.float32)
 
-    def add(self, shopper, ids, slate, clicked, reward, next_shopper, next_ids, churned) -> None:
+    def add(self, shopper, ids, slate, clicked, reward, next_shopper, next_ids, churned, discount) -> None:
         n = len(reward)
         rows = (self.pos + np.arange(n)) % self.capacity
         for name, value in (("shopper", shopper), ("ids", ids), ("slate", slate), ("clicked", clicked),
                             ("reward", reward), ("next_shopper", next_shopper), ("next_ids", next_ids),
-                            ("churned", churned)):
+                            ("churned", churned), ("discount", discount)):
             getattr(self, name)[rows] = value
         self.pos = int((self.pos + n) % self.capacity)
         self.size = min(self.size + n, self.capacity)
@@ -122,7 +125,8 @@ class ReplayBuffer:
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         rows = rng.integers(0, self.size, size=batch_size)
         out = {}
-        for name in ("shopper", "ids", "slate", "clicked", "reward", "next_shopper", "next_ids", "churned"):
+        for name in ("shopper", "ids", "slate", "clicked", "reward", "next_shopper", "next_ids", "churned",
+                     "discount"):
             value = torch.from_numpy(getattr(self, name)[rows])
             out[name] = value.long() if value.dtype == torch.int32 else value
         return out
@@ -143,7 +147,8 @@ class SlateQAgent(RLAgent):
     def __init__(self, reward="stickiness", n_envs: int = 64, buffer_size: int = 200_000, batch_size: int = 256,
                  gradient_steps: int = 2, learning_rate: float = 5e-4, gamma: float = 0.99, tau: float = 0.01,
                  exploration_fraction: float = 0.2, epsilon_start: float = 1.0, epsilon_end: float = 0.05,
-                 learning_starts: int = 5_000, hidden: int = 64, embed: int = 32, seed: int = 0) -> None:
+                 learning_starts: int = 5_000, gamma_day: float = 1.0, hidden: int = 64, embed: int = 32,
+                 seed: int = 0) -> None:
         super().__init__()
         self.reward = make_reward(reward)
         self.n_envs = check_int("n_envs", n_envs, 1)
@@ -152,6 +157,7 @@ class SlateQAgent(RLAgent):
         self.gradient_steps = check_int("gradient_steps", gradient_steps, 1)
         self.learning_rate = check_float("learning_rate", learning_rate, 1e-8, 1.0)
         self.gamma = check_float("gamma", gamma, 0.0, 1.0)
+        self.gamma_day = check_float("gamma_day", gamma_day, 0.0, 1.0)
         self.tau = check_float("tau", tau, 0.0, 1.0)
         self.exploration_fraction = check_float("exploration_fraction", exploration_fraction, 0.0, 1.0)
         self.epsilon_start = check_float("epsilon_start", epsilon_start, 0.0, 1.0)
@@ -165,7 +171,8 @@ class SlateQAgent(RLAgent):
     def hyperparameters(self) -> dict[str, Any]:
         reward = {k: v for k, v in vars(self.reward).items() if v}
         names = ("n_envs", "buffer_size", "batch_size", "gradient_steps", "learning_rate", "gamma", "tau",
-                 "exploration_fraction", "epsilon_start", "epsilon_end", "learning_starts", "hidden", "embed", "seed")
+                 "exploration_fraction", "epsilon_start", "epsilon_end", "learning_starts", "gamma_day", "hidden",
+                 "embed", "seed")
         return {"reward": reward, **{name: getattr(self, name) for name in names}}
 
     def _build_net(self, spaces, tables) -> SlateQNet:
@@ -194,7 +201,7 @@ class SlateQAgent(RLAgent):
             slate_cross = torch.gather(next_cross, 1, next_slate[:, :, None].expand(-1, -1, next_cross.shape[2]))
             q_t, q_none_t = target.q_values(next_in, slate_cross, slate_ids)
             value_next = (p_next * torch.cat([q_t, q_none_t[:, None]], dim=1)).sum(dim=1)
-            y = batch["reward"] + self.gamma * (1.0 - batch["churned"]) * value_next
+            y = batch["reward"] + batch["discount"] * (1.0 - batch["churned"]) * value_next
         shown = torch.gather(batch["ids"], 1, batch["slate"])  # only the k items shown matter here
         shopper_in, cross = net.inputs(batch["shopper"], shown)
         q, q_none = net.q_values(shopper_in, cross, shown)
@@ -265,8 +272,9 @@ class SlateQAgent(RLAgent):
                     next_shopper[done] = info["final_obs"]["shopper"][done]
                     next_ids[done] = info["final_obs"]["candidate_ids"][done]
                 clicked = np.where(info["clicked_position"] >= 0, info["clicked_position"], k)
+                gap = np.where(info["returned"], info["return_gap_days"], 0.0)
                 buffer.add(obs["shopper"], obs["candidate_ids"], slates, clicked, reward, next_shopper, next_ids,
-                           terminated.astype(np.float32))
+                           terminated.astype(np.float32), self.gamma * self.gamma_day ** gap)
                 obs = next_obs
                 done_steps += b
                 window["steps"] += b

@@ -60,6 +60,9 @@ class RetentionVecEnv(VecEnv):
         self._episode_length = np.zeros(self.num_envs, dtype=np.int64)
         self._t0 = time.perf_counter()
         self.seconds_in_env = 0.0  # wall time spent inside step_wait and reset (the env's share of training)
+        # days from each shopper's impression on the last step to her next one (0 within a session): for
+        # discounting by simulated time (``agents.rl.ppo.TimeDiscountedRolloutBuffer``)
+        self.last_gap_days = np.zeros(self.num_envs)
         self._totals = dict.fromkeys(("steps", "reward", "clicks", "purchases", "revenue", "returns", "churns",
                                       "episodes"), 0.0)
 
@@ -97,6 +100,7 @@ class RetentionVecEnv(VecEnv):
             raise ValueError(f"the reward function returned shape {reward.shape} or non-finite values; allowed: a"
                              f" finite array of shape ({self.num_envs},)")
         done = terminated | truncated
+        self.last_gap_days = np.where(info["returned"], info["return_gap_days"], 0.0)
         self._episode_return += reward
         self._episode_length += 1
         totals = self._totals
