@@ -126,6 +126,7 @@ def run_rl_benchmark(out_dir, config, agents=("ppo", "slateq"), rewards=("sticki
                      click_seeds: int | None = None, steps: dict | None = None, params: dict | None = None,
                      eval_shoppers: int = 2000,
                      train_shoppers: int = 3000, workers: int = 2, resamples: int = 300, progress: bool = True):
+    """Run (or resume) the comparison into ``out_dir``; returns the Markdown report (also ``results.md``)."""
     from tqdm.auto import tqdm
 
     from agents.rl import make_reward, make_rl_agent
@@ -147,7 +148,8 @@ def run_rl_benchmark(out_dir, config, agents=("ppo", "slateq"), rewards=("sticki
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     baseline_dir = out / "baselines"
-    if not (baseline_dir / "results.json").exists():
+    timings["baselines_reused"] = (baseline_dir / "results.json").exists()
+    if not timings["baselines_reused"]:
         run_baselines(baseline_dir, config, train_shoppers=train_shoppers, eval_shoppers=eval_shoppers, seed=0,
                       progress=progress)
     timings["baselines"] = round(time.perf_counter() - t_start, 1)
@@ -186,7 +188,7 @@ def run_rl_benchmark(out_dir, config, agents=("ppo", "slateq"), rewards=("sticki
     rl: dict[str, list[pd.DataFrame]] = {}
     train_info: dict[str, list[dict]] = {}
     for task in tasks:
-        label = task["agent"] if task["reward"] == rewards[0] else f"{task['agent']} ({task['reward']} reward)"
+        label = task["agent"] if task["reward"] == rewards[0] else f"{task['agent']}, {task['reward']} reward"
         rl.setdefault(label, []).append(pd.read_parquet(Path(task["dir"]) / "eval.parquet"))
         train_info.setdefault(label, []).append(json.loads((Path(task["dir"]) / "train.json").read_text())["history"])
     table, targets = _bootstrap_rows(baselines, rl, resamples, seed=0)
@@ -210,7 +212,7 @@ def run_rl_benchmark(out_dir, config, agents=("ppo", "slateq"), rewards=("sticki
               + "\n".join(f"| {k} | {v['seeds']} | {v['steps']:,} | {v['train_seconds_mean']:.0f} |"
                           f" {v['train_seconds_max']:.0f} | {v['steps_per_second']:,.0f} |"
                           for k, v in training.items())
-              + f"\n\nWall time: {timings}\n")
+              + f"\n\nWall time (seconds): {timings}\n")
     write_bytes_atomic(out / "results.md", report.encode())
     write_json_atomic(out / "results.json", {"table": table.to_dict(orient="records"),
                                              "targets": targets.to_dict(orient="records"), "training": training,

@@ -135,7 +135,8 @@ class RetentionVecEnv(VecEnv):
         self.venv.close()
 
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:
-        return [getattr(self.venv, attr_name)] * len(list(self._get_indices(indices)))
+        value = None if attr_name == "render_mode" else getattr(self.venv, attr_name)  # no rendering
+        return [value] * len(list(self._get_indices(indices)))
 
     def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
         raise AttributeError(f"RetentionVecEnv shares one batched env; cannot set {attr_name!r} per shopper")
