@@ -156,9 +156,18 @@ def cmd_rl_benchmark(args) -> int:
     for pair in args.steps:
         agent, _, value = pair.partition("=")
         steps[agent] = int(value)
+    from experiments.train import parse_params
+
+    params: dict[str, dict] = {}
+    for key, value in parse_params(args.param).items():
+        agent, dot, name = key.partition(".")
+        if not dot or not name:
+            raise ValueError(f"--param expects AGENT.KEY=VALUE (e.g. ppo.gamma_day=0.97), got {key!r}")
+        params.setdefault(agent, {})[name] = value
     report = run_rl_benchmark(args.out, config, agents=tuple(a for a in args.agents.split(",") if a),
                               rewards=tuple(r for r in args.rewards.split(",") if r), seeds=args.seeds,
-                              click_seeds=args.click_seeds, steps=steps, eval_shoppers=args.eval_shoppers,
+                              click_seeds=args.click_seeds, steps=steps, params=params,
+                              eval_shoppers=args.eval_shoppers,
                               workers=args.workers, progress=not args.quiet)
     print(report)
     return 0
@@ -254,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="training seeds for the other rewards (default: --seeds)")
     rl.add_argument("--steps", action="append", default=[], metavar="AGENT=N",
                     help="training steps, e.g. ppo=1200000 (defaults: ppo 3M, slateq 450k)")
+    rl.add_argument("--param", action="append", default=[], metavar="AGENT.KEY=VALUE",
+                    help="agent hyperparameter for every cell, e.g. ppo.gamma_day=0.97 (repeatable)")
     rl.add_argument("--eval-shoppers", type=int, default=2000)
     rl.add_argument("--workers", type=int, default=2, help="parallel training processes")
     rl.add_argument("--quiet", action="store_true")
