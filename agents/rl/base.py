@@ -20,6 +20,8 @@ from tqdm.auto import tqdm
 
 from agents.base import Agent
 from agents.rl.checkpoint import check_spaces, env_spaces, load_checkpoint, load_state, save_checkpoint
+from agents.rl.rewards import make_reward
+from envs.config import make_config
 from envs.wrappers import top_k
 
 _ACT_CHUNK = 1024  # shoppers per forward pass at act time
@@ -76,6 +78,24 @@ class RLAgent(Agent):
         self.net: torch.nn.Module | None = None
         self.spaces: dict[str, Any] | None = None
         self.history: dict[str, Any] = {}
+
+    def _set_common(self, reward, n_envs, learning_rate, gamma, gamma_day, hidden, embed, seed) -> None:
+        """Check and set the hyperparameters every RL agent has."""
+        self.reward = make_reward(reward)
+        self.n_envs = check_int("n_envs", n_envs, 1)
+        self.learning_rate = check_float("learning_rate", learning_rate, 1e-8, 1.0)
+        self.gamma = check_float("gamma", gamma, 0.0, 1.0)
+        self.gamma_day = check_float("gamma_day", gamma_day, 0.0, 1.0)
+        self.hidden = check_int("hidden", hidden, 1)
+        self.embed = check_int("embed", embed, 1)
+        self.seed = check_int("seed", seed, 0)
+
+    @staticmethod
+    def _train_arguments(config, steps, max_seconds):
+        """The resolved config and checked step count of a ``train`` call (before any work)."""
+        if max_seconds is not None:
+            check_float("max_seconds", max_seconds, 0.0)
+        return make_config(config), check_int("steps", steps, 1)
 
     # --- acting -------------------------------------------------------------------------------------------------
     def bind(self, env) -> RLAgent:

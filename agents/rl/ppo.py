@@ -44,9 +44,7 @@ from agents.rl.networks import (
     shopper_mlp,
     split_observation,
 )
-from agents.rl.rewards import make_reward
 from agents.rl.vec_env import RetentionVecEnv
-from envs.config import make_config
 
 
 def gumbel_top_k(scores: torch.Tensor, k: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -230,14 +228,10 @@ class PPOAgent(RLAgent):
                  lr_schedule: str = "constant", gamma_day: float = 1.0, hidden: int = 64, embed: int = 32,
                  seed: int = 0) -> None:
         super().__init__()
-        self.reward = make_reward(reward)
-        self.n_envs = check_int("n_envs", n_envs, 1)
+        self._set_common(reward, n_envs, learning_rate, gamma, gamma_day, hidden, embed, seed)
         self.n_steps = check_int("n_steps", n_steps, 1)
         self.batch_size = check_int("batch_size", batch_size, 2)
         self.n_epochs = check_int("n_epochs", n_epochs, 1)
-        self.learning_rate = check_float("learning_rate", learning_rate, 1e-8, 1.0)
-        self.gamma = check_float("gamma", gamma, 0.0, 1.0)
-        self.gamma_day = check_float("gamma_day", gamma_day, 0.0, 1.0)
         self.gae_lambda = check_float("gae_lambda", gae_lambda, 0.0, 1.0)
         self.clip_range = check_float("clip_range", clip_range, 1e-6, 10.0)
         self.ent_coef = check_float("ent_coef", ent_coef, 0.0, 10.0)
@@ -246,9 +240,6 @@ class PPOAgent(RLAgent):
         if lr_schedule not in ("constant", "linear"):
             raise ValueError(f"lr_schedule={lr_schedule!r}; allowed: 'constant', 'linear' (decays to 0)")
         self.lr_schedule = lr_schedule
-        self.hidden = check_int("hidden", hidden, 1)
-        self.embed = check_int("embed", embed, 1)
-        self.seed = check_int("seed", seed, 0)
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
@@ -273,10 +264,7 @@ class PPOAgent(RLAgent):
         ``checkpoint_dir``: a checkpoint every ``checkpoint_every`` steps; ``max_seconds``: stop early past this
         wall time (the run is then no longer a function of the seed alone, and ``history`` says so).
         """
-        config = make_config(config)
-        steps = check_int("steps", steps, 1)
-        if max_seconds is not None:
-            check_float("max_seconds", max_seconds, 0.0)
+        config, steps = self._train_arguments(config, steps, max_seconds)
         rollout = self.n_envs * self.n_steps
         if self.batch_size > rollout:
             raise ValueError(f"batch_size={self.batch_size} exceeds one rollout (n_envs * n_steps = {rollout})")

@@ -45,8 +45,6 @@ from torch.nn import functional as F
 from agents.rl.base import RLAgent, TrainProgress, check_float, check_int, isolated_global_rng, torch_threads
 from agents.rl.checkpoint import env_spaces
 from agents.rl.networks import CandidateFeatures, CandidateScorer, catalog_tables, empty_tables, shopper_mlp
-from agents.rl.rewards import make_reward
-from envs.config import make_config
 from envs.vector import RetentionVectorEnv
 from envs.wrappers import top_k
 
@@ -150,22 +148,15 @@ class SlateQAgent(RLAgent):
                  learning_starts: int = 5_000, gamma_day: float = 1.0, hidden: int = 64, embed: int = 32,
                  seed: int = 0) -> None:
         super().__init__()
-        self.reward = make_reward(reward)
-        self.n_envs = check_int("n_envs", n_envs, 1)
+        self._set_common(reward, n_envs, learning_rate, gamma, gamma_day, hidden, embed, seed)
         self.buffer_size = check_int("buffer_size", buffer_size, 1)
         self.batch_size = check_int("batch_size", batch_size, 1)
         self.gradient_steps = check_int("gradient_steps", gradient_steps, 1)
-        self.learning_rate = check_float("learning_rate", learning_rate, 1e-8, 1.0)
-        self.gamma = check_float("gamma", gamma, 0.0, 1.0)
-        self.gamma_day = check_float("gamma_day", gamma_day, 0.0, 1.0)
         self.tau = check_float("tau", tau, 0.0, 1.0)
         self.exploration_fraction = check_float("exploration_fraction", exploration_fraction, 0.0, 1.0)
         self.epsilon_start = check_float("epsilon_start", epsilon_start, 0.0, 1.0)
         self.epsilon_end = check_float("epsilon_end", epsilon_end, 0.0, 1.0)
         self.learning_starts = check_int("learning_starts", learning_starts, 0)
-        self.hidden = check_int("hidden", hidden, 1)
-        self.embed = check_int("embed", embed, 1)
-        self.seed = check_int("seed", seed, 0)
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
@@ -222,10 +213,7 @@ class SlateQAgent(RLAgent):
               checkpoint_every: int = 250_000, max_seconds: float | None = None, progress: bool = True,
               threads: int | None = 1) -> SlateQAgent:
         """Train for ``steps`` shopper-steps (rounded up to whole env steps of ``n_envs``); see ``PPOAgent.train``."""
-        config = make_config(config)
-        steps = check_int("steps", steps, 1)
-        if max_seconds is not None:
-            check_float("max_seconds", max_seconds, 0.0)
+        config, steps = self._train_arguments(config, steps, max_seconds)
         with isolated_global_rng(self.seed), torch_threads(threads):
             return self._train(config, steps, log_dir, checkpoint_dir, checkpoint_every, max_seconds, progress)
 
