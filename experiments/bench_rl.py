@@ -41,6 +41,7 @@ def null_vec_env(config, num_envs: int, seed: int = 0, episode_length: int = 150
             self.t, self.length = 0, rng.integers(0, episode_length, num_envs)
             self.episode_length = episode_length
             self.seconds_in_env = 0.0
+            self.last_gap_days = np.zeros(num_envs)  # read by the time-discounted rollout buffer
 
         def reset(self):
             return self.table[0].copy()
@@ -65,17 +66,12 @@ def null_vec_env(config, num_envs: int, seed: int = 0, episode_length: int = 150
 
 
 def _train(venv, agent, steps):
-    from stable_baselines3 import PPO
-
     from agents.rl.checkpoint import env_spaces
     from agents.rl.networks import catalog_tables
-    from agents.rl.ppo import SlatePolicy
 
     agent.spaces = env_spaces(venv.config, venv.venv.catalog)
-    net = agent._build_net(agent.spaces, catalog_tables(venv.venv.catalog))
-    model = PPO(SlatePolicy, venv, learning_rate=agent.learning_rate, n_steps=agent.n_steps,
-                batch_size=agent.batch_size, n_epochs=agent.n_epochs, gamma=agent.gamma,
-                policy_kwargs={"net": net, "sample_seed": 0}, seed=0, device="cpu", verbose=0)
+    agent.net = agent._build_net(agent.spaces, catalog_tables(venv.venv.catalog))  # a fresh network per run
+    model = agent.sb3_model(venv)
     t0 = time.perf_counter()
     model.learn(total_timesteps=steps)
     return model.num_timesteps, time.perf_counter() - t0

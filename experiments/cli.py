@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from agents.rl import RL_AGENT_NAMES  # names only: torch and SB3 load on first use
+
 SUMMARY_COLUMNS = (
     ("click_rate_week1", "CTR wk1", "{:.3f}"), ("click_rate", "CTR", "{:.3f}"),
     ("sessions_per_shopper", "sessions", "{:.1f}"), ("impressions_per_session", "imp/sess", "{:.1f}"),
@@ -235,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train an RL agent (PPO or SlateQ) on the batched env")
     _add_config_arguments(train)
-    train.add_argument("--agent", required=True, choices=["ppo", "slateq"])
+    train.add_argument("--agent", required=True, choices=RL_AGENT_NAMES)
     train.add_argument("--reward", default="stickiness",
                        help="stickiness (default), retention, return_gap, click, revenue, mixed, or weights such as"
                             " click=0.1,return_visit=1")

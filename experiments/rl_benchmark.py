@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -220,23 +219,3 @@ def run_rl_benchmark(out_dir, config, agents=("ppo", "slateq"), rewards=("sticki
                                              "eval_shoppers": eval_shoppers, "config": config.to_dict()})
     return report
 
-
-def main(argv=None) -> int:
-    from envs.config import make_config
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="results/rl")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--rewards", default="stickiness,click")
-    parser.add_argument("--agents", default="ppo,slateq")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--eval-shoppers", type=int, default=2000)
-    args = parser.parse_args(argv)
-    print(run_rl_benchmark(args.out, make_config("default"), agents=tuple(args.agents.split(",")),
-                           rewards=tuple(args.rewards.split(",")), seeds=args.seeds,
-                           eval_shoppers=args.eval_shoppers, workers=args.workers))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -255,6 +255,19 @@ class PPOAgent(RLAgent):
     def _build_net(self, spaces, tables) -> PPONet:
         return PPONet(spaces, tables, self.hidden, self.embed, self.score_scale)
 
+    def sb3_model(self, venv) -> PPO:
+        """SB3's PPO over ``venv`` with this agent's settings and network (training and ``bench_rl`` share it)."""
+        rate = self.learning_rate
+        learning_rate = rate if self.lr_schedule == "constant" else (lambda remaining: rate * remaining)
+        model = PPO(SlatePolicy, venv, learning_rate=learning_rate, n_steps=self.n_steps, batch_size=self.batch_size,
+                    n_epochs=self.n_epochs, gamma=self.gamma, gae_lambda=self.gae_lambda, clip_range=self.clip_range,
+                    ent_coef=self.ent_coef, vf_coef=self.vf_coef, rollout_buffer_class=TimeDiscountedRolloutBuffer,
+                    policy_kwargs={"net": self.net, "sample_seed": self.seed}, seed=self.seed, device="cpu",
+                    verbose=0)
+        model.rollout_buffer.gap_source = venv
+        model.rollout_buffer.gamma_day = self.gamma_day
+        return model
+
     def train(self, config=None, steps: int = 500_000, *, log_dir=None, checkpoint_dir=None,
               checkpoint_every: int = 250_000, max_seconds: float | None = None, progress: bool = True,
               threads: int | None = 1) -> PPOAgent:
@@ -276,16 +289,7 @@ class PPOAgent(RLAgent):
             elif self.spaces != spaces:
                 raise ValueError("this PPO agent was trained on other env spaces; train a new agent for this config")
             self.spaces = spaces
-            rate = self.learning_rate
-            learning_rate = rate if self.lr_schedule == "constant" else (lambda remaining: rate * remaining)
-            model = PPO(SlatePolicy, venv, learning_rate=learning_rate, n_steps=self.n_steps,
-                        batch_size=self.batch_size, n_epochs=self.n_epochs, gamma=self.gamma,
-                        gae_lambda=self.gae_lambda, clip_range=self.clip_range, ent_coef=self.ent_coef,
-                        vf_coef=self.vf_coef, rollout_buffer_class=TimeDiscountedRolloutBuffer,
-                        policy_kwargs={"net": self.net, "sample_seed": self.seed}, seed=self.seed, device="cpu",
-                        verbose=0)
-            model.rollout_buffer.gap_source = venv
-            model.rollout_buffer.gamma_day = self.gamma_day
+            model = self.sb3_model(venv)
             formats = ["tensorboard", "csv"] if log_dir is not None else []
             model.set_logger(configure(None if log_dir is None else str(log_dir), formats))
             bar = TrainProgress(steps, f"training ppo ({self.reward.describe()})", progress)
