@@ -22,7 +22,7 @@ ensure_venv() {
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "installing stickyrec and its pinned dependencies into $VENV" >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[test]"
+    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[test,ray]"
     echo "$want" > "$stamp"
   fi
 }

@@ -4,6 +4,9 @@
     stickyrec collect [--policy NAME] [--shoppers N] [--store FILE|URL] [--run-id ID] [--contexts FILE.parquet]
     stickyrec baselines [--train-shoppers N] [--eval-shoppers N] [--store FILE|URL] [--out DIR]
     stickyrec train --agent ppo|slateq [--reward NAME] [--steps N] [--seed S] [--param key=value ...] [--out DIR]
+    stickyrec run CONFIG [--set key.path=value ...] [--out DIR] [--backend local|ray] [--workers N]
+    stickyrec report RUN_DIR [RUN_DIR ...] [--out DIR]
+    stickyrec compare RUN_DIR AGENT_A AGENT_B [--scenario S] [--out FILE.png]
     stickyrec bench [--batches 1 256 4096] [--seconds S]
     stickyrec config [--config NAME|FILE] [--set key=value ...] [--describe]
 
@@ -175,6 +178,50 @@ def cmd_rl_benchmark(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    import os
+    from pathlib import Path
+
+    from experiments.experiment import load_experiment
+    from experiments.runner import run_experiment
+
+    experiment = load_experiment(args.config, args.set)  # every key and value checked before any work
+    run_dir = Path(args.out) if args.out else Path("results") / experiment.name
+    workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
+    result = run_experiment(experiment, run_dir, backend=args.backend, workers=workers,
+                            ray_address=args.ray_address, progress=not args.quiet, report=not args.no_report)
+    status = "FAILED" if result.failed else "done"
+    print(f"stickyrec run {experiment.name}: {status}: {result.cells_total} cells ({result.cells_run} run now,"
+          f" {result.cells_reused} already done, {len(result.failed)} failed) in {result.seconds:.0f} s"
+          f" with {workers} {args.backend} worker(s); results in {run_dir}"
+          + ("" if result.failed or args.no_report else f", report {run_dir / 'report.html'}"))
+    for name, reason in result.failed.items():
+        print(f"  failed: {name}: {reason}", file=sys.stderr)
+    if result.failed:
+        print("re-run the same command to retry the failed cells (finished cells are kept)", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def cmd_report(args) -> int:
+    from experiments.report import build_report, compare_runs
+
+    for run_dir in args.run_dirs:
+        print(f"report: {build_report(run_dir)}")
+    if len(args.run_dirs) > 1:
+        print(f"comparison: {compare_runs(args.run_dirs, args.out)}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from experiments.report import compare_agents
+
+    path, table = compare_agents(args.run_dir, args.agent_a, args.agent_b, scenario=args.scenario,
+                                 run_dir_b=args.run_dir_b, out=args.out)
+    print(table)
+    print(f"plot: {path}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from experiments import bench_env
 
@@ -271,6 +318,33 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--workers", type=int, default=2, help="parallel training processes")
     rl.add_argument("--quiet", action="store_true")
     rl.set_defaults(func=cmd_rl_benchmark)
+
+    run = sub.add_parser("run", help="run an experiment config: scenarios x agents x seeds, resumable; then report")
+    run.add_argument("config", help="experiment YAML, or a shipped config name: quick, benchmark, rewards, clickbait")
+    run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                     help="override a config key, e.g. --set env.clickbait_share=0.3 --set agents.ppo.steps=20000")
+    run.add_argument("--out", default=None, help="run directory (default: results/NAME); re-run to resume")
+    run.add_argument("--backend", choices=["local", "ray"], default="local",
+                     help="local worker processes (default) or Ray tasks (pip install 'stickyrec[ray]')")
+    run.add_argument("--workers", type=int, default=None, help="parallel cells (default: 2, or fewer CPUs)")
+    run.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local Ray)")
+    run.add_argument("--no-report", action="store_true", help="run the cells only")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="(re)write a run's report; with several runs, also a comparison")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    report.add_argument("--out", default="results/comparison", help="comparison folder (several runs)")
+    report.set_defaults(func=cmd_report)
+
+    compare = sub.add_parser("compare", help="two agents' retention curves side by side, with a log-rank test")
+    compare.add_argument("run_dir", metavar="RUN_DIR")
+    compare.add_argument("agent_a", metavar="AGENT_A")
+    compare.add_argument("agent_b", metavar="AGENT_B")
+    compare.add_argument("--run-dir-b", default=None, help="take AGENT_B from another run")
+    compare.add_argument("--scenario", default=None, help="scenario (default: the run's first)")
+    compare.add_argument("--out", default=None, help="PNG path (default: RUN_DIR/figures/compare_A_vs_B.png)")
+    compare.set_defaults(func=cmd_compare)
 
     bench = sub.add_parser("bench", help="env throughput benchmark (one BLAS thread)")
     bench.add_argument("--batches", type=int, nargs="+", default=[1, 256, 4096])

@@ -29,6 +29,9 @@ class CohortResult:
     sessions: np.ndarray
     churned: np.ndarray  # bool
     last_day: np.ndarray  # day of the last session (the churn day for churned shoppers)
+    # Cohort totals by simulated day (length horizon_days): sessions started, impressions, clicks, purchases,
+    # revenue. Divide by the shoppers still active that day for per-active-shopper engagement.
+    daily: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def retained(self, day: float) -> np.ndarray:
         """Still a customer at ``day``: not churned, or churned on or after that day."""
@@ -65,6 +68,14 @@ def simulate_cohort(policy: Agent, config: RetentionConfig, n_shoppers: int, see
     churned = np.zeros(n_shoppers, dtype=bool)
     last_day = np.zeros(n_shoppers, dtype=np.int64)
     active = np.ones(n_shoppers, dtype=bool)
+    n_days = int(np.ceil(config.horizon_days))
+    daily = {name: np.zeros(n_days) for name in ("sessions", "impressions", "clicks", "purchases", "revenue")}
+    daily["sessions"][0] = n_shoppers  # every shopper opens a session on day 0
+
+    def by_day(day, weights):
+        return np.bincount(np.clip(day, 0, n_days - 1), weights=weights, minlength=n_days)
+
+    session_opens = np.zeros(n_shoppers)
     bar = tqdm(total=int(config.horizon_days), desc=f"simulating {policy.name}", unit="day", disable=not progress)
     update = getattr(policy, "update", None)  # duck-typed policies need only bind() and act()
     while active.any():
@@ -82,6 +93,13 @@ def simulate_cohort(policy: Agent, config: RetentionConfig, n_shoppers: int, see
         purchases += info["purchased"]
         revenue += info["revenue"]
         sessions += info["returned"]
+        step_day = info["day"].astype(np.int64)
+        daily["sessions"] += by_day(step_day, session_opens * active)  # sessions counted on the day they start
+        session_opens = info["returned"].astype(float)  # these shoppers' next impression opens a session
+        daily["impressions"] += by_day(step_day, active.astype(float))
+        daily["clicks"] += by_day(step_day, (clicked & active).astype(float))
+        daily["purchases"] += by_day(step_day, info["purchased"].astype(float))
+        daily["revenue"] += by_day(step_day, info["revenue"].astype(float))
         last_day = np.where(active, info["day"], last_day)
         churned |= terminated
         active = info["active"]
@@ -90,4 +108,4 @@ def simulate_cohort(policy: Agent, config: RetentionConfig, n_shoppers: int, see
             bar.update(day - bar.n)
     bar.close()
     return CohortResult(policy.name, config.horizon_days, impressions, clicks, week_imp, week_clicks, purchases,
-                        revenue, sessions, churned, last_day)
+                        revenue, sessions, churned, last_day, daily)

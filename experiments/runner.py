@@ -1,0 +1,382 @@
+"""``stickyrec run CONFIG``: the grid of scenarios x agents x seeds, each cell independent, resumable, parallel.
+
+A run directory (``results/<name>/`` by default) holds::
+
+    config.yaml                 the fully resolved experiment (every scenario's env, every agent's spec)
+    data/SCENARIO__sSEED/       logged impressions for the log-trained agents: impressions.duckdb, train/validation
+                                splits as Parquet, done.json (written last)
+    cells/SCENARIO__AGENT__sSEED/
+        shoppers.parquet        one row per held-out shopper: engagement totals, churned, churn_day, lifetime_days
+        daily.parquet           the cohort's sessions, impressions, clicks, purchases and revenue by day
+        cell.json               the cell's metrics and timings, written last: a cell is done once it exists
+        (agent.pt, tb/, ...)    the trained agent, where there is one
+    lifetimes.parquet, summary.*, report.md, report.html, figures/   (``experiments.report``)
+
+Every file is written to a temporary name and renamed into place, so a kill at any moment leaves either the
+whole file or none. A cell without its marker is wiped and recomputed on the next run; a cell's numbers depend
+only on (resolved config, cell), so a resumed run gives the same numbers as an uninterrupted one. Re-running a
+directory with a different resolved config is refused rather than mixing two experiments.
+
+Backends: ``local`` (default) runs cells in spawned worker processes; ``ray`` submits the same function as Ray
+tasks, to a local Ray started here or to a cluster (``--ray-address``; the run directory must then be on
+storage that every node shares). Each cell uses one thread (torch and BLAS), as is fastest on small networks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from experiments.experiment import AgentSpec, ExperimentConfig
+from experiments.io import write_bytes_atomic, write_json_atomic
+
+CELL_MARKER = "cell.json"
+DATA_MARKER = "done.json"
+STARTED_MARKER = "started.json"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+BACKENDS = ("local", "ray")
+
+
+def cell_name(scenario: str, label: str, seed: int) -> str:
+    return f"{scenario}__{label}__s{seed}"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What ``run_experiment`` did: cells run now, cells found done, failures, and the wall time."""
+
+    run_dir: Path
+    cells_total: int
+    cells_run: int
+    cells_reused: int
+    failed: dict[str, str]
+    seconds: float
+
+
+def plan(experiment: ExperimentConfig, run_dir: Path) -> tuple[list[dict], list[dict]]:
+    """The data tasks and agent tasks of the grid, as plain dicts a worker process (or Ray task) can take."""
+    data_tasks, agent_tasks = [], []
+    for scenario in experiment.scenarios:
+        env = scenario.env.to_dict()
+        if experiment.needs_data:
+            for seed in range(experiment.seeds):
+                data_tasks.append({
+                    "type": "data", "name": f"{scenario.name}__s{seed}", "env": env, "seed": seed,
+                    "dir": str(run_dir / "data" / f"{scenario.name}__s{seed}"),
+                    "shoppers": experiment.data_shoppers,
+                    "population_seed": experiment.data_population_seed(seed)})
+        for spec in experiment.agents:
+            for seed in range(experiment.seeds):
+                name = cell_name(scenario.name, spec.label, seed)
+                agent_tasks.append({
+                    "type": "agent", "name": name, "scenario": scenario.name, "env": env, "seed": seed,
+                    "spec": dataclasses.asdict(spec), "dir": str(run_dir / "cells" / name),
+                    "data_dir": (str(run_dir / "data" / f"{scenario.name}__s{seed}") if spec.needs == "data"
+                                 else None),
+                    "eval_shoppers": experiment.eval_shoppers,
+                    "eval_seed": experiment.eval_population_seed(seed)})
+    return data_tasks, agent_tasks
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The cell functions: run in a worker process or a Ray task. Plain dict in, small dict out.
+# --------------------------------------------------------------------------------------------------------------
+def run_task(task: dict) -> dict:
+    """Run one data or agent task (from scratch: a folder left by an interrupted attempt is wiped first)."""
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    out = Path(task["dir"])
+    marker = out / (DATA_MARKER if task["type"] == "data" else CELL_MARKER)
+    if marker.exists():
+        return {**json.loads(marker.read_text()), "reused": True}
+    if out.exists():
+        shutil.rmtree(out)  # an interrupted attempt: its files are incomplete by definition
+    out.mkdir(parents=True)
+    write_json_atomic(out / STARTED_MARKER, {"started": time.time(), "pid": os.getpid()})  # for live status
+    t0 = time.perf_counter()
+    summary = _run_data(task, out) if task["type"] == "data" else _run_agent(task, out)
+    summary = {"name": task["name"], "seconds": round(time.perf_counter() - t0, 2), **summary}
+    write_json_atomic(marker, summary)
+    return summary
+
+
+def _run_data(task: dict, out: Path) -> dict:
+    from agents import RandomPolicy
+    from envs.catalog import make_catalog
+    from envs.config import RetentionConfig
+    from envs.logstore import collect
+    from experiments.data import load_training_log, split_log
+
+    config = RetentionConfig(**task["env"])
+    store, contexts = out / "impressions.duckdb", out / "contexts.parquet"
+    collect(RandomPolicy(task["seed"]), config, task["shoppers"], store=store, run_id="logging",
+            seed=task["population_seed"], progress=False, contexts=contexts)
+    table = load_training_log(store, "logging", contexts, make_catalog(config))
+    splits = split_log(table, seed=task["seed"])
+    for part in ("train", "validation"):
+        _write_parquet(getattr(splits, part), out / f"{part}.parquet")
+    return {"impressions": len(table), "train": len(splits.train), "validation": len(splits.validation)}
+
+
+def _train(task: dict, spec: AgentSpec, config, out: Path):
+    from envs.catalog import make_catalog
+    from experiments.experiment import make_agent
+
+    if spec.needs == "rl":
+        from experiments.train import train_agent
+
+        agent = train_agent(spec.kind, config, out, reward=spec.reward or "stickiness", steps=spec.steps,
+                            seed=task["seed"], hyperparameters=spec.params, progress=False)
+        return agent, {"steps": agent.history["steps"], "steps_per_second": agent.history["steps_per_second"]}
+    agent = make_agent(spec, task["seed"])
+    if spec.needs != "data":
+        return agent, {}
+    import pandas as pd
+
+    data = Path(task["data_dir"])
+    if not (data / DATA_MARKER).exists():
+        raise RuntimeError(f"{spec.label}: the logged data in {data} is not ready")
+    train = pd.read_parquet(data / "train.parquet")
+    catalog = make_catalog(config)
+    if spec.kind == "mlp":
+        fit = {k: spec.params[k] for k in ("epochs", "patience") if k in spec.params}
+        validation = pd.read_parquet(data / "validation.parquet")
+        history = agent.fit(train, validation, catalog, seed=task["seed"], progress=False, **fit)
+        agent.save(out / "mlp.pt")
+        return agent, {"epochs": len(history.get("train_loss", []))}
+    agent.fit(train, catalog)
+    agent.save(out / f"{spec.kind}.npz")
+    return agent, {}
+
+
+def _run_agent(task: dict, out: Path) -> dict:
+    import pandas as pd
+
+    from envs.config import RetentionConfig
+    from experiments.evaluate import _metrics, per_shopper_frame
+    from experiments.simulate import simulate_cohort
+
+    spec = AgentSpec(**task["spec"])
+    config = RetentionConfig(**task["env"])
+    t0 = time.perf_counter()
+    agent, training = _train(task, spec, config, out)
+    train_seconds = time.perf_counter() - t0
+    result = simulate_cohort(agent, config, task["eval_shoppers"], seed=task["eval_seed"])
+    shoppers = per_shopper_frame(result)
+    shoppers.insert(0, "shopper", range(len(shoppers)))
+    shoppers["churned"] = result.churned
+    # first day no longer a customer (a churned shopper's last session was the day before); censored at the horizon
+    shoppers["churn_day"] = (result.last_day + 1).astype(float)
+    shoppers.loc[~result.churned, "churn_day"] = float(config.horizon_days)
+    daily = pd.DataFrame({"day": range(len(result.daily["sessions"])), **result.daily})
+    _write_parquet(shoppers, out / "shoppers.parquet")
+    _write_parquet(daily, out / "daily.parquet")
+    return {"scenario": task["scenario"], "agent": spec.label, "kind": spec.kind, "seed": task["seed"],
+            "eval_population_seed": task["eval_seed"], "train_seconds": round(train_seconds, 2),
+            "training": training, "metrics": _metrics(shoppers)}
+
+
+def _write_parquet(frame, path: Path) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Backends: submit(task) -> handle; wait_any(handles) -> finished handles.
+# --------------------------------------------------------------------------------------------------------------
+class _LocalBackend:
+    def __init__(self, workers: int) -> None:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        self._saved = {v: os.environ.get(v) for v in THREAD_VARIABLES}
+        for variable in THREAD_VARIABLES:  # spawned workers inherit these before numpy loads
+            os.environ[variable] = "1"
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+
+    def submit(self, task: dict):
+        return self.pool.submit(run_task, task)
+
+    def wait_any(self, handles: list, timeout: float) -> list:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(handles, timeout=timeout, return_when=FIRST_COMPLETED)
+        return list(done)
+
+    @staticmethod
+    def result(handle) -> dict:
+        return handle.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for variable, value in self._saved.items():
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value
+
+
+class _RayBackend:
+    def __init__(self, workers: int, address: str | None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ValueError("--backend ray needs Ray: pip install 'stickyrec[ray]' (or pip install ray)") from None
+        self.ray = ray
+        self.started_here = not ray.is_initialized()
+        if self.started_here:
+            env_vars = {v: "1" for v in THREAD_VARIABLES}
+            kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False,
+                                      "runtime_env": {"env_vars": env_vars}}
+            if address is None:
+                kwargs["num_cpus"] = workers
+            ray.init(address=address, **kwargs)
+        self.remote = ray.remote(num_cpus=1, max_retries=0)(run_task)
+
+    def submit(self, task: dict):
+        return self.remote.remote(task)
+
+    def wait_any(self, handles: list, timeout: float) -> list:
+        done, _ = self.ray.wait(handles, num_returns=1, timeout=timeout)
+        return done
+
+    def result(self, handle) -> dict:
+        return self.ray.get(handle)
+
+    def close(self) -> None:
+        if self.started_here:
+            self.ray.shutdown()
+
+
+def _live_status(tasks, waiting: int) -> str:
+    """``running: a 2:10, b 0:41 | 12 queued``: which cells are at work now, and for how long."""
+    now, running = time.time(), []
+    for task in tasks:
+        out = Path(task["dir"])
+        started = out / STARTED_MARKER
+        if started.exists() and not (out / CELL_MARKER).exists() and not (out / DATA_MARKER).exists():
+            try:
+                seconds = now - json.loads(started.read_text())["started"]
+            except (OSError, ValueError, KeyError):
+                continue
+            running.append(f"{task['name']} {int(seconds) // 60}:{int(seconds) % 60:02d}")
+    queued = len(list(tasks)) - len(running) + waiting
+    shown = ", ".join(running[:3]) + (f" +{len(running) - 3}" if len(running) > 3 else "")
+    return f"running: {shown or '-'} | {queued} queued"
+
+
+def _check_run_dir(run_dir: Path, resolved: dict) -> None:
+    stored_path = run_dir / "config.yaml"
+    if not stored_path.exists():
+        return
+    stored = yaml.safe_load(stored_path.read_text())
+    if stored != resolved:
+        changed = sorted(k for k in set(stored) | set(resolved) if stored.get(k) != resolved.get(k))
+        raise ValueError(f"{run_dir} holds a run of a different config (differs in: {', '.join(changed)}); resume"
+                         " it with the same config and --set values, or choose another --out")
+
+
+def resolved_config(experiment: ExperimentConfig) -> dict:
+    return {**experiment.to_dict(), "resolved_env": experiment.resolved_envs()}
+
+
+def run_experiment(experiment: ExperimentConfig, run_dir: str | Path, backend: str = "local", workers: int = 2,
+                   ray_address: str | None = None, progress: bool = True, report: bool = True,
+                   on_cell: Callable[[dict], None] | None = None) -> RunResult:
+    """Run (or resume) every cell of ``experiment`` into ``run_dir``, then write the report."""
+    from tqdm.auto import tqdm
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is unknown; allowed: {', '.join(BACKENDS)}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if ray_address is not None and backend != "ray":
+        raise ValueError("--ray-address needs --backend ray")
+    run_dir = Path(run_dir)
+    resolved = resolved_config(experiment)
+    _check_run_dir(run_dir, resolved)
+    write_bytes_atomic(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False).encode())
+
+    t0 = time.perf_counter()
+    data_tasks, agent_tasks = plan(experiment, run_dir)
+    done_cells = {t["name"] for t in agent_tasks if (Path(t["dir"]) / CELL_MARKER).exists()}
+    pending = [t for t in agent_tasks if t["name"] not in done_cells]
+    needed_data = {t["data_dir"] for t in pending if t["data_dir"] is not None}
+    data_pending = [t for t in data_tasks if t["dir"] in needed_data and not (Path(t["dir"]) / DATA_MARKER).exists()]
+    ready_data = needed_data - {t["dir"] for t in data_pending}
+    # longest first (RL training, then data collection, then the rest), so the slowest cells do not trail
+    rank = {"rl": 0, "data": 1, "none": 2}
+    runnable = sorted((t for t in pending if t["data_dir"] is None or t["data_dir"] in ready_data),
+                      key=lambda t: rank[AgentSpec(**t["spec"]).needs])
+    waiting = [t for t in pending if t not in runnable]
+    failed: dict[str, str] = {}
+    bar = tqdm(total=len(agent_tasks), initial=len(done_cells), desc=f"{experiment.name}: cells", unit="cell",
+               disable=not progress, dynamic_ncols=True)
+    executor = None
+    if pending:
+        executor = _LocalBackend(workers) if backend == "local" else _RayBackend(workers, ray_address)
+    try:
+        running: dict[Any, dict] = {}
+        first = [t for t in runnable if AgentSpec(**t["spec"]).needs == "rl"]
+        rest = [t for t in runnable if t not in first]
+        for task in [*first, *data_pending, *rest]:
+            running[executor.submit(task)] = task
+        while running:
+            bar.set_postfix_str(_live_status(running.values(), len(waiting)), refresh=True)
+            for handle in executor.wait_any(list(running), timeout=2.0):
+                task = running.pop(handle)
+                try:
+                    result = executor.result(handle)
+                except Exception as exc:  # a failed cell must not sink the others: report it at the end
+                    failed[task["name"]] = f"{type(exc).__name__}: {exc}"
+                    tqdm.write(f"FAILED {task['name']}: {failed[task['name']]}")
+                    if task["type"] == "data":
+                        for dependent in [w for w in waiting if w["data_dir"] == task["dir"]]:
+                            waiting.remove(dependent)
+                            failed[dependent["name"]] = f"its logged data ({task['name']}) failed"
+                            bar.update(1)
+                    else:
+                        bar.update(1)
+                    continue
+                if task["type"] == "data":
+                    tqdm.write(f"data  {task['name']}: {result['impressions']:,} impressions logged"
+                               f" ({result['seconds']:.0f} s)")
+                    for dependent in [w for w in waiting if w["data_dir"] == task["dir"]]:
+                        waiting.remove(dependent)
+                        running[executor.submit(dependent)] = dependent
+                    continue
+                metrics = result["metrics"]
+                line = (f"done  {task['name']}: d30 retention {metrics['retention_day30']:.3f}, CTR wk1"
+                        f" {metrics['click_rate_week1']:.3f} ({result['seconds']:.0f} s)")
+                tqdm.write(line)
+                bar.update(1)
+                if on_cell is not None:
+                    on_cell(result)
+    finally:
+        bar.close()
+        if executor is not None:
+            executor.close()
+    seconds = time.perf_counter() - t0
+    result = RunResult(run_dir, len(agent_tasks), len(pending) - len(failed), len(done_cells), failed, seconds)
+    if not failed and report:
+        from experiments.report import build_report
+
+        build_report(run_dir, progress=progress)
+    return result
+
+
+__all__ = ["BACKENDS", "RunResult", "cell_name", "plan", "resolved_config", "run_experiment", "run_task"]
