@@ -346,9 +346,9 @@ def render_markdown(blocks: list[tuple], image_dir: str = "figures") -> str:
 
 _CSS = """body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:13px}
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child
-{text-align:left}img{max-width:100%;border:1px solid #eee}code,pre{background:#f6f6f6;padding:2px 4px}
-pre{padding:8px;overflow-x:auto}"""
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}.wide{overflow-x:auto}
+code,pre{background:#f6f6f6;padding:2px 4px}pre{padding:8px;overflow-x:auto}"""
 
 
 def render_html(blocks: list[tuple], images: dict[str, bytes], title: str) -> str:
@@ -369,7 +369,7 @@ def render_html(blocks: list[tuple], images: dict[str, bytes], title: str) -> st
         elif kind == "table":
             head = "".join(f"<th>{inline(str(h))}</th>" for h in block[1])
             rows = "".join("<tr>" + "".join(f"<td>{inline(str(c))}</td>" for c in r) + "</tr>" for r in block[2])
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            body.append(f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
         elif kind == "img":
             data = base64.b64encode(images[block[1]]).decode()
             body.append(f'<figure><img alt="{html.escape(block[2])}" src="data:image/png;base64,{data}">'

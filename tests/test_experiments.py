@@ -313,3 +313,27 @@ def test_simulated_daily_totals_match_the_per_shopper_totals():
     assert result.daily["purchases"].sum() == result.purchases.sum()
     assert np.isclose(result.daily["revenue"].sum(), result.revenue.sum())
     assert len(result.daily["sessions"]) == 20 and result.daily["sessions"][0] >= 150
+
+
+def test_a_sweep_over_scenarios_reports_each_and_across(tmp_path):
+    """Several scenarios (as in clickbait.yaml): a table per scenario, and day-30 retention across them."""
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "sweep", "env": {"preset": "small", "horizon_days": 20},
+        "scenarios": [{"name": "cb00", "env": {"clickbait_share": 0.0}},
+                      {"name": "cb40", "env": {"clickbait_share": 0.4}}],
+        "agents": {"random": {}, "myopic_oracle": {}, "long_term_oracle": {}}, "seeds": 2,
+        "evaluation": {"shoppers": 60}, "report": {"reference": "myopic_oracle", "resamples": 40,
+                                                  "cohort_days": [1, 7, 14]}}))
+    done = stickyrec("run", str(config), "--out", str(tmp_path / "run"), "--quiet", "--workers", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = tmp_path / "run"
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["resolved_env"]["cb40"]["clickbait_share"] == 0.4
+    assert resolved["resolved_env"]["cb00"]["clickbait_share"] == 0.0
+    table = pd.read_csv(run / "summary.csv")
+    assert sorted(set(table["scenario"])) == ["cb00", "cb40"] and len(table) == 6
+    assert (run / "figures" / "retention_day30_by_scenario.png").is_file()
+    report = (run / "report.md").read_text()
+    assert "## Scenario cb00" in report and "## Across scenarios" in report
+    assert report.count("retained d30") == 2
