@@ -371,6 +371,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"stickyrec: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("stickyrec: interrupted; finished cells are kept: run the same command again to resume",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

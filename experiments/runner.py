@@ -221,8 +221,14 @@ class _LocalBackend:
     def result(handle) -> dict:
         return handle.result()
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, abort: bool = False) -> None:
+        if abort:  # Ctrl-C or an error here: stop the workers now (their unfinished cells are redone on resume)
+            processes = list(getattr(self.pool, "_processes", {}).values())
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.join(timeout=10)
+        self.pool.shutdown(wait=not abort, cancel_futures=True)
         for variable, value in self._saved.items():
             if value is None:
                 os.environ.pop(variable, None)
@@ -257,7 +263,10 @@ class _RayBackend:
     def result(self, handle) -> dict:
         return self.ray.get(handle)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False, handles: list | None = None) -> None:
+        if abort and not self.started_here:  # on a cluster we do not own: cancel what is still queued or running
+            for handle in handles or []:
+                self.ray.cancel(handle, force=True)
         if self.started_here:
             self.ray.shutdown()
 
@@ -329,8 +338,9 @@ def run_experiment(experiment: ExperimentConfig, run_dir: str | Path, backend: s
     executor = None
     if pending:
         executor = _LocalBackend(workers) if backend == "local" else _RayBackend(workers, ray_address)
+    running: dict[Any, dict] = {}
+    aborted = True
     try:
-        running: dict[Any, dict] = {}
         first = [t for t in runnable if AgentSpec(**t["spec"]).needs == "rl"]
         rest = [t for t in runnable if t not in first]
         for task in [*first, *data_pending, *rest]:
@@ -366,12 +376,17 @@ def run_experiment(experiment: ExperimentConfig, run_dir: str | Path, backend: s
                 bar.update(1)
                 if on_cell is not None:
                     on_cell(result)
+        aborted = False
     finally:
         bar.close()
         if executor is not None:
-            executor.close()
+            if isinstance(executor, _RayBackend):
+                executor.close(abort=aborted, handles=list(running))
+            else:
+                executor.close(abort=aborted)
     seconds = time.perf_counter() - t0
-    result = RunResult(run_dir, len(agent_tasks), len(pending) - len(failed), len(done_cells), failed, seconds)
+    failed_cells = sum(1 for t in pending if t["name"] in failed)
+    result = RunResult(run_dir, len(agent_tasks), len(pending) - failed_cells, len(done_cells), failed, seconds)
     if not failed and report:
         from experiments.report import build_report
 

@@ -337,3 +337,39 @@ def test_a_sweep_over_scenarios_reports_each_and_across(tmp_path):
     report = (run / "report.md").read_text()
     assert "## Scenario cb00" in report and "## Across scenarios" in report
     assert report.count("retained d30") == 2
+
+
+def _live_processes_in_group(pgid: int) -> list[int]:
+    """Processes of a process group that are not zombies (from /proc; Linux)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # fields after the name: state, ppid, pgrp, ...
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def test_ctrl_c_stops_the_workers_at_once(tmp_path):
+    """SIGINT to the CLI: it exits promptly (not after the running cells), with no worker left behind."""
+    out = tmp_path / "run"
+    process = subprocess.Popen([*STICKYREC, "run", "quick", "--out", str(out), "--quiet",
+                                "--set", "agents.ppo.steps=2000000"],  # a cell that would run for minutes
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list((out / "cells").glob("*ppo*/started.json")):
+            time.sleep(0.05)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "run the same command again to resume" in stderr
+    time.sleep(1.0)
+    assert _live_processes_in_group(process.pid) == []  # no worker of the run's process group survives
+    assert not list((out / "cells").glob(f"*ppo*/{CELL_MARKER}"))
