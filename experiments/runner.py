@@ -271,7 +271,15 @@ class _RayBackend:
             self.ray.shutdown()
 
 
-def _live_status(tasks, waiting: int) -> str:
+_PRIORITY = {"ppo": 0, "slateq": 0, "data": 1, "mlp": 2, "item_cf": 3, "popularity": 3}
+
+
+def _priority(task: dict) -> int:
+    """Order of the queue: RL training, logged data, the MLP, the other log-trained agents, then the rest."""
+    return _PRIORITY.get("data" if task["type"] == "data" else task["spec"]["kind"], 4)
+
+
+def _live_status(tasks, queued: int) -> str:
     """``running: a 2:10, b 0:41 | 12 queued``: which cells are at work now, and for how long."""
     now, running = time.time(), []
     for task in tasks:
@@ -283,7 +291,7 @@ def _live_status(tasks, waiting: int) -> str:
             except (OSError, ValueError, KeyError):
                 continue
             running.append(f"{task['name']} {int(seconds) // 60}:{int(seconds) % 60:02d}")
-    queued = len(list(tasks)) - len(running) + waiting
+    queued += len(list(tasks)) - len(running)  # handed out, not started yet
     shown = ", ".join(running[:3]) + (f" +{len(running) - 3}" if len(running) > 3 else "")
     return f"running: {shown or '-'} | {queued} queued"
 
@@ -327,11 +335,10 @@ def run_experiment(experiment: ExperimentConfig, run_dir: str | Path, backend: s
     needed_data = {t["data_dir"] for t in pending if t["data_dir"] is not None}
     data_pending = [t for t in data_tasks if t["dir"] in needed_data and not (Path(t["dir"]) / DATA_MARKER).exists()]
     ready_data = needed_data - {t["dir"] for t in data_pending}
-    # longest first (RL training, then data collection, then the rest), so the slowest cells do not trail
-    rank = {"rl": 0, "data": 1, "none": 2}
-    runnable = sorted((t for t in pending if t["data_dir"] is None or t["data_dir"] in ready_data),
-                      key=lambda t: rank[AgentSpec(**t["spec"]).needs])
-    waiting = [t for t in pending if t not in runnable]
+    waiting = [t for t in pending if t["data_dir"] is not None and t["data_dir"] not in ready_data]
+    # The runner keeps the queue itself and hands out at most `workers` tasks at a time, longest first, so that a
+    # slow cell that becomes ready late (the MLP, once its logged data exists) still overtakes the quick ones.
+    queue = sorted([*data_pending, *(t for t in pending if t not in waiting)], key=_priority)
     failed: dict[str, str] = {}
     bar = tqdm(total=len(agent_tasks), initial=len(done_cells), desc=f"{experiment.name}: cells", unit="cell",
                disable=not progress, dynamic_ncols=True)
@@ -341,12 +348,11 @@ def run_experiment(experiment: ExperimentConfig, run_dir: str | Path, backend: s
     running: dict[Any, dict] = {}
     aborted = True
     try:
-        first = [t for t in runnable if AgentSpec(**t["spec"]).needs == "rl"]
-        rest = [t for t in runnable if t not in first]
-        for task in [*first, *data_pending, *rest]:
-            running[executor.submit(task)] = task
-        while running:
-            bar.set_postfix_str(_live_status(running.values(), len(waiting)), refresh=True)
+        while queue or running:
+            while queue and len(running) < workers:
+                task = queue.pop(0)
+                running[executor.submit(task)] = task
+            bar.set_postfix_str(_live_status(running.values(), len(queue) + len(waiting)), refresh=True)
             for handle in executor.wait_any(list(running), timeout=2.0):
                 task = running.pop(handle)
                 try:
@@ -367,7 +373,8 @@ def run_experiment(experiment: ExperimentConfig, run_dir: str | Path, backend: s
                                f" ({result['seconds']:.0f} s)")
                     for dependent in [w for w in waiting if w["data_dir"] == task["dir"]]:
                         waiting.remove(dependent)
-                        running[executor.submit(dependent)] = dependent
+                        queue.append(dependent)
+                    queue.sort(key=_priority)
                     continue
                 metrics = result["metrics"]
                 line = (f"done  {task['name']}: d30 retention {metrics['retention_day30']:.3f}, CTR wk1"
