@@ -34,3 +34,12 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
 
 def write_json_atomic(path: str | Path, payload: Any) -> None:
     write_bytes_atomic(path, (json.dumps(payload, indent=2, sort_keys=False) + "\n").encode())
+
+
+def write_parquet_atomic(frame, path: str | Path) -> None:
+    """A pandas frame as Parquet (no index), atomically."""
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    write_bytes_atomic(path, buffer.getvalue())

@@ -37,7 +37,7 @@ import pandas as pd
 import yaml
 
 from experiments.evaluate import METRICS
-from experiments.io import write_bytes_atomic, write_json_atomic
+from experiments.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
 METRIC_LABELS = {"click_rate_week1": "CTR week 1", "click_rate": "CTR", "sessions_per_shopper": "sessions",
                  "purchases_per_shopper": "purchases", "revenue_per_shopper": "revenue",
@@ -382,9 +382,7 @@ def render_html(blocks: list[tuple], images: dict[str, bytes], title: str) -> st
 
 def _write_frame(frame: pd.DataFrame, path: Path) -> None:
     if path.suffix == ".parquet":
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        write_bytes_atomic(path, buffer.getvalue())
+        write_parquet_atomic(frame, path)
     else:
         write_bytes_atomic(path, frame.to_csv(index=False, float_format="%.6g").encode())
 

@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from experiments.experiment import AgentSpec, ExperimentConfig
-from experiments.io import write_bytes_atomic, write_json_atomic
+from experiments.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
 CELL_MARKER = "cell.json"
 DATA_MARKER = "done.json"
@@ -125,7 +125,7 @@ def _run_data(task: dict, out: Path) -> dict:
     table = load_training_log(store, "logging", contexts, make_catalog(config))
     splits = split_log(table, seed=task["seed"])
     for part in ("train", "validation"):
-        _write_parquet(getattr(splits, part), out / f"{part}.parquet")
+        write_parquet_atomic(getattr(splits, part), out / f"{part}.parquet")
     return {"impressions": len(table), "train": len(splits.train), "validation": len(splits.validation)}
 
 
@@ -180,19 +180,11 @@ def _run_agent(task: dict, out: Path) -> dict:
     shoppers["churn_day"] = (result.last_day + 1).astype(float)
     shoppers.loc[~result.churned, "churn_day"] = float(config.horizon_days)
     daily = pd.DataFrame({"day": range(len(result.daily["sessions"])), **result.daily})
-    _write_parquet(shoppers, out / "shoppers.parquet")
-    _write_parquet(daily, out / "daily.parquet")
+    write_parquet_atomic(shoppers, out / "shoppers.parquet")
+    write_parquet_atomic(daily, out / "daily.parquet")
     return {"scenario": task["scenario"], "agent": spec.label, "kind": spec.kind, "seed": task["seed"],
             "eval_population_seed": task["eval_seed"], "train_seconds": round(train_seconds, 2),
             "training": training, "metrics": _metrics(shoppers)}
-
-
-def _write_parquet(frame, path: Path) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    write_bytes_atomic(path, buffer.getvalue())
 
 
 # --------------------------------------------------------------------------------------------------------------
