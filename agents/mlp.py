@@ -561,23 +561,7 @@ class MLPClickModel(Agent):
         Raises ``ValueError`` naming the problem for a missing file, a file that is not a torch file (corrupt,
         truncated, foreign), another agent's or format's file, and tensors that do not fit the file's own metadata.
         """
-        path = os.fspath(path)
-        try:
-            payload = torch.load(path, weights_only=True, map_location="cpu")
-        except FileNotFoundError:
-            raise ValueError(f"model file {path!r} does not exist") from None
-        except Exception as exc:  # unpickling errors, truncated archives, foreign formats: all "not our file"
-            raise ValueError(f"model file {path!r} is not a readable stickyrec model ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-        if not isinstance(payload, dict):
-            raise ValueError(f"model file {path!r} holds a {type(payload).__name__}, not a stickyrec agent")
-        if payload.get("format") != FORMAT:
-            raise ValueError(f"model file {path!r} is not a stickyrec agent file (format {payload.get('format')!r})")
-        if payload.get("name") != cls.name:
-            raise ValueError(f"model file {path!r} holds agent {payload.get('name')!r}, not {cls.name!r}")
-        if payload.get("version") != FORMAT_VERSION:
-            raise ValueError(f"model file {path!r} has format version {payload.get('version')!r}; this code reads"
-                             f" version {FORMAT_VERSION}")
+        payload = read_agent_file(path, cls.name, "model file")
         try:
             model = cls(**payload["hyperparameters"])
             model._set_catalog(_tensor(payload, "item_features", None).numpy(), int(payload["n_categories"]),
@@ -602,11 +586,36 @@ class MLPClickModel(Agent):
                 raise ValueError("the weights hold NaN or inf")
         except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as exc:
             reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-            raise ValueError(f"model file {path!r} is a damaged {cls.name!r} model: {reason}") from None
+            raise ValueError(f"model file {os.fspath(path)!r} is a damaged {cls.name!r} model: {reason}") from None
         model.net.eval()
         if catalog is not None:
             model._check_catalog(catalog.public_features(), "the given catalog")
         return model
+
+
+def read_agent_file(path, name: str | None, what: str) -> dict:
+    """The payload of a stickyrec agent file (``torch.load(weights_only=True)``: no arbitrary pickle) holding agent
+    ``name`` (any agent for None); ``ValueError`` naming the problem, with ``what`` naming the file, for a missing,
+    unreadable (corrupt, truncated, foreign) or other agent's or version's file."""
+    path = os.fspath(path)
+    try:
+        payload = torch.load(path, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise ValueError(f"{what} {path!r} does not exist") from None
+    except Exception as exc:  # unpickling errors, truncated archives, foreign formats: all "not our file"
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ValueError(f"{what} {path!r} is not a readable stickyrec {what} ({type(exc).__name__}: {first})") \
+            from None
+    if not isinstance(payload, dict):
+        raise ValueError(f"{what} {path!r} holds a {type(payload).__name__}, not a stickyrec agent")
+    if payload.get("format") != FORMAT:
+        raise ValueError(f"{what} {path!r} is not a stickyrec agent file (format {payload.get('format')!r})")
+    if name is not None and payload.get("name") != name:
+        raise ValueError(f"{what} {path!r} holds agent {payload.get('name')!r}, not {name!r}")
+    if payload.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{what} {path!r} has format version {payload.get('version')!r}; this code reads"
+                         f" version {FORMAT_VERSION}")
+    return payload
 
 
 def _as_tensor(array: np.ndarray) -> torch.Tensor:

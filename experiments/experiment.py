@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from envs.config import RetentionConfig, flatten_groups, get_preset
+from envs.config import RetentionConfig, flatten_groups
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DATA_SEED_OFFSET = 500_000  # logged populations: far from RL training seeds and from evaluation populations
@@ -178,7 +178,7 @@ def _env(source: str, key: str, base: RetentionConfig | None, data: Any) -> Rete
         raise _fail(source, key, str(exc)) from None
 
 
-def _check_agent(source: str, spec: AgentSpec, env: RetentionConfig) -> None:
+def _check_agent(source: str, spec: AgentSpec) -> None:
     """Build the agent once, untrained, so a bad reward or parameter fails now, not an hour into the run."""
     key = f"agents.{spec.label}"
     try:
@@ -292,7 +292,7 @@ def _parse(raw: Mapping[str, Any], source: str) -> ExperimentConfig:
             steps = DEFAULT_STEPS[kind] if steps is None else steps
             reward = "stickiness" if reward is None else reward
         spec = AgentSpec(label, kind, dict(reward) if isinstance(reward, Mapping) else reward, steps, dict(params))
-        _check_agent(source, spec, base)
+        _check_agent(source, spec)
         agents.append(spec)
 
     seeds = _int(source, "seeds", data["seeds"], 1, 1000)
@@ -382,4 +382,4 @@ def load_experiment(name_or_path: str, overrides: list[str] | None = None) -> Ex
 
 
 __all__ = ["AGENT_KINDS", "AgentSpec", "ExperimentConfig", "Scenario", "apply_overrides", "find_config",
-           "get_preset", "load_experiment", "make_agent"]
+           "load_experiment", "make_agent"]

@@ -538,7 +538,7 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path) -> Path:
         curves, _ = kaplan_meier(config, shoppers)
         run = config["name"] if config["name"] not in [t["run"].iloc[0] for t in tables] else run_dir.name
         tables.append(table.assign(run=run, label=run + "/" + table["agent"]))
-        all_curves.append(curves.assign(agent=run + "/" + curves["agent"], scenario=curves["scenario"]))
+        all_curves.append(curves.assign(agent=run + "/" + curves["agent"]))
         labels += [f"{run}/{a}" for a in config["agents"]]
     table = pd.concat(tables, ignore_index=True)
     curves = pd.concat(all_curves, ignore_index=True)

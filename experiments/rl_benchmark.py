@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -43,6 +42,7 @@ def _run_cell(task: dict) -> dict:
 
     from envs.config import RetentionConfig
     from experiments.evaluate import per_shopper_frame
+    from experiments.io import write_parquet_atomic
     from experiments.simulate import simulate_cohort
     from experiments.train import train_agent
 
@@ -54,9 +54,7 @@ def _run_cell(task: dict) -> dict:
                         hyperparameters=task["params"], progress=False)
     train_seconds = time.perf_counter() - t0
     frame = per_shopper_frame(simulate_cohort(agent, config, task["eval_shoppers"], seed=task["eval_seed"]))
-    temporary = out / f".eval.parquet.tmp{os.getpid()}"
-    frame.to_parquet(temporary, index=False)
-    os.replace(temporary, out / "eval.parquet")  # the cell counts as done only once this exists
+    write_parquet_atomic(frame, out / "eval.parquet")  # the cell counts as done only once this exists
     return {"cell": out.name, "train_seconds": train_seconds, "steps": agent.history["steps"],
             "retention_day30": float(frame["retained_day30"].mean())}
 

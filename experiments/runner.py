@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -304,8 +303,7 @@ def resolved_config(experiment: ExperimentConfig) -> dict:
 
 
 def run_experiment(experiment: ExperimentConfig, run_dir: str | Path, backend: str = "local", workers: int = 2,
-                   ray_address: str | None = None, progress: bool = True, report: bool = True,
-                   on_cell: Callable[[dict], None] | None = None) -> RunResult:
+                   ray_address: str | None = None, progress: bool = True, report: bool = True) -> RunResult:
     """Run (or resume) every cell of ``experiment`` into ``run_dir``, then write the report."""
     from tqdm.auto import tqdm
 
@@ -373,8 +371,6 @@ def run_experiment(experiment: ExperimentConfig, run_dir: str | Path, backend: s
                         f" {metrics['click_rate_week1']:.3f} ({result['seconds']:.0f} s)")
                 tqdm.write(line)
                 bar.update(1)
-                if on_cell is not None:
-                    on_cell(result)
         aborted = False
     finally:
         bar.close()

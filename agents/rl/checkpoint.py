@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from agents.mlp import FORMAT, FORMAT_VERSION, catalog_fingerprint
+from agents.mlp import FORMAT, FORMAT_VERSION, catalog_fingerprint, read_agent_file
 
 SPACE_KEYS = ("n_items", "n_candidates", "slate_size", "shopper_dim", "n_categories", "embedding_dim")
 
@@ -55,27 +55,12 @@ def save_checkpoint(path, name: str, payload: dict[str, Any]) -> None:
 def load_checkpoint(path, name: str | None) -> dict[str, Any]:
     """The payload of a checkpoint of agent ``name`` (any agent for None); ``ValueError`` for a missing, corrupt or
     foreign file."""
-    path = os.fspath(path)
-    try:
-        payload = torch.load(path, weights_only=True, map_location="cpu")
-    except FileNotFoundError:
-        raise ValueError(f"checkpoint {path!r} does not exist") from None
-    except Exception as exc:  # unpickling errors, truncated archives, foreign formats: all "not our file"
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise ValueError(f"checkpoint {path!r} is not a readable stickyrec checkpoint ({type(exc).__name__}:"
-                         f" {first})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"checkpoint {path!r} is not a stickyrec agent file")
+    payload = read_agent_file(path, name, "checkpoint")
     if name is None:
         return payload
-    if payload.get("name") != name:
-        raise ValueError(f"checkpoint {path!r} holds agent {payload.get('name')!r}, not {name!r}")
-    if payload.get("version") != FORMAT_VERSION:
-        raise ValueError(f"checkpoint {path!r} has format version {payload.get('version')!r}; this code reads"
-                         f" version {FORMAT_VERSION}")
     for key in ("hyperparameters", "spaces", "state"):
         if not isinstance(payload.get(key), dict):
-            raise ValueError(f"checkpoint {path!r} is a damaged {name!r} checkpoint: no {key!r} section")
+            raise ValueError(f"checkpoint {os.fspath(path)!r} is a damaged {name!r} checkpoint: no {key!r} section")
     return payload
 
 
