@@ -51,9 +51,19 @@ def sample_choice(item_logits: np.ndarray, no_click_logit: float, uniform: np.nd
     ``exp`` from overflowing (the probabilities do not depend on the shift).
     """
     top = np.maximum(item_logits.max(axis=1), no_click_logit) if logit_bound is None else logit_bound
-    cdf = np.cumsum(np.exp(item_logits - top[:, None]), axis=1)
-    total = cdf[:, -1] + np.exp(no_click_logit - top)
-    return (cdf <= (uniform * total)[:, None]).sum(axis=1)  # <=: a zero-weight option is never picked
+    if item_logits.shape[0] < 64:  # few shoppers: a handful of whole-array calls beats k row operations
+        cdf = np.cumsum(np.exp(item_logits - top[:, None]), axis=1)
+        threshold = uniform * (cdf[:, -1] + np.exp(no_click_logit - top))
+        return np.count_nonzero(cdf <= threshold[:, None], axis=1)
+    # Many shoppers: work on the (k, B) transpose: every row operation then runs along the batch, where numpy is fast,
+    # instead of along k (about 10) items, where per-row overhead dominates. The running sum is the same
+    # sequential sum as np.cumsum and as the one-shopper path, so the numbers do not change.
+    cdf = np.subtract(item_logits.T, top, order="C")
+    np.exp(cdf, out=cdf)
+    for j in range(1, cdf.shape[0]):
+        cdf[j] += cdf[j - 1]
+    threshold = uniform * (cdf[-1] + np.exp(no_click_logit - top))
+    return np.count_nonzero(cdf <= threshold, axis=0)  # <=: a zero-weight option is never picked
 
 
 def choose(weights: np.ndarray, uniform: np.ndarray) -> np.ndarray:

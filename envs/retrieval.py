@@ -57,13 +57,13 @@ class CandidateRetriever:
         k = self.centres.shape[0]
         similarity = self.centres @ catalog.embedding.T  # (K, N)
         order = np.argsort(-similarity, axis=1, kind="stable")
-        self.nearest = order[:, : self.n_nearest].astype(np.int64)
+        self.nearest = order[:, : self.n_nearest].astype(np.int32)  # int32: the simulator's candidate dtype
         rest = order[:, self.n_nearest:]  # (K, N - n_nearest), each row the cluster's complement
         by_popularity = np.argsort(-catalog.popularity[rest], axis=1, kind="stable")
         rest = np.take_along_axis(rest, by_popularity, axis=1)
         pool = config.popular_pool_size
-        self.trending = rng.permuted(rest[:, :pool], axis=1).astype(np.int64)
-        self.random = rng.permuted(rest[:, pool:], axis=1).astype(np.int64)
+        self.trending = rng.permuted(rest[:, :pool], axis=1).astype(np.int32)
+        self.random = rng.permuted(rest[:, pool:], axis=1).astype(np.int32)
         self._popular_steps = np.arange(self.n_popular)
         self._random_steps = np.arange(self.n_random)
         assert self.trending.shape == (k, pool) and self.random.shape[1] >= self.n_random
@@ -73,7 +73,7 @@ class CandidateRetriever:
         return np.argmax(interest.astype(np.float32) @ self._centres32.T, axis=1)
 
     def retrieve(self, interest: np.ndarray, uniform: np.ndarray) -> np.ndarray:
-        """(E, d) interests and (E, 2) uniforms -> (E, M) distinct item ids."""
+        """(E, d) interests and (E, 2) uniforms -> (E, M) distinct item ids (int32)."""
         cluster = self.assign(interest)
         out = np.empty((interest.shape[0], self.n_candidates), dtype=self.nearest.dtype)
         n_trending, n_random = self.trending.shape[1], self.random.shape[1]

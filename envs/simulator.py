@@ -69,10 +69,14 @@ class RetentionSimulator:
         self.features = self.state.features  # (B, F) float32: the observation's shopper vectors
         self._rows = np.arange(self.batch_size)
         self._n_finished = self.batch_size  # rows whose shopper churned or reached the horizon (or none yet)
-        self._candidate_offsets = self._rows[:, None] * config.n_candidates
-        self._category_offsets = self._rows[:, None] * config.n_categories
+        # (B, k) tables rather than (B, 1) columns: numpy's broadcast along a short last axis costs several
+        # times a plain elementwise pass, and these are added every step
+        k = config.slate_size
+        self._candidate_offsets = np.repeat(self._rows[:, None] * config.n_candidates, k, axis=1)
+        self._category_offsets = np.repeat(self._rows[:, None] * config.n_categories, k, axis=1)
         self._log_examination = choice.examination_log_weights(config.slate_size, config.position_decay)
         self._log_examination_list = self._log_examination.tolist()
+        self._log_examination_table = np.tile(self._log_examination, (self.batch_size, 1))
         self._embedding32 = self.catalog.embedding.astype(np.float32)
         self._inverse_temperature = 1.0 / config.temperature
         self._no_click_logit = config.no_click_utility / config.temperature
@@ -98,11 +102,12 @@ class RetentionSimulator:
         uniform = self.streams.uniform(rows, self.retriever.uniforms_per_call)
         ids = self.retriever.retrieve(self.state.interest[rows], uniform)
         self.candidate_ids[rows] = ids
-        # The session-constant part of each candidate's utility: w_a appeal - beta log(price / median).
+        # The session-constant part of each candidate's utility: w_a appeal - beta log(price / median),
+        # stored as float32 (the values the step adds).
         utility = (self._appeal_utility[ids]
-                   - self.state.price_sensitivity[rows, None] * self.catalog.log_relative_price[ids])
+                   - self.state.price_sensitivity[rows, None] * self.catalog.log_relative_price[ids]
+                   ).astype(np.float32)
         self.candidate_utility[rows] = utility
-        utility = self.candidate_utility[rows]  # the stored (float32) values, which the step adds
         # An upper bound on this session's item logits (relevance <= 1, fatigue >= 0, log eta <= 0): the
         # sampler normalises by it instead of a per-step row max. Same probabilities, no overflow.
         self.logit_bound[rows] = np.maximum((1.0 + utility.max(axis=1)) * self._inverse_temperature,
@@ -139,7 +144,7 @@ class RetentionSimulator:
             if low >= 0 and high < m and len(set(values)) == k:
                 array = array.astype(np.int64, copy=False)
                 return array, array  # with one row, the flat indices are the slate itself
-        elif (array.astype(np.int64, copy=False).view(np.uint64) >= m).any():  # negatives wrap to huge values
+        elif array.astype(np.int64, copy=False).view(np.uint64).max() >= m:  # negatives wrap to huge values
             low, high = array.min(), array.max()
         else:
             low, high = 0, 0
@@ -173,7 +178,7 @@ class RetentionSimulator:
         logits = relevance + np.take(self.candidate_utility, picked)
         logits -= self.config.fatigue_weight * slate_fatigue
         logits *= self._inverse_temperature
-        logits += self._log_examination
+        logits += self._log_examination_table
         return items, categories, category_at, slate_fatigue, relevance, logits
 
     def click_probabilities(self, slate) -> np.ndarray:

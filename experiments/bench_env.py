@@ -27,18 +27,33 @@ def _random_slates(rng: np.random.Generator, count: int, batch: int, m: int, k: 
     return [np.argsort(rng.random((batch, m)), axis=1)[:, :k] for _ in range(count)]
 
 
-def bench_batched(config: RetentionConfig, batch: int, seconds: float) -> float:
-    """User-steps per second of ``RetentionVectorEnv.step`` (SAME_STEP autoreset, observations included)."""
+def env_stepper(config: RetentionConfig, batch: int):
+    """One ``RetentionVectorEnv.step`` per call (SAME_STEP autoreset, observations included), warmed up."""
     env = RetentionVectorEnv(batch, config=config)
     env.reset(seed=0)
     slates = _random_slates(np.random.default_rng(1), 8, batch, config.n_candidates, config.slate_size)
-    for i in range(3):
-        env.step(slates[i % 8])
+    count = iter(range(2**62))
+
+    def step() -> None:
+        env.step(slates[next(count) % 8])
+
+    for _ in range(50):  # past the first sessions' transient
+        step()
+    return step
+
+
+def user_steps_per_second(step, batch: int, seconds: float) -> float:
+    """Call ``step`` for at least ``seconds`` (and 5 times) and return ``batch`` x calls per second."""
     steps, start = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds or steps < 5:
-        env.step(slates[steps % 8])
+        step()
         steps += 1
     return batch * steps / elapsed
+
+
+def bench_batched(config: RetentionConfig, batch: int, seconds: float) -> float:
+    """User-steps per second of ``RetentionVectorEnv.step`` over one window of ``seconds``."""
+    return user_steps_per_second(env_stepper(config, batch), batch, seconds)
 
 
 def bench_single(config: RetentionConfig, steps: int) -> tuple[float, float]:
@@ -58,8 +73,8 @@ def bench_single(config: RetentionConfig, steps: int) -> tuple[float, float]:
     return statistics.median(times) * 1e6, statistics.fmean(times) * 1e6
 
 
-def bare_numpy_pass(config: RetentionConfig, batch: int, seconds: float) -> float:
-    """User-steps per second of the bare choice arithmetic for the same shapes: gather the slate's
+def bare_numpy_stepper(config: RetentionConfig, batch: int):
+    """One pass per call of the bare choice arithmetic for the same shapes: gather the slate's
     embeddings, score (relevance + appeal - price - fatigue), softmax with a no-click option, sample one
     choice per shopper, and move satisfaction — no retrieval, sessions, validation or observation."""
     rng = np.random.default_rng(3)
@@ -94,37 +109,58 @@ def bare_numpy_pass(config: RetentionConfig, batch: int, seconds: float) -> floa
         q = quality[items[rows, np.minimum(choice, k - 1)]]
         satisfaction = np.where(clicked, satisfaction + 0.1 * (q - satisfaction), satisfaction * 0.98)
 
-    for i in range(3):
-        one_step(slates[i])
-    steps, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds or steps < 5:
-        one_step(slates[steps % 8])
-        steps += 1
-    return batch * steps / elapsed
+    count = iter(range(2**62))
+
+    def step() -> None:
+        one_step(slates[next(count) % 8])
+
+    for _ in range(3):
+        step()
+    return step
+
+
+def bare_numpy_pass(config: RetentionConfig, batch: int, seconds: float) -> float:
+    """User-steps per second of ``bare_numpy_stepper`` over one window of ``seconds``."""
+    return user_steps_per_second(bare_numpy_stepper(config, batch), batch, seconds)
 
 
 def run(batches=(1, 256, 4096), seconds: float = 2.0, single_steps: int = 20_000,
-        config: RetentionConfig | None = None) -> list[dict]:
+        config: RetentionConfig | None = None, rounds: int = 5) -> list[dict]:
+    """Per batch size, ``rounds`` alternating windows of the env and of the bare pass (``seconds`` in all
+    for each), so that a burst of load from elsewhere hits both; the ratio is taken within each round."""
     config = config or RetentionConfig()
+    if rounds < 1 or seconds <= 0:
+        raise ValueError(f"rounds must be >= 1 and seconds > 0, got rounds={rounds}, seconds={seconds}")
     rows = []
     for batch in batches:
-        env_rate = bench_batched(config, batch, seconds)
-        bare_rate = bare_numpy_pass(config, batch, seconds)
-        rows.append({"batch": batch, "env_user_steps_per_s": env_rate, "bare_numpy_user_steps_per_s": bare_rate,
-                     "env_step_over_bare": bare_rate / env_rate})
+        env_step, bare_step = env_stepper(config, batch), bare_numpy_stepper(config, batch)
+        env_rates, bare_rates = [], []
+        for r in range(rounds):
+            order = ((env_step, env_rates), (bare_step, bare_rates))
+            for step, rates in order if r % 2 == 0 else order[::-1]:
+                rates.append(user_steps_per_second(step, batch, seconds / rounds))
+        ratios = [bare / env for env, bare in zip(env_rates, bare_rates)]
+        rows.append({"batch": batch, "env_user_steps_per_s": statistics.median(env_rates),
+                     "env_user_steps_per_s_best": max(env_rates),
+                     "bare_numpy_user_steps_per_s": statistics.median(bare_rates),
+                     "bare_numpy_user_steps_per_s_best": max(bare_rates),
+                     "env_step_over_bare": statistics.median(ratios), "rounds": rounds})
     median_us, mean_us = bench_single(config, single_steps)
     rows.append({"single_env_median_us": median_us, "single_env_mean_us": mean_us})
     return rows
 
 
 def format_table(rows: list[dict], config: RetentionConfig) -> str:
+    rounds = next((row["rounds"] for row in rows if "rounds" in row), 0)
     lines = [f"stickyrec env benchmark  (M={config.n_candidates} candidates, k={config.slate_size},"
-             f" d={config.embedding_dim}, N={config.n_items}; {os.environ.get('OMP_NUM_THREADS')} BLAS thread)",
-             f"{'B':>6} {'env user-steps/s':>18} {'bare numpy user-steps/s':>25} {'env step / bare pass':>22}"]
+             f" d={config.embedding_dim}, N={config.n_items}; {os.environ.get('OMP_NUM_THREADS')} BLAS thread;"
+             f" median (best) of {rounds} alternating rounds)",
+             f"{'B':>6} {'env user-steps/s':>24} {'bare numpy user-steps/s':>26} {'env step / bare pass':>22}"]
     for row in rows:
         if "batch" in row:
-            lines.append(f"{row['batch']:>6} {row['env_user_steps_per_s']:>18,.0f}"
-                         f" {row['bare_numpy_user_steps_per_s']:>25,.0f} {row['env_step_over_bare']:>21.2f}x")
+            env = f"{row['env_user_steps_per_s']:,.0f} ({row['env_user_steps_per_s_best']:,.0f})"
+            bare = f"{row['bare_numpy_user_steps_per_s']:,.0f} ({row['bare_numpy_user_steps_per_s_best']:,.0f})"
+            lines.append(f"{row['batch']:>6} {env:>24} {bare:>26} {row['env_step_over_bare']:>21.2f}x")
         else:
             lines.append(f"single env step: median {row['single_env_median_us']:.1f} us,"
                          f" mean {row['single_env_mean_us']:.1f} us (resets excluded)")
@@ -134,11 +170,12 @@ def format_table(rows: list[dict], config: RetentionConfig) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 256, 4096])
-    parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    parser.add_argument("--seconds", type=float, default=2.0, help="time per batch size for each of env and bare pass")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating env / bare-pass windows per batch size")
     parser.add_argument("--single-steps", type=int, default=20_000)
     args = parser.parse_args(argv)
     config = RetentionConfig()
-    print(format_table(run(tuple(args.batches), args.seconds, args.single_steps, config), config))
+    print(format_table(run(tuple(args.batches), args.seconds, args.single_steps, config, args.rounds), config))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
     stickyrec run CONFIG [--set key.path=value ...] [--out DIR] [--backend local|ray] [--workers N]
     stickyrec report RUN_DIR [RUN_DIR ...] [--out DIR]
     stickyrec compare RUN_DIR AGENT_A AGENT_B [--scenario S] [--out FILE.png]
-    stickyrec bench [--batches 1 256 4096] [--seconds S]
+    stickyrec bench [--batches 1 256 4096] [--seconds S] [--rounds R]
     stickyrec config [--config NAME|FILE] [--set key=value ...] [--describe]
 
 Heavy modules are imported inside each command so that ``bench`` can pin BLAS threads first.
@@ -225,7 +225,8 @@ def cmd_compare(args) -> int:
 def cmd_bench(args) -> int:
     from experiments import bench_env
 
-    argv = ["--seconds", str(args.seconds), "--single-steps", str(args.single_steps), "--batches",
+    argv = ["--seconds", str(args.seconds), "--rounds", str(args.rounds), "--single-steps", str(args.single_steps),
+            "--batches",
             *map(str, args.batches)]
     bench_env.main(argv)
     return 0
@@ -348,7 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="env throughput benchmark (one BLAS thread)")
     bench.add_argument("--batches", type=int, nargs="+", default=[1, 256, 4096])
-    bench.add_argument("--seconds", type=float, default=2.0)
+    bench.add_argument("--seconds", type=float, default=2.0,
+                       help="time per batch size for each of the env and the bare pass")
+    bench.add_argument("--rounds", type=int, default=5, help="alternating env / bare-pass windows per batch size")
     bench.add_argument("--single-steps", type=int, default=20_000)
     bench.set_defaults(func=cmd_bench)
 

@@ -124,7 +124,7 @@ def test_retrieval_returns_m_distinct_items_for_many_interests(small_config):
     uniform = rng.random((interests.shape[0], retriever.uniforms_per_call))
     uniform[:4] = [[0.0, 0.0], [1.0 - 2**-53, 1.0 - 2**-53], [0.0, 1.0 - 2**-53], [1.0 - 2**-53, 0.0]]
     ids = retriever.retrieve(interests, uniform)
-    assert ids.shape == (interests.shape[0], small_config.n_candidates) and ids.dtype == np.int64
+    assert ids.shape == (interests.shape[0], small_config.n_candidates) and ids.dtype == np.int32
     _assert_distinct_valid(ids, small_config)
 
 
