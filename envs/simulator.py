@@ -132,6 +132,8 @@ class RetentionSimulator:
         """The checked slate and its flat indices into (B, M) arrays (reused by ``step``)."""
         k, m = self.config.slate_size, self.config.n_candidates
         array = np.asarray(slate)
+        if not array.flags.c_contiguous:  # e.g. argsort(...)[:, :k]: one copy beats a dozen strided passes
+            array = np.ascontiguousarray(array)
         if array.shape != (self.batch_size, k):
             raise ValueError(f"slate has shape {array.shape}; allowed: ({self.batch_size}, {k}) candidate"
                              f" indices (batch size, slate_size)")
