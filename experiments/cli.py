@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agents.rl import RL_AGENT_NAMES  # names only: torch and SB3 load on first use
+from agents.rl import DEFAULT_REWARD, REWARDS, RL_AGENT_NAMES  # names only: torch and SB3 load on first use
 
 SUMMARY_COLUMNS = (
     ("click_rate_week1", "CTR wk1", "{:.3f}"), ("click_rate", "CTR", "{:.3f}"),
@@ -286,9 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train an RL agent (PPO or SlateQ) on the batched env")
     _add_config_arguments(train)
     train.add_argument("--agent", required=True, choices=RL_AGENT_NAMES)
-    train.add_argument("--reward", default="stickiness",
-                       help="stickiness (default), retention, return_gap, click, revenue, mixed, or weights such as"
-                            " click=0.1,return_visit=1")
+    train.add_argument("--reward", default=DEFAULT_REWARD,
+                       help=f"{DEFAULT_REWARD} (default), {', '.join(n for n in REWARDS if n != DEFAULT_REWARD)}, or"
+                            " weights such as click=0.1,return_visit=1,rated_click=3")
     train.add_argument("--steps", type=int, default=None,
                        help="shopper-steps of training (default: 3,000,000 for ppo, 450,000 for slateq)")
     train.add_argument("--seed", type=int, default=0, help="training seed (env, network, exploration)")
@@ -307,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(rl)
     rl.add_argument("--out", default="results/rl", help="output folder; finished cells are skipped on a re-run")
     rl.add_argument("--agents", default="ppo,slateq")
-    rl.add_argument("--rewards", default="stickiness,click", help="reward designs, the first is the main one")
+    rl.add_argument("--rewards", default=f"{DEFAULT_REWARD},click", help="reward designs, the first is the main one")
     rl.add_argument("--seeds", type=int, default=5, help="training seeds per agent for the main reward")
     rl.add_argument("--click-seeds", type=int, default=None,
                     help="training seeds for the other rewards (default: --seeds)")

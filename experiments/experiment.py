@@ -13,7 +13,7 @@ A config is a YAML file (``experiments/configs/*.yaml`` ships the canonical ones
     agents:                          # label -> spec; kind defaults to the label
       random: {}
       mlp: {params: {epochs: 5}}
-      ppo: {steps: 50000, reward: stickiness, params: {n_envs: 64}}
+      ppo: {steps: 50000, reward: quality_stickiness, params: {n_envs: 64}}
       ppo_click: {kind: ppo, reward: click}
     seeds: 2                         # every agent runs seeds 0..seeds-1
     data: {shoppers: 3000}           # logged shoppers per seed, for the log-trained agents (popularity, CF, MLP)
@@ -183,9 +183,9 @@ def _check_agent(source: str, spec: AgentSpec) -> None:
     key = f"agents.{spec.label}"
     try:
         if spec.needs == "rl":
-            from agents.rl import make_reward, make_rl_agent
+            from agents.rl import DEFAULT_REWARD, make_reward, make_rl_agent
 
-            make_reward(spec.reward if spec.reward is not None else "stickiness")
+            make_reward(spec.reward if spec.reward is not None else DEFAULT_REWARD)
             make_rl_agent(spec.kind, **spec.params)
         else:
             make_agent(spec, seed=0)
@@ -287,10 +287,11 @@ def _parse(raw: Mapping[str, Any], source: str) -> ExperimentConfig:
                 if key in params:
                     _int(source, f"agents.{label}.params.{key}", params[key], 1)
         if needs == "rl":  # resolved: the saved config says exactly what ran
+            from agents.rl import DEFAULT_REWARD
             from experiments.train import DEFAULT_STEPS
 
             steps = DEFAULT_STEPS[kind] if steps is None else steps
-            reward = "stickiness" if reward is None else reward
+            reward = DEFAULT_REWARD if reward is None else reward
         spec = AgentSpec(label, kind, dict(reward) if isinstance(reward, Mapping) else reward, steps, dict(params))
         _check_agent(source, spec)
         agents.append(spec)

@@ -119,7 +119,7 @@ def _targets_markdown(targets: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def run_rl_benchmark(out_dir, config, agents=("ppo", "slateq"), rewards=("stickiness", "click"), seeds=5,
+def run_rl_benchmark(out_dir, config, agents=("ppo", "slateq"), rewards=("quality_stickiness", "click"), seeds=5,
                      click_seeds: int | None = None, steps: dict | None = None, params: dict | None = None,
                      eval_shoppers: int = 2000,
                      train_shoppers: int = 3000, workers: int = 2, resamples: int = 300, progress: bool = True):

@@ -133,9 +133,10 @@ def _train(task: dict, spec: AgentSpec, config, out: Path):
     from experiments.experiment import make_agent
 
     if spec.needs == "rl":
+        from agents.rl import DEFAULT_REWARD
         from experiments.train import train_agent
 
-        agent = train_agent(spec.kind, config, out, reward=spec.reward or "stickiness", steps=spec.steps,
+        agent = train_agent(spec.kind, config, out, reward=spec.reward or DEFAULT_REWARD, steps=spec.steps,
                             seed=task["seed"], hyperparameters=spec.params, progress=False)
         return agent, {"steps": agent.history["steps"], "steps_per_second": agent.history["steps_per_second"]}
     agent = make_agent(spec, task["seed"])

@@ -34,7 +34,7 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-def train_agent(agent_name: str, config: RetentionConfig, out_dir, reward="stickiness", steps: int | None = None,
+def train_agent(agent_name: str, config: RetentionConfig, out_dir, reward=None, steps: int | None = None,
                 seed: int = 0, hyperparameters: dict | None = None, max_seconds: float | None = None,
                 checkpoint_every: int = 500_000, progress: bool = True, threads: int = 1):
     """Train, save and describe one agent; returns the trained agent (all inputs checked before training)."""

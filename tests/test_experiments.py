@@ -81,7 +81,7 @@ def test_set_overrides_reach_the_resolved_config():
 
 def test_rl_defaults_are_resolved_in_the_saved_config():
     ppo = load_experiment("benchmark").agent("ppo")
-    assert ppo.steps is not None and ppo.steps > 0 and ppo.reward == "stickiness"
+    assert ppo.steps is not None and ppo.steps > 0 and ppo.reward == "quality_stickiness"
 
 
 @pytest.mark.parametrize("override, names", [

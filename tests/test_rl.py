@@ -39,6 +39,27 @@ def test_reward_mix_weights_each_term():
     np.testing.assert_allclose(make_reward({"revenue": 1})(_info()), [5, 0, 0])
 
 
+def test_rated_click_pays_the_public_rating_of_the_clicked_item_and_needs_the_catalog():
+    class Catalog:
+        rating = np.array([0.9, 0.2, 0.5, 0.7])
+
+    info = _info(clicked_item=np.array([3, -1, 1]))
+    reward = make_reward("quality_stickiness")
+    assert reward.needs_catalog and not make_reward("stickiness").needs_catalog
+    # clicked items 3 (rating 0.7, bought) and 1 (0.2); the no-click row gets no rating but its return visit
+    np.testing.assert_allclose(reward.bind(Catalog())(info), [3 * 0.7 + 1, 1, 3 * 0.2], rtol=1e-6)
+    np.testing.assert_allclose(reward(info, Catalog()), reward.bind(Catalog())(info))
+    with pytest.raises(ValueError, match="reads item ratings from the catalog"):
+        reward(info)
+
+
+def test_the_default_reward_is_retention_aware():
+    from agents.rl import DEFAULT_REWARD
+
+    default = make_reward(None)
+    assert make_reward(DEFAULT_REWARD) == default and default.return_visit > 0 and default.click == 0
+
+
 @pytest.mark.parametrize("spec, message", [
     ("clicks", "unknown reward 'clicks'"), ({"clickz": 1.0}, "unknown reward term"),
     ({"click": float("nan")}, "click=nan"), ({}, "every reward weight is zero"), (3, "allowed: a name")])

@@ -44,6 +44,7 @@ from agents.rl.networks import (
     shopper_mlp,
     split_observation,
 )
+from agents.rl.rewards import DEFAULT_REWARD
 from agents.rl.vec_env import RetentionVecEnv
 
 
@@ -222,7 +223,7 @@ class PPOAgent(RLAgent):
 
     name = "ppo"
 
-    def __init__(self, reward="stickiness", n_envs: int = 256, n_steps: int = 32, batch_size: int = 1024,
+    def __init__(self, reward=DEFAULT_REWARD, n_envs: int = 256, n_steps: int = 32, batch_size: int = 1024,
                  n_epochs: int = 1, learning_rate: float = 1e-3, gamma: float = 0.99, gae_lambda: float = 0.95,
                  clip_range: float = 0.2, ent_coef: float = 0.0005, vf_coef: float = 0.5, score_scale: float = 1.0,
                  lr_schedule: str = "constant", gamma_day: float = 1.0, hidden: int = 64, embed: int = 32,

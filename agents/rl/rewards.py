@@ -4,33 +4,55 @@ The env's own ``reward_*`` config fields give one weighted mix; RL training inst
 of the step's ``info`` arrays (what the platform observes after the step), so one scenario can be trained under
 several reward designs without touching its config. ``RewardMix`` is the weighted mix; the named designs are:
 
-* ``stickiness`` (the default RL reward): +1 per return visit and +1 per purchase. Retention-aware: return visits
-  are the retention signal, and purchases are what moves a shopper's satisfaction most (and so her return rate and
-  churn); the purchase term gives the agent that signal on the step that earns it instead of sessions later.
+* ``quality_stickiness`` (the default RL reward): +1 per return visit, +1 per purchase, and +3 x the public rating
+  of each clicked item. Retention-aware: return visits are the retention signal; purchases and well-rated clicks are
+  what raise a shopper's satisfaction (and so her return rate, and lower her churn), rewarded on the step that earns
+  them instead of sessions later. The rated-click term is what a platform would call a "satisfied click": the
+  rating is the catalog's public one (quality plus noise), never the latent quality.
+* ``stickiness``: +1 per return visit and +1 per purchase (the default before ``quality_stickiness``).
 * ``retention``: +1 per return visit only (a session that ends with the shopper coming back).
 * ``return_gap``: minus the return gap in days on each return, and -30 on churn (RLUR's return-time signal).
 * ``click``: +1 per click (the myopic click-through objective).
 * ``revenue``: the revenue of each purchase, in currency units.
 * ``mixed``: retention plus a little engagement: +1 per return visit, +0.1 per click, +0.01 per unit revenue.
+
+Why the rated-click term (seed 0, 5 minutes of training, 2,000 held-out shoppers; the long-term oracle keeps
+0.892): PPO's day-30 retention goes from 0.776 under ``stickiness`` to 0.811, 0.830 and 0.833 with a rated-click
+weight of 1, 3 and 6, and SlateQ's from 0.691 to 0.776 at weight 3. Without it, PPO settles on relevant, cheap
+items (purchases now) and under-weights rating, whose payoff (satisfaction, hence fewer churns) arrives many
+sessions later, although the public-feature policy that weighs rating more earns *more* stickiness reward: the
+term helps credit assignment rather than changing what is worth doing.
+
+A term that reads item features (``rated_click``) needs the catalog: ``reward.bind(catalog)`` returns the
+function of ``info`` that the adapters call.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
-# The info fields each term reads (see ``envs.env.INFO_KEYS``).
+
+def _rated_click(info, catalog) -> np.ndarray:
+    clicked = info["clicked_position"] >= 0
+    return np.where(clicked, catalog.rating[np.where(clicked, info["clicked_item"], 0)], 0.0)
+
+
+# The info fields (see ``envs.env.INFO_KEYS``) and catalog arrays each term reads.
 _TERMS = {
-    "click": lambda info: info["clicked_position"] >= 0,
-    "purchase": lambda info: info["purchased"],
-    "revenue": lambda info: info["revenue"],
-    "return_visit": lambda info: info["returned"],
-    "return_gap": lambda info: info["return_gap_days"],
-    "churn": lambda info: info["churned"],
+    "click": lambda info, catalog: info["clicked_position"] >= 0,
+    "purchase": lambda info, catalog: info["purchased"],
+    "revenue": lambda info, catalog: info["revenue"],
+    "return_visit": lambda info, catalog: info["returned"],
+    "return_gap": lambda info, catalog: info["return_gap_days"],
+    "churn": lambda info, catalog: info["churned"],
+    "rated_click": _rated_click,  # the public rating (quality plus noise, in [0, 1]) of the clicked item
 }
+_CATALOG_TERMS = ("rated_click",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +65,7 @@ class RewardMix:
     return_visit: float = 0.0
     return_gap: float = 0.0
     churn: float = 0.0
+    rated_click: float = 0.0
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -54,14 +77,25 @@ class RewardMix:
             raise ValueError("every reward weight is zero; allowed: at least one non-zero weight among"
                              f" {', '.join(_TERMS)}")
 
-    def __call__(self, info: Mapping[str, np.ndarray]) -> np.ndarray:
+    @property
+    def needs_catalog(self) -> bool:
+        return any(getattr(self, name) for name in _CATALOG_TERMS)
+
+    def __call__(self, info: Mapping[str, np.ndarray], catalog=None) -> np.ndarray:
+        if catalog is None and self.needs_catalog:
+            raise ValueError(f"the reward {self.describe()!r} reads item ratings from the catalog; call it as"
+                             " reward(info, catalog) or reward.bind(catalog)(info)")
         reward = None
         for name, term in _TERMS.items():
             weight = getattr(self, name)
             if weight:
-                value = weight * np.asarray(term(info), dtype=np.float32)
+                value = weight * np.asarray(term(info, catalog), dtype=np.float32)
                 reward = value if reward is None else reward + value
         return reward
+
+    def bind(self, catalog) -> Callable[[Mapping[str, np.ndarray]], np.ndarray]:
+        """The reward as a function of ``info`` alone, reading item arrays from ``catalog``."""
+        return functools.partial(self.__call__, catalog=catalog)
 
     def describe(self) -> str:
         return " + ".join(f"{getattr(self, f.name):g} * {f.name}" for f in dataclasses.fields(self)
@@ -69,6 +103,7 @@ class RewardMix:
 
 
 REWARDS: dict[str, RewardMix] = {
+    "quality_stickiness": RewardMix(return_visit=1.0, purchase=1.0, rated_click=3.0),
     "stickiness": RewardMix(return_visit=1.0, purchase=1.0),
     "retention": RewardMix(return_visit=1.0),
     "return_gap": RewardMix(return_gap=-1.0, churn=-30.0),
@@ -76,7 +111,7 @@ REWARDS: dict[str, RewardMix] = {
     "revenue": RewardMix(revenue=1.0),
     "mixed": RewardMix(return_visit=1.0, click=0.1, revenue=0.01),
 }
-DEFAULT_REWARD = "stickiness"
+DEFAULT_REWARD = "quality_stickiness"
 
 
 def make_reward(spec: str | Mapping[str, float] | RewardMix | None = None) -> RewardMix:

@@ -45,6 +45,7 @@ from torch.nn import functional as F
 from agents.rl.base import RLAgent, TrainProgress, check_float, check_int, isolated_global_rng, torch_threads
 from agents.rl.checkpoint import env_spaces
 from agents.rl.networks import CandidateFeatures, CandidateScorer, catalog_tables, empty_tables, shopper_mlp
+from agents.rl.rewards import DEFAULT_REWARD
 from envs.vector import RetentionVectorEnv
 from envs.wrappers import top_k
 
@@ -142,7 +143,7 @@ class SlateQAgent(RLAgent):
 
     name = "slateq"
 
-    def __init__(self, reward="stickiness", n_envs: int = 64, buffer_size: int = 200_000, batch_size: int = 256,
+    def __init__(self, reward=DEFAULT_REWARD, n_envs: int = 64, buffer_size: int = 200_000, batch_size: int = 256,
                  gradient_steps: int = 2, learning_rate: float = 5e-4, gamma: float = 0.99, tau: float = 0.01,
                  exploration_fraction: float = 0.2, epsilon_start: float = 1.0, epsilon_end: float = 0.05,
                  learning_starts: int = 5_000, gamma_day: float = 1.0, hidden: int = 64, embed: int = 32,
@@ -234,6 +235,7 @@ class SlateQAgent(RLAgent):
         buffer = ReplayBuffer(self.buffer_size, config.n_candidates, config.slate_size, spaces["shopper_dim"])
         logger = configure(None if log_dir is None else str(log_dir),
                            ["tensorboard", "csv"] if log_dir is not None else [])
+        reward_fn = self.reward.bind(env.catalog)
         obs, _ = env.reset(seed=self.seed)
         m, k, b = config.n_candidates, config.slate_size, self.n_envs
         bar = TrainProgress(steps, f"training slateq ({self.reward.describe()})", progress)
@@ -250,7 +252,7 @@ class SlateQAgent(RLAgent):
                 if explore.any():
                     slates[explore] = np.argsort(rng.random((int(explore.sum()), m)), axis=1)[:, :k]
                 next_obs, _, terminated, truncated, info = env.step(slates)
-                reward = np.asarray(self.reward(info), dtype=np.float32)
+                reward = np.asarray(reward_fn(info), dtype=np.float32)
                 total_reward += float(reward.sum(dtype=np.float64))
                 total_clicks += int(np.count_nonzero(info["clicked_position"] >= 0))
                 done = terminated | truncated

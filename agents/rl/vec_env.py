@@ -6,7 +6,8 @@
   float32), so SB3 stores them in its buffers as they are; the agents' networks split the row and gather the
   catalog's item features by id. (SB3 would one-hot a ``MultiDiscrete`` observation: M x N_items floats per row.)
 * actions are ``MultiDiscrete([M] * k)`` slates of candidate indices, checked by the env;
-* rewards come from an injected function of the step's ``info`` arrays (``agents.rl.rewards``);
+* rewards come from an injected function of the step's ``info`` arrays (``agents.rl.rewards``; a ``RewardMix`` is
+  bound to this env's catalog);
 * a finished shopper's row carries ``terminal_observation`` and ``TimeLimit.truncated`` (the horizon, not churn)
   in its info dict, plus SB3's ``episode`` record (return, length, seconds) so ``ep_rew_mean`` is logged; the
   returned observation is already the next shopper's, as SB3 expects.
@@ -50,7 +51,8 @@ class RetentionVecEnv(VecEnv):
             raise ValueError(f"num_envs={num_envs!r}; allowed: an integer >= 1")
         self.venv = RetentionVectorEnv(int(num_envs), config=config)
         self.config = self.venv.config
-        self.reward_fn = reward_fn
+        bind = getattr(reward_fn, "bind", None)  # a RewardMix reads item arrays (ratings) from this env's catalog
+        self.reward_fn = bind(self.venv.catalog) if bind is not None else reward_fn
         observation_space = flat_observation_space(self.config, self.venv.single_observation_space["shopper"])
         action_space = spaces.MultiDiscrete(np.full(self.config.slate_size, self.config.n_candidates))
         super().__init__(int(num_envs), observation_space, action_space)
