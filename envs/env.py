@@ -61,7 +61,7 @@ class RetentionEnv(gym.Env):
     | key             | space                              | meaning                                        |
     |-----------------|------------------------------------|------------------------------------------------|
     | candidate_ids   | MultiDiscrete([N] * M), int32      | catalog ids of this session's candidates       |
-    | shopper         | Box((8 + 2C + d,), float32)        | observable history: ``SHOPPER_FEATURES``, then |
+    | shopper         | Box((9 + 2C + d,), float32)        | observable history: ``SHOPPER_FEATURES``, then |
     |                 |                                    | recent clicks per category (7-day half-life),  |
     |                 |                                    | this session's impressions per category,       |
     |                 |                                    | recency-weighted sum of clicked embeddings     |

@@ -24,6 +24,7 @@ SHOPPER_FEATURES: tuple[str, ...] = (
     "log_purchases",  # log(1 + purchases)
     "log_spend",  # log(1 + money spent)
     "horizon_elapsed",  # simulated day / horizon
+    "recent_click_rating",  # mean public rating of recently clicked items (same recency weights), 0 before any click
 )
 RECENT_CLICKS_HALF_LIFE_DAYS = 7.0  # recency of the observable clicked-category history
 
@@ -55,9 +56,11 @@ class ShopperState:
     clicks: np.ndarray  # (B,) int
     purchases: np.ndarray  # (B,) int
     spend: np.ndarray  # (B,)
+    recent_click_rating_sum: np.ndarray  # (B,) sum of clicked items' ratings, decayed like the recent clicks
+    recent_click_count: np.ndarray  # (B,) clicks, decayed likewise
     recent_click_embedding: np.ndarray  # (B, d), sum of clicked items' embeddings, decayed likewise
     # The observation's shopper vector (B, F) float32. Its per-category blocks and the click direction are
-    # kept *in* it (the views below), so producing an observation writes only the 8 scalar columns.
+    # kept *in* it (the views below), so producing an observation writes only the scalar columns.
     features: np.ndarray
     recent_category_clicks: np.ndarray  # view (B, C): clicks per category, decayed with RECENT_CLICKS_HALF_LIFE_DAYS
     session_category_impressions: np.ndarray  # view (B, C): items shown per category this session
@@ -78,7 +81,8 @@ class ShopperState:
                    visit_rate=z(b), patience=z(b), day=z(b), days_since_last_visit=z(b),
                    visits=z(b, dtype=np.int64), session_step=z(b, dtype=np.int64),
                    session_clicks=z(b, dtype=np.int64), clicks=z(b, dtype=np.int64),
-                   purchases=z(b, dtype=np.int64), spend=z(b), recent_click_embedding=z((b, d)),
+                   purchases=z(b, dtype=np.int64), spend=z(b), recent_click_rating_sum=z(b), recent_click_count=z(b),
+                   recent_click_embedding=z((b, d)),
                    alive=z(b, dtype=bool))
 
     _VIEWS = ("recent_category_clicks", "session_category_impressions", "recent_click_direction")
@@ -112,7 +116,8 @@ class ShopperState:
         self.patience[rows] = config.patience_sd * z[:, d + 3]
         for name in ("fatigue", "day", "days_since_last_visit", "session_step", "session_clicks", "clicks",
                      "purchases", "spend", "recent_category_clicks", "session_category_impressions",
-                     "recent_click_embedding", "recent_click_direction"):  # blocks of features, zeroed
+                     "recent_click_embedding", "recent_click_direction", "recent_click_rating_sum",
+                     "recent_click_count"):  # blocks of features, zeroed
             getattr(self, name)[rows] = 0
         self.visits[rows] = 1
         self.alive[rows] = True
@@ -128,6 +133,8 @@ class ShopperState:
         out[rows, 5] = np.log1p(self.purchases[rows])
         out[rows, 6] = np.log1p(self.spend[rows])
         out[rows, 7] = self.day[rows] / horizon_days
+        count = self.recent_click_count[rows]
+        out[rows, 8] = np.where(count > 0, self.recent_click_rating_sum[rows] / np.maximum(count, 1e-12), 0.0)
         return out
 
     def observe_one(self, horizon_days: float) -> np.ndarray:
@@ -135,5 +142,7 @@ class ShopperState:
         out = self.features[0].copy()
         logs = np.log1p([self.visits[0], self.clicks[0], self.purchases[0], self.spend[0]]).tolist()
         out[: len(SHOPPER_FEATURES)] = (self.days_since_last_visit[0], logs[0], self.session_step[0],
-                                        self.session_clicks[0], logs[1], logs[2], logs[3], self.day[0] / horizon_days)
+                                        self.session_clicks[0], logs[1], logs[2], logs[3], self.day[0] / horizon_days,
+                                        self.recent_click_rating_sum[0] / self.recent_click_count[0]
+                                        if self.recent_click_count[0] > 0 else 0.0)
         return out

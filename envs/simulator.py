@@ -227,6 +227,8 @@ class RetentionSimulator:
         clicked_category = categories[clickers, at[clickers]]
         st.fatigue[clickers, clicked_category] += cfg.fatigue_per_click
         st.recent_category_clicks[clickers, clicked_category] += 1.0
+        st.recent_click_rating_sum[clickers] += cat.rating[item[clickers]]
+        st.recent_click_count[clickers] += 1.0
         clicked_embedding = cat.embedding[item[clickers]]
         st.recent_click_embedding[clickers] += clicked_embedding
         st.recent_click_direction[clickers] = normalise_rows(st.recent_click_embedding[clickers])
@@ -326,6 +328,8 @@ class RetentionSimulator:
             category = categories[at]
             fatigue[category] += cfg.fatigue_per_click
             st.recent_category_clicks[0, category] += 1.0
+            st.recent_click_rating_sum[0] += cat.rating[item]
+            st.recent_click_count[0] += 1.0
             st.recent_click_embedding[0] += cat.embedding[item]
             st.recent_click_direction[:1] = normalise_rows(st.recent_click_embedding[:1])
         satisfaction = float(dynamics.update_satisfaction(
@@ -396,6 +400,8 @@ class RetentionSimulator:
         recency = dynamics.decay_factor(g, RECENT_CLICKS_HALF_LIFE_DAYS)[:, None]
         st.recent_category_clicks[rows] *= recency
         st.recent_click_embedding[rows] *= recency
+        st.recent_click_rating_sum[rows] *= recency[:, 0]
+        st.recent_click_count[rows] *= recency[:, 0]
         st.satisfaction[rows] = dynamics.revert_satisfaction(st.satisfaction[rows], g, cfg.satisfaction_baseline,
                                                              cfg.satisfaction_memory_days)
         if rows.size:

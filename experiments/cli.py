@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"{DEFAULT_REWARD} (default), {', '.join(n for n in REWARDS if n != DEFAULT_REWARD)}, or"
                             " weights such as click=0.1,return_visit=1,rated_click=3")
     train.add_argument("--steps", type=int, default=None,
-                       help="shopper-steps of training (default: 3,000,000 for ppo, 450,000 for slateq)")
+                       help="shopper-steps of training (default: 3,000,000 for ppo, 1,200,000 for slateq)")
     train.add_argument("--seed", type=int, default=0, help="training seed (env, network, exploration)")
     train.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                        help="agent hyperparameter, e.g. --param n_envs=512 (repeatable)")
@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--click-seeds", type=int, default=None,
                     help="training seeds for the other rewards (default: --seeds)")
     rl.add_argument("--steps", action="append", default=[], metavar="AGENT=N",
-                    help="training steps, e.g. ppo=1200000 (defaults: ppo 3M, slateq 450k)")
+                    help="training steps, e.g. ppo=1200000 (defaults: ppo 3M, slateq 1.2M)")
     rl.add_argument("--param", action="append", default=[], metavar="AGENT.KEY=VALUE",
                     help="agent hyperparameter for every cell, e.g. ppo.gamma_day=0.97 (repeatable)")
     rl.add_argument("--eval-shoppers", type=int, default=2000)

@@ -18,7 +18,7 @@ from typing import Any
 
 from envs.config import RetentionConfig
 
-DEFAULT_STEPS = {"ppo": 3_000_000, "slateq": 450_000}  # each under 5 minutes on one core here
+DEFAULT_STEPS = {"ppo": 3_000_000, "slateq": 1_200_000}  # each under 5 minutes on one core here
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import pytest
 import envs
 from agents import RandomPolicy
 from envs.logstore import collect
+from envs.shoppers import SHOPPER_FEATURES
 from experiments.data import (
     TRUE_CLICK_PROB,
     item_log_features,
@@ -30,7 +31,7 @@ def logged(tmp_path_factory):
 def test_training_table_joins_every_impression_to_its_serve_time_features(logged):
     config, _, table, _, _ = logged
     features = shopper_feature_columns(table)
-    assert len(features) == config.n_categories * 2 + 8 + config.embedding_dim
+    assert len(features) == config.n_categories * 2 + len(SHOPPER_FEATURES) + config.embedding_dim
     assert not table[features].isna().any().any()
     assert table[TRUE_CLICK_PROB].between(0, 1).all()
 

@@ -208,3 +208,32 @@ def test_vector_infos_carry_info_keys_and_active_flags(short_config, rng):
         assert reward.shape == terminated.shape == truncated.shape == (3,)
         for key in (*envs.INFO_KEYS, envs.LATENT_SATISFACTION_KEY, "active"):
             assert np.asarray(infos[key]).shape == (3,), key
+
+
+def test_recent_click_rating_is_the_recency_weighted_mean_rating_of_clicked_items(short_config):
+    """The observable satisfaction proxy: 0 before any click, then the mean public rating of what she clicked,
+    each click weighted like the recent clicks (7-day half-life across sessions)."""
+    from envs.shoppers import RECENT_CLICKS_HALF_LIFE_DAYS, SHOPPER_FEATURES
+
+    column = SHOPPER_FEATURES.index("recent_click_rating")
+    env = envs.RetentionVectorEnv(64, config=short_config, autoreset_mode="Disabled")
+    obs, _ = env.reset(seed=11)
+    assert np.all(obs["shopper"][:, column] == 0.0)
+    rating = env.catalog.rating
+    weighted, weights = np.zeros(64), np.zeros(64)
+    checked = 0
+    for _ in range(60):
+        active = env.simulator.state.alive.copy()
+        obs, _, _, _, info = env.step(np.tile(np.arange(short_config.slate_size), (64, 1)))
+        clicked = active & (info["clicked_position"] >= 0)
+        weighted[clicked] += rating[info["clicked_item"][clicked]]
+        weights[clicked] += 1.0
+        returned = active & info["returned"]
+        decay = np.exp2(-info["return_gap_days"][returned] / RECENT_CLICKS_HALF_LIFE_DAYS)
+        weighted[returned] *= decay
+        weights[returned] *= decay
+        live = env.simulator.state.alive & (weights > 0)
+        np.testing.assert_allclose(obs["shopper"][live, column], weighted[live] / weights[live], rtol=1e-5)
+        assert np.all(obs["shopper"][env.simulator.state.alive & (weights == 0), column] == 0.0)
+        checked += int(live.sum())
+    assert checked > 100

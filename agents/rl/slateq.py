@@ -143,7 +143,7 @@ class SlateQAgent(RLAgent):
 
     name = "slateq"
 
-    def __init__(self, reward=DEFAULT_REWARD, n_envs: int = 64, buffer_size: int = 200_000, batch_size: int = 256,
+    def __init__(self, reward=DEFAULT_REWARD, n_envs: int = 256, buffer_size: int = 200_000, batch_size: int = 256,
                  gradient_steps: int = 2, learning_rate: float = 5e-4, gamma: float = 0.99, tau: float = 0.01,
                  exploration_fraction: float = 0.2, epsilon_start: float = 1.0, epsilon_end: float = 0.05,
                  learning_starts: int = 5_000, gamma_day: float = 1.0, hidden: int = 64, embed: int = 32,
