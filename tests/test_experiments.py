@@ -49,7 +49,7 @@ def quick_run(tmp_path_factory) -> tuple[Path, float, subprocess.CompletedProces
 # ---------------------------------------------------------------------------------------------------------------
 # Configs
 # ---------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["quick", "benchmark", "rewards", "clickbait"])
+@pytest.mark.parametrize("name", ["quick", "benchmark", "rewards", "clickbait", "click_reward"])
 def test_shipped_configs_load_and_validate(name):
     experiment = load_experiment(name)
     assert experiment.name == name
@@ -222,6 +222,24 @@ def test_log_rank_against_the_reference_is_reported(quick_run):
     assert ((differences["logrank_p"] >= 0) & (differences["logrank_p"] <= 1)).all()
     oracle = differences.set_index("agent").loc["long_term_oracle"]
     assert oracle["retention_day30_diff_low"] > 0 and oracle["logrank_p"] < 0.01
+
+
+def test_oracle_share_is_the_ratio_of_day30_retention_with_an_interval(quick_run):
+    from experiments.oracle_share import oracle_shares
+
+    run_dir = quick_run[0]
+    table = pd.read_csv(run_dir / "summary.csv").set_index("agent")
+    rows = {row["agent"]: row for row in oracle_shares(run_dir, day=29, resamples=200)}
+    assert "long_term_oracle" not in rows and set(rows) == set(table.index) - {"long_term_oracle"}
+    for agent, row in rows.items():
+        lifetimes = pd.read_parquet(run_dir / "lifetimes.parquet")
+        mine = lifetimes[lifetimes.agent == agent].groupby("seed")["churn_day"].apply(lambda d: (d > 29).mean())
+        oracle = lifetimes[lifetimes.agent == "long_term_oracle"].groupby("seed")["churn_day"].apply(
+            lambda d: (d > 29).mean())
+        assert row["share"] == pytest.approx(mine.mean() / oracle.mean())
+        assert row["low"] <= row["share"] <= row["high"]
+    with pytest.raises(ValueError, match="no agent 'oracle'"):
+        oracle_shares(run_dir, oracle="oracle")
 
 
 def test_html_report_is_self_contained(quick_run):
