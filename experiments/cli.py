@@ -363,10 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
-
     args = build_parser().parse_args(argv)
     if args.command == "bench":
+        import os
+
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
     try:
@@ -377,13 +377,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stickyrec: interrupted; finished cells are kept: run the same command again to resume",
               file=sys.stderr)
-        if args.command == "run":
-            # The runner has already terminated its workers (or shut Ray down) and every finished cell is on disk.
-            # Exit now: a process pool whose workers were killed can leave its manager thread blocked, and the
-            # interpreter joins that thread on a normal exit (seen once under load: the CLI hung after Ctrl-C).
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(130)
         return 130
 
 

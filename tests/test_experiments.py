@@ -370,12 +370,21 @@ def _live_processes_in_group(pgid: int) -> list[int]:
     return alive
 
 
+def _interactive_sigint() -> None:
+    """In the child before exec: SIGINT delivered and handled as in a terminal. Earlier tests' libraries can leave
+    the pytest process with SIGINT ignored or blocked, and a child inherits both (a Python started with SIGINT
+    ignored never raises KeyboardInterrupt)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_workers_at_once(tmp_path):
     """SIGINT to the CLI: it exits promptly (not after the running cells), with no worker left behind."""
     out = tmp_path / "run"
     process = subprocess.Popen([*STICKYREC, "run", "quick", "--out", str(out), "--quiet",
                                 "--set", "agents.ppo.steps=2000000"],  # a cell that would run for minutes
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=_interactive_sigint)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not list((out / "cells").glob("*ppo*/started.json")):
