@@ -57,7 +57,9 @@ class ShopperState:
     purchases: np.ndarray  # (B,) int
     spend: np.ndarray  # (B,)
     recent_click_rating_sum: np.ndarray  # (B,) sum of clicked items' ratings, decayed like the recent clicks
-    recent_click_count: np.ndarray  # (B,) clicks, decayed likewise
+    # (B,) clicks, decayed likewise: the row sum of recent_category_clicks, kept as its own column so that an
+    # observation does not pay a (B, C) reduction every step
+    recent_click_count: np.ndarray
     recent_click_embedding: np.ndarray  # (B, d), sum of clicked items' embeddings, decayed likewise
     # The observation's shopper vector (B, F) float32. Its per-category blocks and the click direction are
     # kept *in* it (the views below), so producing an observation writes only the scalar columns.

@@ -227,9 +227,10 @@ class RetentionSimulator:
         clicked_category = categories[clickers, at[clickers]]
         st.fatigue[clickers, clicked_category] += cfg.fatigue_per_click
         st.recent_category_clicks[clickers, clicked_category] += 1.0
-        st.recent_click_rating_sum[clickers] += cat.rating[item[clickers]]
+        clicked_items = item[clickers]
+        st.recent_click_rating_sum[clickers] += cat.rating[clicked_items]
         st.recent_click_count[clickers] += 1.0
-        clicked_embedding = cat.embedding[item[clickers]]
+        clicked_embedding = cat.embedding[clicked_items]
         st.recent_click_embedding[clickers] += clicked_embedding
         st.recent_click_direction[clickers] = normalise_rows(st.recent_click_embedding[clickers])
 

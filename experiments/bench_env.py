@@ -51,11 +51,6 @@ def user_steps_per_second(step, batch: int, seconds: float) -> float:
     return batch * steps / elapsed
 
 
-def bench_batched(config: RetentionConfig, batch: int, seconds: float) -> float:
-    """User-steps per second of ``RetentionVectorEnv.step`` over one window of ``seconds``."""
-    return user_steps_per_second(env_stepper(config, batch), batch, seconds)
-
-
 def bench_single(config: RetentionConfig, steps: int) -> tuple[float, float]:
     """Median and mean microseconds per ``RetentionEnv.step`` (raw env, resets excluded)."""
     env = RetentionEnv(config)
@@ -117,11 +112,6 @@ def bare_numpy_stepper(config: RetentionConfig, batch: int):
     for _ in range(3):
         step()
     return step
-
-
-def bare_numpy_pass(config: RetentionConfig, batch: int, seconds: float) -> float:
-    """User-steps per second of ``bare_numpy_stepper`` over one window of ``seconds``."""
-    return user_steps_per_second(bare_numpy_stepper(config, batch), batch, seconds)
 
 
 def run(batches=(1, 256, 4096), seconds: float = 2.0, single_steps: int = 20_000,
