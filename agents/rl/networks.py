@@ -32,6 +32,22 @@ from torch import nn
 from envs.shoppers import SHOPPER_FEATURES
 
 N_CROSS = 3
+DENSE_RATIO = 40  # score the whole catalog, then gather, when it holds at most this many items per candidate
+
+
+def dot_rows(left: torch.Tensor, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """``(left[n] . table[ids[n, m]])`` as an (N, M) tensor, for ``left`` (N, H), ``table`` (n_items, H), ``ids``
+    (N, M).
+
+    Two ways to the same numbers (up to float rounding): gather the (N, M, H) rows and contract them, or score
+    every item with one matrix product (N, n_items) and gather M scalars per row. The second wins while the
+    catalog is small next to the candidate set (here, 2,000 items and 100 candidates: 2.5x faster forward, 2.4x
+    faster backward, since a gather's backward is a slow scatter-add of (N, M, H) rows); the first wins for a few
+    ids per row (the k shown items) or a large catalog, and never builds an (N, n_items) matrix.
+    """
+    if table.shape[0] <= DENSE_RATIO * ids.shape[1]:
+        return torch.gather(left @ table.T, 1, ids)
+    return torch.einsum("nmh,nh->nm", table[ids], left)
 
 
 def catalog_tables(catalog) -> dict[str, np.ndarray]:
@@ -78,7 +94,7 @@ class CandidateFeatures(nn.Module):
         category = self.category[ids]
         recent = torch.gather(shopper[:, n: n + c], 1, category)
         session = torch.gather(shopper[:, n + c: n + 2 * c], 1, category)
-        relevance = torch.einsum("nmd,nd->nm", self.embedding[ids], shopper[:, n + 2 * c:])
+        relevance = dot_rows(shopper[:, n + 2 * c:], self.embedding, ids)
         return torch.stack([torch.log1p(recent.clamp_min(0.0)), torch.log1p(session.clamp_min(0.0)), relevance], dim=2)
 
 
@@ -96,9 +112,9 @@ class CandidateScorer(nn.Module):
                 ids: torch.Tensor) -> torch.Tensor:
         """Scores (N, M) of candidates ``ids`` from ``features.shopper(s)`` and ``features.cross(s, ids)``."""
         user = self.shopper_tower(shopper_in)  # (N, H + N_CROSS)
-        items = self.item_tower(features.item_features)[ids]  # the catalog once, gathered: (N, M, H + 1)
-        return (torch.einsum("nmh,nh->nm", items[..., : self.embed], user[:, : self.embed]) + items[..., self.embed]
-                + torch.einsum("nmc,nc->nm", cross, user[:, self.embed:]))
+        items = self.item_tower(features.item_features)  # the catalog once: (n_items, H + 1)
+        return (dot_rows(user[:, : self.embed], items[:, : self.embed], ids) + items[:, self.embed][ids]
+                + (cross * user[:, None, self.embed:]).sum(dim=2))
 
 
 def shopper_mlp(shopper_dim: int, hidden: int = 64, out: int = 1) -> nn.Sequential:
