@@ -17,9 +17,12 @@ M candidates of any session. ``CandidateFeatures`` holds the catalog's *public* 
   early in a session, relevance more for a loyal shopper).
 
 Cost is what makes PPO's update affordable: the item tower runs once per forward pass over the whole catalog
-(N_items rows, not B x M), and a candidate costs a gather of its (H + 1) item vector and a dot product; no hidden
-layer runs per (shopper, candidate) pair. A first version with a split-first-layer MLP per pair spent 0.4 s per PPO
-minibatch of 2,048 x 100 pairs, almost all of it moving (B, M, 64) activations; this one spends about 0.05 s.
+(N_items rows, not B x M), and a candidate costs a dot product (``dot_rows``: one matrix product over the catalog
+and a gather of scalars while the catalog is small next to the candidate set, else a gather of item vectors); no
+hidden layer runs per (shopper, candidate) pair. A first version with a split-first-layer MLP per pair spent 0.4 s
+per PPO minibatch of 2,048 x 100 pairs, almost all of it moving (B, M, 64) activations; gathering (H + 1)-vectors
+brought that to about 0.05 s; the catalog-wide product then cut the item dot products' forward and backward at
+2,048 x 100 from 73 to 30 ms (2,000 items, one thread), and PPO's 300k training steps from 35.0 to 26.8 s.
 Nothing here reads latent state (quality, appeal, interest): agents may use all of it.
 """
 
