@@ -244,6 +244,8 @@ def test_pickled_object_checkpoint_is_refused(tmp_path):
     ("ppo", {"gamma": 1.5}, "gamma must be a finite number in"),
     ("slateq", {"learning_rate": "fast"}, "learning_rate must be a finite number"),
     ("slateq", {"not_a_param": 1}, "unexpected keyword argument 'not_a_param'"),
+    ("slateq", {"n_step": 0}, "n_step must be an integer >= 1"),
+    ("slateq", {"n_step": 4, "n_envs": 64, "buffer_size": 200}, "buffer_size=200 cannot hold n_step=4 env steps"),
 ])
 def test_bad_agent_arguments(name, kwargs, message):
     with pytest.raises(ValueError, match=message):

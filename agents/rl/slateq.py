@@ -211,6 +211,9 @@ class SlateQAgent(RLAgent):
         self.epsilon_end = check_float("epsilon_end", epsilon_end, 0.0, 1.0)
         self.learning_starts = check_int("learning_starts", learning_starts, 0)
         self.n_step = check_int("n_step", n_step, 1)
+        if self.buffer_size < self.n_step * self.n_envs:
+            raise ValueError(f"buffer_size={self.buffer_size} cannot hold n_step={self.n_step} env steps of"
+                             f" n_envs={self.n_envs} shoppers; allowed: buffer_size >= n_step * n_envs")
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
@@ -285,9 +288,6 @@ class SlateQAgent(RLAgent):
         target = copy.deepcopy(net)
         target.requires_grad_(False)
         optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate)
-        if self.buffer_size < self.n_step * self.n_envs:
-            raise ValueError(f"buffer_size={self.buffer_size} cannot hold n_step={self.n_step} env steps of"
-                             f" n_envs={self.n_envs} shoppers; allowed: buffer_size >= n_step * n_envs")
         buffer = ReplayBuffer(self.buffer_size, config.n_candidates, config.slate_size, spaces["shopper_dim"],
                               self.n_envs)
         logger = configure(None if log_dir is None else str(log_dir),
