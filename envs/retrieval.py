@@ -10,14 +10,17 @@ and each cluster has three disjoint, precomputed pools:
 * **random**: every other item, in a fixed random order; a random cyclic block fills the rest.
 
 Candidates are listed in that order (nearest, trending, random), and are distinct by construction, so a
-retrieval is one small matmul and three gathers — about a microsecond per shopper. It runs per session,
-not per step: the candidate set of a visit is the page the platform built when she arrived (what real
-systems cache); an exact search of the whole catalog every step would cost ~50x the step itself.
+retrieval is one small matmul and three gathers — well under a microsecond per shopper. A cyclic block is one
+row of a sliding-window view over the pool extended by its own first columns, so the gather copies contiguous
+blocks and needs no (E, M) index arithmetic (a modulo per candidate cost as much as the rest together). It runs
+per session, not per step: the candidate set of a visit is the page the platform built when she arrived (what
+real systems cache); an exact search of the whole catalog every step would cost ~50x the step itself.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from envs.catalog import Catalog, normalise_rows
 from envs.config import RetentionConfig
@@ -64,9 +67,9 @@ class CandidateRetriever:
         pool = config.popular_pool_size
         self.trending = rng.permuted(rest[:, :pool], axis=1).astype(np.int32)
         self.random = rng.permuted(rest[:, pool:], axis=1).astype(np.int32)
-        self._popular_steps = np.arange(self.n_popular)
-        self._random_steps = np.arange(self.n_random)
         assert self.trending.shape == (k, pool) and self.random.shape[1] >= self.n_random
+        self._trending_blocks = _cyclic_blocks(self.trending, self.n_popular)  # (K, pool, n_popular) view
+        self._random_blocks = _cyclic_blocks(self.random, self.n_random)
 
     def assign(self, interest: np.ndarray) -> np.ndarray:
         """The interest cluster of each row of ``interest`` (E, d)."""
@@ -76,12 +79,15 @@ class CandidateRetriever:
         """(E, d) interests and (E, 2) uniforms -> (E, M) distinct item ids (int32)."""
         cluster = self.assign(interest)
         out = np.empty((interest.shape[0], self.n_candidates), dtype=self.nearest.dtype)
-        n_trending, n_random = self.trending.shape[1], self.random.shape[1]
-        trending_at = ((uniform[:, :1] * n_trending).astype(np.int64) + self._popular_steps) % n_trending
-        random_at = ((uniform[:, 1:2] * n_random).astype(np.int64) + self._random_steps) % n_random
-        # flat gathers from the (K, pool) tables: row offset of the cluster plus the position in its pool
         a, b = self.n_nearest, self.n_nearest + self.n_popular
         out[:, :a] = self.nearest[cluster]
-        out[:, a:b] = np.take(self.trending, (cluster * n_trending)[:, None] + trending_at)
-        out[:, b:] = np.take(self.random, (cluster * n_random)[:, None] + random_at)
+        # block start = floor(u * pool size); the block runs on cyclically from there
+        out[:, a:b] = self._trending_blocks[cluster, (uniform[:, 0] * self.trending.shape[1]).astype(np.int64)]
+        out[:, b:] = self._random_blocks[cluster, (uniform[:, 1] * self.random.shape[1]).astype(np.int64)]
         return out
+
+
+def _cyclic_blocks(table: np.ndarray, width: int) -> np.ndarray:
+    """A read-only (K, P, width) view whose [c, s] row is ``table[c, (s + arange(width)) % P]``."""
+    extended = np.take(table, np.arange(table.shape[1] + width - 1) % table.shape[1], axis=1)
+    return sliding_window_view(extended, width, axis=1)
