@@ -59,8 +59,10 @@ class ShopperStreams:
     def uniform(self, rows: np.ndarray | slice, n: int) -> np.ndarray:
         if self.keys.shape[0] == 1 and (isinstance(rows, slice) or np.size(rows) == 1):
             return self._uniform_one(n)  # one shopper: exact same numbers with Python ints, ~10x less overhead
-        keys = self.keys[rows]
-        counters = self.counters[rows]
+        if isinstance(rows, slice):
+            keys, counters = self.keys[rows], self.counters[rows]
+        else:  # np.take: a faster gather than fancy indexing
+            keys, counters = np.take(self.keys, rows), np.take(self.counters, rows)
         with np.errstate(over="ignore"):
             x = (keys + counters * _GOLDEN)[:, None] + self._lane_offsets(n)
             x ^= x >> _S30

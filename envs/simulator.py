@@ -74,6 +74,7 @@ class RetentionSimulator:
         k = config.slate_size
         self._candidate_offsets = np.repeat(self._rows[:, None] * config.n_candidates, k, axis=1)
         self._category_offsets = np.repeat(self._rows[:, None] * config.n_categories, k, axis=1)
+        self._slate_offsets = self._rows * k  # row starts in flat (B, k) arrays
         self._log_examination = choice.examination_log_weights(config.slate_size, config.position_decay)
         self._log_examination_list = self._log_examination.tolist()
         self._log_examination_table = np.tile(self._log_examination, (self.batch_size, 1))
@@ -100,13 +101,15 @@ class RetentionSimulator:
 
     def _retrieve(self, rows: np.ndarray) -> None:
         uniform = self.streams.uniform(rows, self.retriever.uniforms_per_call)
-        ids = self.retriever.retrieve(self.state.interest[rows], uniform)
+        ids = self.retriever.retrieve(np.take(self.state.interest, rows, axis=0), uniform)
         self.candidate_ids[rows] = ids
         # The session-constant part of each candidate's utility: w_a appeal - beta log(price / median),
         # stored as float32 (the values the step adds).
-        utility = (self._appeal_utility[ids]
-                   - self.state.price_sensitivity[rows, None] * self.catalog.log_relative_price[ids]
-                   ).astype(np.float32)
+        price_term = np.take(self.catalog.log_relative_price, ids)
+        price_term *= np.take(self.state.price_sensitivity, rows)[:, None]
+        utility = np.take(self._appeal_utility, ids)
+        utility -= price_term
+        utility = utility.astype(np.float32)
         self.candidate_utility[rows] = utility
         # An upper bound on this session's item logits (relevance <= 1, fatigue >= 0, log eta <= 0): the
         # sampler normalises by it instead of a per-step row max. Same probabilities, no overflow.
@@ -172,7 +175,7 @@ class RetentionSimulator:
         items = np.take(self.candidate_ids, picked)  # (B, k) catalog ids
         categories = np.take(cat.category, items)
         category_at = self._category_offsets + categories  # flat indices into (B, C) arrays
-        slate_fatigue = st.fatigue.ravel()[category_at]  # the fatigue she brings to this slate
+        slate_fatigue = np.take(st.fatigue, category_at)  # the fatigue she brings to this slate
         # float32 gather: the (B, k, d) embedding block is the step's largest memory read
         relevance = np.matmul(np.take(self._embedding32, items, axis=0),
                               st.interest[:, :, None])[:, :, 0].astype(np.float64)
@@ -197,7 +200,7 @@ class RetentionSimulator:
     def step(self, slate) -> StepResponse:
         slate, picked = self._check_slate(slate)  # picked: flat indices into (B, M) arrays
         cfg, cat, st = self.config, self.catalog, self.state
-        rows, alive = self._rows, st.alive
+        alive = st.alive
         k = cfg.slate_size
 
         items, categories, category_at, slate_fatigue, relevance, logits = self._slate_logits(picked)
@@ -207,10 +210,11 @@ class RetentionSimulator:
         if self._n_finished:
             clicked &= alive
         at = np.minimum(position, k - 1)
-        item = items[rows, at]
+        flat_at = self._slate_offsets + at  # (B,) flat indices into (B, k) arrays: np.take beats [rows, at]
+        item = np.take(items, flat_at)
         quality = cat.quality[item]
         purchased = clicked & (uniform[:, 1] < dynamics.purchase_probability(
-            relevance[rows, at], quality, cat.log_relative_price[item], st.price_sensitivity,
+            np.take(relevance, flat_at), quality, cat.log_relative_price[item], st.price_sensitivity,
             cfg.purchase_bias, cfg.purchase_relevance, cfg.purchase_quality))
         revenue = np.where(purchased, cat.price[item] * cfg.margin, 0.0)
 
@@ -224,22 +228,28 @@ class RetentionSimulator:
         # same-dtype add into it is several times faster than a mixed int64 -> float32 one (counts are exact)
         st.session_category_impressions += shown.astype(np.float32)
         clickers = np.flatnonzero(clicked)
-        clicked_category = categories[clickers, at[clickers]]
-        st.fatigue[clickers, clicked_category] += cfg.fatigue_per_click
-        st.recent_category_clicks[clickers, clicked_category] += 1.0
-        clicked_items = item[clickers]
-        st.recent_click_rating_sum[clickers] += cat.rating[clicked_items]
-        st.recent_click_count[clickers] += 1.0
-        clicked_embedding = cat.embedding[clicked_items]
-        st.recent_click_embedding[clickers] += clicked_embedding
-        st.recent_click_direction[clickers] = normalise_rows(st.recent_click_embedding[clickers])
+        clicked_category = np.take(categories, flat_at[clickers])
+        # Row gathers below use np.take (several times faster than fancy indexing for these shapes); each
+        # ``x[rows] = f(np.take(x, rows))`` is the same arithmetic as ``x[rows] op= ...`` (rows are distinct).
+        clicked_at = np.take(category_at, flat_at[clickers])  # flat (B, C) index of the clicked category
+        np.put(st.fatigue, clicked_at, np.take(st.fatigue, clicked_at) + cfg.fatigue_per_click)
+        st.recent_category_clicks[clickers, clicked_category] += 1.0  # a strided view: fancy indexing is right
+        clicked_items = np.take(item, clickers)
+        st.recent_click_rating_sum[clickers] = (np.take(st.recent_click_rating_sum, clickers)
+                                                + np.take(cat.rating, clicked_items))
+        st.recent_click_count[clickers] = np.take(st.recent_click_count, clickers) + 1.0
+        clicked_embedding = np.take(cat.embedding, clicked_items, axis=0)
+        recent = np.take(st.recent_click_embedding, clickers, axis=0)
+        recent += clicked_embedding
+        st.recent_click_embedding[clickers] = recent
+        st.recent_click_direction[clickers] = normalise_rows(recent)
 
         satisfaction = dynamics.update_satisfaction(
             st.satisfaction, clicked, purchased, quality, cfg.satisfaction_click_rate,
             cfg.satisfaction_purchase_rate, cfg.satisfaction_no_click_drop)
         st.satisfaction = np.where(alive, satisfaction, st.satisfaction) if self._n_finished else satisfaction
         if clickers.size:
-            st.interest[clickers] = dynamics.drift_interest(st.interest[clickers], clicked_embedding,
+            st.interest[clickers] = dynamics.drift_interest(np.take(st.interest, clickers, axis=0), clicked_embedding,
                                                             cfg.interest_drift)
         st.clicks += clicked
         st.session_clicks += clicked
@@ -372,14 +382,14 @@ class RetentionSimulator:
         """Draw the gap and churn for shoppers whose session ended; start the next session for returners."""
         cfg, st = self.config, self.state
         uniform = self.streams.uniform(ended, 2)  # gap, churn
-        satisfaction = st.satisfaction[ended]
+        satisfaction = np.take(st.satisfaction, ended)
         gap_days = dynamics.return_gap_days(
-            dynamics.return_rate(st.visit_rate[ended], satisfaction, cfg.return_satisfaction_weight),
+            dynamics.return_rate(np.take(st.visit_rate, ended), satisfaction, cfg.return_satisfaction_weight),
             uniform[:, 0], cfg.min_return_gap_days)
         gone = (uniform[:, 1] < dynamics.churn_probability(satisfaction, cfg.churn_base,
                                                              cfg.churn_satisfaction))
         gone |= gap_days > cfg.churn_window_days
-        next_day = st.day[ended] + gap_days
+        next_day = np.take(st.day, ended) + gap_days
         past_horizon = ~gone & (next_day >= cfg.horizon_days)
         back = ~gone & ~past_horizon
         churned[ended] = gone
@@ -397,10 +407,12 @@ class RetentionSimulator:
         st.session_step[rows] = 0
         st.session_clicks[rows] = 0
         st.session_category_impressions[rows] = 0.0
-        st.fatigue[rows] *= dynamics.decay_factor(g, cfg.fatigue_half_life_days)[:, None]
+        # np.take row gathers (fast) for the arrays that own their memory; the strided views keep fancy indexing
+        fatigue_left = dynamics.decay_factor(g, cfg.fatigue_half_life_days)[:, None]
+        st.fatigue[rows] = np.take(st.fatigue, rows, axis=0) * fatigue_left
         recency = dynamics.decay_factor(g, RECENT_CLICKS_HALF_LIFE_DAYS)[:, None]
         st.recent_category_clicks[rows] *= recency
-        st.recent_click_embedding[rows] *= recency
+        st.recent_click_embedding[rows] = np.take(st.recent_click_embedding, rows, axis=0) * recency
         st.recent_click_rating_sum[rows] *= recency[:, 0]
         st.recent_click_count[rows] *= recency[:, 0]
         st.satisfaction[rows] = dynamics.revert_satisfaction(st.satisfaction[rows], g, cfg.satisfaction_baseline,

@@ -116,8 +116,8 @@ class RetentionVectorEnv(VectorEnv):
             # Only finished rows matter in final_obs: zeros elsewhere (calloc'd, nearly free).
             infos["final_obs"] = {"candidate_ids": np.zeros(sim.candidate_ids.shape, sim.candidate_ids.dtype),
                                   "shopper": np.zeros(sim.features.shape, sim.features.dtype)}
-            infos["final_obs"]["candidate_ids"][finished] = sim.candidate_ids[finished]
-            infos["final_obs"]["shopper"][finished] = sim.features[finished]
+            infos["final_obs"]["candidate_ids"][finished] = np.take(sim.candidate_ids, finished, axis=0)
+            infos["final_obs"]["shopper"][finished] = np.take(sim.features, finished, axis=0)
             infos["_final_obs"] = done
             # the step's info arrays are fresh and never written again: share them, no copies
             infos["final_info"] = {key: value for key, value in infos.items()
