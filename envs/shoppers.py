@@ -108,7 +108,7 @@ class ShopperState:
         favourite = np.minimum((streams.uniform(rows, 1)[:, 0] * catalog.n_categories).astype(np.int64),
                                catalog.n_categories - 1)
         z = streams.normal(rows, d + 4)
-        self.interest[rows] = normalise_rows(config.interest_focus * catalog.centroids[favourite]
+        self.interest[rows] = normalise_rows(config.interest_focus * np.take(catalog.centroids, favourite, axis=0)
                                              + z[:, :d] / np.sqrt(d))
         self.satisfaction[rows] = np.clip(config.satisfaction_initial_mean
                                           + config.satisfaction_initial_sd * z[:, d], 0.0, 1.0)

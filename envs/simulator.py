@@ -212,11 +212,11 @@ class RetentionSimulator:
         at = np.minimum(position, k - 1)
         flat_at = self._slate_offsets + at  # (B,) flat indices into (B, k) arrays: np.take beats [rows, at]
         item = np.take(items, flat_at)
-        quality = cat.quality[item]
+        quality = np.take(cat.quality, item)
         purchased = clicked & (uniform[:, 1] < dynamics.purchase_probability(
-            np.take(relevance, flat_at), quality, cat.log_relative_price[item], st.price_sensitivity,
+            np.take(relevance, flat_at), quality, np.take(cat.log_relative_price, item), st.price_sensitivity,
             cfg.purchase_bias, cfg.purchase_relevance, cfg.purchase_quality))
-        revenue = np.where(purchased, cat.price[item] * cfg.margin, 0.0)
+        revenue = np.where(purchased, np.take(cat.price, item) * cfg.margin, 0.0)
 
         # fatigue and this session's impressions per category (a histogram over the batch, no loop)
         shown = np.bincount(category_at.ravel(),
