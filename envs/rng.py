@@ -52,7 +52,7 @@ class ShopperStreams:
     def _lane_offsets(self, n: int) -> np.ndarray:
         lanes = self._lanes.get(n)
         if lanes is None:
-            lanes = (np.arange(1, n + 1, dtype=np.uint64) * _GOLDEN)[None, :]
+            lanes = (np.arange(1, n + 1, dtype=np.uint64) * _GOLDEN)[:, None]  # a column: (n, 1)
             self._lanes[n] = lanes
         return lanes
 
@@ -64,14 +64,17 @@ class ShopperStreams:
         else:  # np.take: a faster gather than fancy indexing
             keys, counters = np.take(self.keys, rows), np.take(self.counters, rows)
         with np.errstate(over="ignore"):
-            x = (keys + counters * _GOLDEN)[:, None] + self._lane_offsets(n)
+            # (n, E), draws along the long axis: numpy broadcasts a row to n rows much faster than it broadcasts
+            # a column across n (a short last axis); the caller gets the (E, n) transpose, so each draw's column
+            # is contiguous
+            x = self._lane_offsets(n) + (keys + counters * _GOLDEN)
             x ^= x >> _S30
             x *= _MIX1
             x ^= x >> _S27
             x *= _MIX2
             x ^= x >> _S31
         self.counters[rows] = counters + np.uint64(n)
-        return (x >> _S11).astype(np.float64) * _TO_UNIT
+        return ((x >> _S11).astype(np.float64) * _TO_UNIT).T
 
     def _uniform_one(self, n: int) -> np.ndarray:
         return np.array([self.uniform_one(n)])
