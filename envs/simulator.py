@@ -228,10 +228,11 @@ class RetentionSimulator:
         # same-dtype add into it is several times faster than a mixed int64 -> float32 one (counts are exact)
         st.session_category_impressions += shown.astype(np.float32)
         clickers = np.flatnonzero(clicked)
-        clicked_category = np.take(categories, flat_at[clickers])
         # Row gathers below use np.take (several times faster than fancy indexing for these shapes); each
         # ``x[rows] = f(np.take(x, rows))`` is the same arithmetic as ``x[rows] op= ...`` (rows are distinct).
-        clicked_at = np.take(category_at, flat_at[clickers])  # flat (B, C) index of the clicked category
+        clicked_slot = np.take(flat_at, clickers)  # flat (B, k) index of the clicked slate position
+        clicked_category = np.take(categories, clicked_slot)
+        clicked_at = np.take(category_at, clicked_slot)  # flat (B, C) index of the clicked category
         np.put(st.fatigue, clicked_at, np.take(st.fatigue, clicked_at) + cfg.fatigue_per_click)
         st.recent_category_clicks[clickers, clicked_category] += 1.0  # a strided view: fancy indexing is right
         clicked_items = np.take(item, clickers)

@@ -142,8 +142,7 @@ class ReplayBuffer:
         self.reward = np.zeros(capacity, np.float32)
         self.next_shopper = np.zeros((capacity, shopper_dim), np.float32)
         self.next_ids = np.zeros((capacity, n_candidates), np.int32)
-        self.churned = np.zeros(capacity, np.float32)
-        self.discount = np.zeros(capacity, np.float32)
+        self.discount = np.zeros(capacity, np.float32)  # of the next state's value: 0 where she churned
         self.done = np.zeros(capacity, bool)  # churned or past the horizon: the slot holds a new shopper next
 
     def add(self, shopper, ids, slate, clicked, reward, next_shopper, next_ids, churned, discount, done) -> None:
@@ -153,7 +152,7 @@ class ReplayBuffer:
         rows = (self.pos + np.arange(n)) % self.capacity
         for name, value in (("shopper", shopper), ("ids", ids), ("slate", slate), ("clicked", clicked),
                             ("reward", reward), ("next_shopper", next_shopper), ("next_ids", next_ids),
-                            ("churned", churned), ("discount", discount), ("done", done)):
+                            ("discount", discount * (1.0 - np.asarray(churned))), ("done", done)):
             getattr(self, name)[rows] = value
         self.pos = int((self.pos + n) % self.capacity)
         self.size = min(self.size + n, self.capacity)
@@ -165,13 +164,13 @@ class ReplayBuffer:
         lookahead = (n_step - 1) * self.n_envs
         oldest = self.pos if self.size == self.capacity else 0
         rows = (oldest + rng.integers(0, self.size - lookahead, size=batch_size)) % self.capacity
-        last, reward, discount = rows, self.reward[rows], self.discount[rows] * (1.0 - self.churned[rows])
+        last, reward, discount = rows, self.reward[rows], self.discount[rows]
         going = ~self.done[rows]
         for i in range(1, n_step):
             later = (rows + i * self.n_envs) % self.capacity
             reward = reward + np.where(going, discount * self.reward[later], 0.0).astype(np.float32)
             last = np.where(going, later, last)
-            discount = np.where(going, discount * self.discount[later] * (1.0 - self.churned[later]), discount)
+            discount = np.where(going, discount * self.discount[later], discount)
             going &= ~self.done[later]
         out = {"reward": torch.from_numpy(np.ascontiguousarray(reward, dtype=np.float32)),
                "discount": torch.from_numpy(np.ascontiguousarray(discount, dtype=np.float32))}  # 0 after a churn
