@@ -3,13 +3,14 @@
 Heavy agents (the torch MLP) are imported from their modules: ``from agents.mlp import MLPClickModel``.
 """
 
-from agents.base import Agent, top_k_slate
-from agents.baselines import ItemCFPolicy, PopularityPolicy
-from agents.heuristics import ClickChaserPolicy, RandomPolicy, RelevanceQualityPolicy
-from agents.oracles import LongTermOracle, MyopicOracle
+from stickyrec.agents.base import Agent, top_k_slate
+from stickyrec.agents.baselines import ItemCFPolicy, PopularityPolicy
+from stickyrec.agents.heuristics import ClickChaserPolicy, RandomPolicy, RelevanceQualityPolicy
+from stickyrec.agents.oracles import LongTermOracle, MyopicOracle
 
-POLICIES = {cls.name: cls for cls in (RandomPolicy, ClickChaserPolicy, RelevanceQualityPolicy, MyopicOracle,
-                                      LongTermOracle)}
+POLICIES = {
+    cls.name: cls for cls in (RandomPolicy, ClickChaserPolicy, RelevanceQualityPolicy, MyopicOracle, LongTermOracle)
+}
 
 
 def make_policy(name: str, **kwargs) -> Agent:
@@ -19,5 +20,16 @@ def make_policy(name: str, **kwargs) -> Agent:
     return POLICIES[name](**kwargs)
 
 
-__all__ = ["POLICIES", "Agent", "ClickChaserPolicy", "ItemCFPolicy", "LongTermOracle", "MyopicOracle",
-           "PopularityPolicy", "RandomPolicy", "RelevanceQualityPolicy", "make_policy", "top_k_slate"]
+__all__ = [
+    "POLICIES",
+    "Agent",
+    "ClickChaserPolicy",
+    "ItemCFPolicy",
+    "LongTermOracle",
+    "MyopicOracle",
+    "PopularityPolicy",
+    "RandomPolicy",
+    "RelevanceQualityPolicy",
+    "make_policy",
+    "top_k_slate",
+]

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from envs.wrappers import top_k
+from stickyrec.envs.wrappers import top_k
 
 
 def top_k_slate(scores: np.ndarray, k: int) -> np.ndarray:

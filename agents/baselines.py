@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from agents.base import Agent
-from envs.logstore import EmptyLogError, UnknownItemError
-from envs.wrappers import top_k
+from stickyrec.agents.base import Agent
+from stickyrec.envs.logstore import EmptyLogError, UnknownItemError
+from stickyrec.envs.wrappers import top_k
 
 FORMAT_VERSION = 1
 _SHOPPER_BLOCK = 4096  # training shoppers per dense block when accumulating the item-item co-click matrix
@@ -39,8 +39,9 @@ def catalog_size(catalog: Any) -> int:
     elif hasattr(catalog, "n_items"):
         n_items = int(catalog.n_items)
     else:
-        raise ValueError(f"catalog must be a Catalog, a RetentionConfig or a number of items; got"
-                         f" {type(catalog).__name__}")
+        raise ValueError(
+            f"catalog must be a Catalog, a RetentionConfig or a number of items; got {type(catalog).__name__}"
+        )
     if n_items < 1:
         raise ValueError(f"catalog has {n_items} items; allowed: at least 1")
     return n_items
@@ -63,8 +64,10 @@ def _checked_log(impressions: pd.DataFrame, n_items: int, columns: tuple[str, ..
     unknown = (items < 0) | (items >= n_items)
     if unknown.any():
         examples = sorted(set(items[unknown][:1000].tolist()))[:5]
-        raise UnknownItemError(f"{int(unknown.sum())} impression(s) show item ids outside the catalog of {n_items}"
-                               f" items (allowed: 0..{n_items - 1}), e.g. {examples}")
+        raise UnknownItemError(
+            f"{int(unknown.sum())} impression(s) show item ids outside the catalog of {n_items}"
+            f" items (allowed: 0..{n_items - 1}), e.g. {examples}"
+        )
     return impressions
 
 
@@ -83,8 +86,11 @@ def _popularity_scores(impressions: pd.DataFrame, n_items: int, purchase_weight:
 
 
 def _check_weight(owner: str, name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not np.isfinite(value)
+    ):
         raise ValueError(f"{owner} {name}={value!r}; allowed: a finite number")
     return float(value)
 
@@ -102,8 +108,10 @@ class _LogTrainedAgent(Agent):
         super().bind(env)
         self._require_fitted()
         if self.catalog.n_items != self.n_items:
-            raise ValueError(f"{self.name} was fitted for a catalog of n_items={self.n_items}; the env's catalog has"
-                             f" n_items={self.catalog.n_items}")
+            raise ValueError(
+                f"{self.name} was fitted for a catalog of n_items={self.n_items}; the env's catalog has"
+                f" n_items={self.catalog.n_items}"
+            )
         return self
 
     def update(self, observation: dict[str, np.ndarray], slates: np.ndarray, info: dict[str, Any]) -> None:
@@ -122,8 +130,13 @@ class _LogTrainedAgent(Agent):
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_name(path.name + ".npz")
-        np.savez(path, agent=np.array(self.name), n_items=np.array(self.n_items, dtype=np.int64),
-                 format_version=np.array(FORMAT_VERSION, dtype=np.int64), **self._arrays())
+        np.savez(
+            path,
+            agent=np.array(self.name),
+            n_items=np.array(self.n_items, dtype=np.int64),
+            format_version=np.array(FORMAT_VERSION, dtype=np.int64),
+            **self._arrays(),
+        )
         return path
 
     @classmethod
@@ -144,15 +157,19 @@ class _LogTrainedAgent(Agent):
             raise ValueError(f"{str(path)!r} is not a saved stickyrec agent: it lacks {missing}")
         agent_name = str(arrays.pop("agent"))
         if agent_name != cls.name:
-            raise ValueError(f"{str(path)!r} holds a {agent_name!r} agent, not a {cls.name!r} agent"
-                             f" ({cls.__name__}); load it with that agent's class")
+            raise ValueError(
+                f"{str(path)!r} holds a {agent_name!r} agent, not a {cls.name!r} agent"
+                f" ({cls.__name__}); load it with that agent's class"
+            )
         version = int(arrays.pop("format_version"))
         if version != FORMAT_VERSION:
             raise ValueError(f"{str(path)!r} has format version {version}; this code reads {FORMAT_VERSION}")
         n_items = int(arrays.pop("n_items"))
         if catalog is not None and catalog_size(catalog) != n_items:
-            raise ValueError(f"{str(path)!r} holds a {agent_name!r} agent for a catalog of n_items={n_items}; this"
-                             f" catalog has n_items={catalog_size(catalog)}")
+            raise ValueError(
+                f"{str(path)!r} holds a {agent_name!r} agent for a catalog of n_items={n_items}; this"
+                f" catalog has n_items={catalog_size(catalog)}"
+            )
         agent = cls.__new__(cls)
         agent.n_items = n_items
         try:
@@ -270,8 +287,10 @@ class ItemCFPolicy(_LogTrainedAgent):
             self._last_clicked = np.full(shape, -1, dtype=np.int64)  # clock of the last click; -1: empty slot
             self._clock = 0
         elif self._history_items.shape[0] != batch_size:
-            raise ValueError(f"{self.name} tracks {self._history_items.shape[0]} shoppers but got a batch of"
-                             f" {batch_size}; bind it to the env again to start over")
+            raise ValueError(
+                f"{self.name} tracks {self._history_items.shape[0]} shoppers but got a batch of"
+                f" {batch_size}; bind it to the env again to start over"
+            )
 
     def click_history(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of the (B, L) remembered item ids (-1: empty slot) and their click counts (0 when empty)."""
@@ -344,9 +363,13 @@ class ItemCFPolicy(_LogTrainedAgent):
 
     # --- persistence -------------------------------------------------------------------------------
     def _arrays(self):
-        return {"similarity": self.similarity, "popularity": self.popularity,
-                "history_length": np.array(self.history_length, dtype=np.int64),
-                "purchase_weight": np.array(self.purchase_weight), "ranking": np.array(self.ranking)}
+        return {
+            "similarity": self.similarity,
+            "popularity": self.popularity,
+            "history_length": np.array(self.history_length, dtype=np.int64),
+            "purchase_weight": np.array(self.purchase_weight),
+            "ranking": np.array(self.ranking),
+        }
 
     def _restore(self, arrays):
         self.similarity = arrays["similarity"].astype(np.float32)
@@ -371,8 +394,11 @@ def item_cosine_similarity(shopper: np.ndarray, items: np.ndarray, n_items: int)
     for start in range(0, n_shoppers, _SHOPPER_BLOCK):
         lo, hi = bounds[start // _SHOPPER_BLOCK], bounds[start // _SHOPPER_BLOCK + 1]
         rows = min(_SHOPPER_BLOCK, n_shoppers - start)
-        counts = np.bincount((shopper[lo:hi] - start) * n_items + items[lo:hi],
-                             minlength=rows * n_items).astype(np.float32).reshape(rows, n_items)
+        counts = (
+            np.bincount((shopper[lo:hi] - start) * n_items + items[lo:hi], minlength=rows * n_items)
+            .astype(np.float32)
+            .reshape(rows, n_items)
+        )
         co_clicks += counts.T @ counts
     norm = np.sqrt(np.diag(co_clicks))
     inverse = np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 0)

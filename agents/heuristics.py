@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.base import Agent, top_k_slate
+from stickyrec.agents.base import Agent, top_k_slate
 
 
 class RandomPolicy(Agent):

@@ -43,14 +43,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from agents.base import Agent
-from envs.shoppers import SHOPPER_FEATURES, n_shopper_features
-from envs.wrappers import top_k
+from stickyrec.agents.base import Agent
+from stickyrec.envs.shoppers import SHOPPER_FEATURES, n_shopper_features
+from stickyrec.envs.wrappers import top_k
 
 FORMAT = "stickyrec.agent"
 FORMAT_VERSION = 1
-CROSS_FEATURES = ("recent_category_clicks", "session_category_impressions", "click_direction_relevance",
-                  "log_relative_price")
+CROSS_FEATURES = (
+    "recent_category_clicks",
+    "session_category_impressions",
+    "click_direction_relevance",
+    "log_relative_price",
+)
 _REQUIRED_COLUMNS = ("item_id", "position", "clicked", "purchased")
 _ACT_CHUNK = 64  # shoppers per block at act time: a (64 * M, H) block stays in cache
 
@@ -101,8 +105,13 @@ def _check_int(label: str, value, low: int) -> int:
 
 
 def _check_float(label: str, value, low: float, open_low: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or value < low or (open_low and value == low):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(value)
+        or value < low
+        or (open_low and value == low)
+    ):
         raise ValueError(f"{label} must be a finite number {'>' if open_low else '>='} {low}, got {value!r}")
     return float(value)
 
@@ -110,8 +119,9 @@ def _check_float(label: str, value, low: float, open_low: bool = False) -> float
 class _ClickNet(nn.Module):
     """Shopper tower, item tower (+ id embedding), the split first hidden layer, the two heads, the cross weights."""
 
-    def __init__(self, f_user: int, f_item: int, n_items: int, n_positions: int, n_cross: int, embed_dim: int,
-                 hidden_dim: int) -> None:
+    def __init__(
+        self, f_user: int, f_item: int, n_items: int, n_positions: int, n_cross: int, embed_dim: int, hidden_dim: int
+    ) -> None:
         super().__init__()
         self.n_cross = n_cross
         self.shopper_tower = nn.Linear(f_user, embed_dim)
@@ -169,8 +179,9 @@ class MLPClickModel(Agent):
 
     name = "mlp"
 
-    def __init__(self, embed_dim: int = 64, hidden_dim: int = 32, cross_features: bool = True,
-                 purchase_weight: float = 0.5) -> None:
+    def __init__(
+        self, embed_dim: int = 64, hidden_dim: int = 32, cross_features: bool = True, purchase_weight: float = 0.5
+    ) -> None:
         self.embed_dim = _check_int("embed_dim", embed_dim, 1)
         self.hidden_dim = _check_int("hidden_dim", hidden_dim, 1)
         if not isinstance(cross_features, (bool, np.bool_)):
@@ -184,8 +195,12 @@ class MLPClickModel(Agent):
 
     @property
     def hyperparameters(self) -> dict:
-        return {"embed_dim": self.embed_dim, "hidden_dim": self.hidden_dim, "cross_features": self.cross_features,
-                "purchase_weight": self.purchase_weight}
+        return {
+            "embed_dim": self.embed_dim,
+            "hidden_dim": self.hidden_dim,
+            "cross_features": self.cross_features,
+            "purchase_weight": self.purchase_weight,
+        }
 
     # --- the agent interface ------------------------------------------------------------------------------------
     def bind(self, env) -> MLPClickModel:
@@ -200,8 +215,9 @@ class MLPClickModel(Agent):
         self._require_trained("act")
         if getattr(self, "config", None) is None:
             raise ValueError("bind(env) the model before act: the slate size comes from the env's config")
-        return top_k(self.score_candidates(observation["shopper"], observation["candidate_ids"]),
-                     self.config.slate_size)
+        return top_k(
+            self.score_candidates(observation["shopper"], observation["candidate_ids"]), self.config.slate_size
+        )
 
     def score_candidates(self, shopper, candidate_ids) -> np.ndarray:
         """(B, F_user) shopper features and (B, M) catalog ids -> (B, M) click logits without position bias
@@ -210,8 +226,10 @@ class MLPClickModel(Agent):
         shopper = np.asarray(shopper, dtype=np.float32)
         ids = np.asarray(candidate_ids)
         if shopper.ndim != 2 or shopper.shape[1] != self.f_user or ids.ndim != 2 or ids.shape[0] != shopper.shape[0]:
-            raise ValueError(f"observation has shopper features of shape {shopper.shape} and candidate_ids of shape"
-                             f" {ids.shape}; allowed: (B, {self.f_user}) and (B, M)")
+            raise ValueError(
+                f"observation has shopper features of shape {shopper.shape} and candidate_ids of shape"
+                f" {ids.shape}; allowed: (B, {self.f_user}) and (B, M)"
+            )
         self._check_ids(ids, "candidate_ids")
         b, m = ids.shape
         h, k = self.hidden_dim, self.net.n_cross
@@ -225,19 +243,19 @@ class MLPClickModel(Agent):
             scores = torch.empty(b * m)
             block = torch.empty(min(b, _ACT_CHUNK) * m, h)
             if k:
-                base, query = self._cross_parts(raw, users[:, h: h + k], ids_t)
+                base, query = self._cross_parts(raw, users[:, h : h + k], ids_t)
                 via_product = self.n_items <= 64 * m  # else gather the (n, M, d + 1) item rows
             for start in range(0, b, _ACT_CHUNK):  # blocks of shoppers: the (n * M, H) block stays in cache
                 n = min(_ACT_CHUNK, b - start)
-                out = scores[start * m: (start + n) * m]
-                hidden = torch.index_select(rows, 0, flat[start * m: (start + n) * m], out=block[: n * m])
-                hidden.view(n, m, h).add_(users[start: start + n, None, :h]).relu_()
+                out = scores[start * m : (start + n) * m]
+                hidden = torch.index_select(rows, 0, flat[start * m : (start + n) * m], out=block[: n * m])
+                hidden.view(n, m, h).add_(users[start : start + n, None, :h]).relu_()
                 torch.mv(hidden, weight, out=out)
                 if k:  # relevance and price cross terms: a (n, d + 1) x (d + 1, N) product, gathered at the ids
                     if via_product:
-                        part = torch.gather(query[start: start + n] @ self._item_table_t, 1, ids_t[start: start + n])
+                        part = torch.gather(query[start : start + n] @ self._item_table_t, 1, ids_t[start : start + n])
                     else:
-                        part = (self._item_table_t.T[ids_t[start: start + n]] * query[start: start + n, None]).sum(-1)
+                        part = (self._item_table_t.T[ids_t[start : start + n]] * query[start : start + n, None]).sum(-1)
                     out.view(n, m).add_(part)
             scores = scores.view(b, m)
             scores += bias
@@ -252,11 +270,11 @@ class MLPClickModel(Agent):
         whose product with the items' [embedding, log relative price] is the relevance and price part."""
         n, c, d = len(SHOPPER_FEATURES), self.n_categories, self.embedding_dim
         scale = weights / self._cross_std  # (B, K): the weight of each raw feature
-        by_category = scale[:, :1] * shopper[:, n: n + c] + scale[:, 1:2] * shopper[:, n + c: n + 2 * c]
+        by_category = scale[:, :1] * shopper[:, n : n + c] + scale[:, 1:2] * shopper[:, n + c : n + 2 * c]
         category = torch.index_select(self._item_category, 0, ids.reshape(-1)).view(ids.shape)
         base = torch.gather(by_category, 1, category)
         base += (scale @ -self._cross_mean)[:, None]
-        query = torch.cat([scale[:, 2:3] * shopper[:, n + 2 * c: n + 2 * c + d], scale[:, 3:4]], dim=1)
+        query = torch.cat([scale[:, 2:3] * shopper[:, n + 2 * c : n + 2 * c + d], scale[:, 3:4]], dim=1)
         return base, query
 
     def predict_click(self, frame: pd.DataFrame) -> np.ndarray:
@@ -269,9 +287,19 @@ class MLPClickModel(Agent):
         return click * purchase_given_click
 
     # --- training -----------------------------------------------------------------------------------------------
-    def fit(self, train_df: pd.DataFrame, val_df: pd.DataFrame, catalog, epochs: int = 30, batch_size: int = 2048,
-            lr: float = 5e-4, patience: int = 3, seed: int = 0, weight_decay: float = 0.0,
-            progress: bool = True) -> dict:
+    def fit(
+        self,
+        train_df: pd.DataFrame,
+        val_df: pd.DataFrame,
+        catalog,
+        epochs: int = 30,
+        batch_size: int = 2048,
+        lr: float = 5e-4,
+        patience: int = 3,
+        seed: int = 0,
+        weight_decay: float = 0.0,
+        progress: bool = True,
+    ) -> dict:
         """Train on ``train_df``, early-stopping on ``val_df``'s click log-loss and keeping the best epoch's weights.
 
         Loss: click BCE on every row (position bias added to the click logit) plus ``purchase_weight`` x purchase
@@ -293,22 +321,31 @@ class MLPClickModel(Agent):
     def _fit(self, train_df, val_df, catalog, epochs, batch_size, lr, patience, seed, weight_decay, progress) -> dict:
         from tqdm.auto import tqdm
 
-        settings = {"epochs": _check_int("epochs", epochs, 1), "batch_size": _check_int("batch_size", batch_size, 1),
-                    "lr": _check_float("lr", lr, 0.0, open_low=True), "patience": _check_int("patience", patience, 1),
-                    "seed": _check_int("seed", seed, 0),
-                    "weight_decay": _check_float("weight_decay", weight_decay, 0.0)}
-        self._set_catalog(np.asarray(catalog.public_features(), dtype=np.float32), int(catalog.n_categories),
-                          int(np.asarray(catalog.embedding).shape[1]))
+        settings = {
+            "epochs": _check_int("epochs", epochs, 1),
+            "batch_size": _check_int("batch_size", batch_size, 1),
+            "lr": _check_float("lr", lr, 0.0, open_low=True),
+            "patience": _check_int("patience", patience, 1),
+            "seed": _check_int("seed", seed, 0),
+            "weight_decay": _check_float("weight_decay", weight_decay, 0.0),
+        }
+        self._set_catalog(
+            np.asarray(catalog.public_features(), dtype=np.float32),
+            int(catalog.n_categories),
+            int(np.asarray(catalog.embedding).shape[1]),
+        )
         if not isinstance(train_df, pd.DataFrame):
             raise ValueError(f"train_df must be a pandas DataFrame, got {type(train_df).__name__}")
         self.f_user = len(_shopper_columns(train_df))
         if self.f_user == 0:
             raise ValueError("train_df has no shopper feature columns s0 .. s{F-1} (the serve-time features)")
         if self.cross_features and self.f_user != n_shopper_features(self.n_categories, self.embedding_dim):
-            raise ValueError(f"train_df has {self.f_user} shopper features, but cross features need the env's layout"
-                             f" of {n_shopper_features(self.n_categories, self.embedding_dim)} for this catalog"
-                             f" ({len(SHOPPER_FEATURES)} + 2 x {self.n_categories} categories + {self.embedding_dim});"
-                             " pass cross_features=False for other features")
+            raise ValueError(
+                f"train_df has {self.f_user} shopper features, but cross features need the env's layout"
+                f" of {n_shopper_features(self.n_categories, self.embedding_dim)} for this catalog"
+                f" ({len(SHOPPER_FEATURES)} + 2 x {self.n_categories} categories + {self.embedding_dim});"
+                " pass cross_features=False for other features"
+            )
         train = self._tensors(train_df, "train_df", labels=True)
         val = self._tensors(val_df, "val_df", labels=True)
         self.n_positions = int(max(train["position"].max(), val["position"].max())) + 1
@@ -323,8 +360,9 @@ class MLPClickModel(Agent):
             self._prepare(part)
 
         generator = torch.Generator().manual_seed(settings["seed"])
-        self.net = _ClickNet(self.f_user, self.f_item, self.n_items, self.n_positions, n_cross, self.embed_dim,
-                             self.hidden_dim)
+        self.net = _ClickNet(
+            self.f_user, self.f_item, self.n_items, self.n_positions, n_cross, self.embed_dim, self.hidden_dim
+        )
         self.net.reset_parameters(generator)
         self._item_rows = None
         self.train_settings = settings
@@ -341,17 +379,24 @@ class MLPClickModel(Agent):
             self.net.train()
             order = torch.randperm(n, generator=generator)
             total = 0.0
-            batch_bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}", unit="batch", leave=False,
-                             disable=not progress, mininterval=0.5)
+            batch_bar = tqdm(
+                range(n_batches),
+                desc=f"epoch {epoch + 1}",
+                unit="batch",
+                leave=False,
+                disable=not progress,
+                mininterval=0.5,
+            )
             for b in batch_bar:
-                index = order[b * batch_size: (b + 1) * batch_size]
+                index = order[b * batch_size : (b + 1) * batch_size]
                 batch = {key: value[index] for key, value in train.items()}
                 click_logit, purchase_logit = self._batch_logits(batch)
                 loss = F.binary_cross_entropy_with_logits(click_logit, batch["clicked"])
                 clicked = batch["clicked"] > 0.5
                 if self.purchase_weight > 0 and bool(clicked.any()):
                     loss = loss + self.purchase_weight * F.binary_cross_entropy_with_logits(
-                        purchase_logit[clicked], batch["purchased"][clicked])
+                        purchase_logit[clicked], batch["purchased"][clicked]
+                    )
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -393,7 +438,7 @@ class MLPClickModel(Agent):
         total = 0.0
         with torch.inference_mode():
             for start in range(0, n, batch_size):
-                batch = {key: value[start: start + batch_size] for key, value in data.items()}
+                batch = {key: value[start : start + batch_size] for key, value in data.items()}
                 click_logit = self._batch_logits(batch)[0]
                 total += float(F.binary_cross_entropy_with_logits(click_logit, batch["clicked"], reduction="sum"))
         self.net.train()
@@ -405,14 +450,16 @@ class MLPClickModel(Agent):
         if data["item_id"].shape[0] == 0:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32)
         if int(data["position"].max()) >= self.n_positions:
-            raise ValueError(f"frame has position {int(data['position'].max())}; the model learned positions"
-                             f" 0..{self.n_positions - 1}")
+            raise ValueError(
+                f"frame has position {int(data['position'].max())}; the model learned positions"
+                f" 0..{self.n_positions - 1}"
+            )
         self._prepare(data)
         self.net.eval()
         click, purchase = [], []
         with torch.inference_mode():
             for start in range(0, data["item_id"].shape[0], 65536):
-                batch = {key: value[start: start + 65536] for key, value in data.items()}
+                batch = {key: value[start : start + 65536] for key, value in data.items()}
                 click_logit, purchase_logit = self._batch_logits(batch)
                 click.append(torch.sigmoid(click_logit))
                 purchase.append(torch.sigmoid(purchase_logit))
@@ -425,12 +472,14 @@ class MLPClickModel(Agent):
         self.n_items, self.f_item = self._item_features_raw.shape
         self.n_categories, self.embedding_dim = int(n_categories), int(embedding_dim)
         if self.f_item != self.embedding_dim + 3 + self.n_categories:
-            raise ValueError(f"the catalog's public features have {self.f_item} columns; allowed: embedding"
-                             f" ({self.embedding_dim}) + price, rating, CTR estimate + {self.n_categories} categories")
+            raise ValueError(
+                f"the catalog's public features have {self.f_item} columns; allowed: embedding"
+                f" ({self.embedding_dim}) + price, rating, CTR estimate + {self.n_categories} categories"
+            )
         self._item_mean, self._item_std = _moments(self._item_features_raw)
         self._item_features = (self._item_features_raw - self._item_mean) / self._item_std
         self._all_items = torch.arange(self.n_items)
-        self._item_category = self._item_features_raw[:, self.f_item - self.n_categories:].argmax(dim=1)
+        self._item_category = self._item_features_raw[:, self.f_item - self.n_categories :].argmax(dim=1)
         # (d + 1, N) contiguous: embedding and log relative price, the right operand of act's relevance-price product
         self._item_table_t = self._item_features_raw[:, : self.embedding_dim + 1].T.contiguous()
 
@@ -440,9 +489,9 @@ class MLPClickModel(Agent):
         ids = item_ids[:, None] if per_row else item_ids
         n, c, d = len(SHOPPER_FEATURES), self.n_categories, self.embedding_dim
         category = self._item_category[ids]
-        clicks = torch.gather(shopper[:, n: n + c], 1, category)
-        impressions = torch.gather(shopper[:, n + c: n + 2 * c], 1, category)
-        direction, embedding = shopper[:, n + 2 * c: n + 2 * c + d], self._item_features_raw[:, :d]
+        clicks = torch.gather(shopper[:, n : n + c], 1, category)
+        impressions = torch.gather(shopper[:, n + c : n + 2 * c], 1, category)
+        direction, embedding = shopper[:, n + 2 * c : n + 2 * c + d], self._item_features_raw[:, :d]
         if per_row or self.n_items > 16 * ids.shape[1]:
             relevance = (embedding[ids] * direction[:, None, :]).sum(dim=-1)
         else:  # (n, d) x (d, N) then a gather: cheaper than gathering (n, M, d) embeddings for a small catalog
@@ -473,8 +522,10 @@ class MLPClickModel(Agent):
             raise ValueError(f"{label} lacks column(s) {missing}; a log needs {list(required)} and s0 .. s{{F-1}}")
         columns = _shopper_columns(frame)
         if columns != [f"s{j}" for j in range(self.f_user)]:
-            raise ValueError(f"{label} has {len(columns)} shopper feature columns; allowed: exactly s0 .."
-                             f" s{self.f_user - 1}, as in training")
+            raise ValueError(
+                f"{label} has {len(columns)} shopper feature columns; allowed: exactly s0 .."
+                f" s{self.f_user - 1}, as in training"
+            )
         if labels and frame.empty:
             raise ValueError(f"{label} is empty: nothing to learn from")
         ids = frame["item_id"].to_numpy()
@@ -488,9 +539,11 @@ class MLPClickModel(Agent):
         shopper = frame[columns].to_numpy(dtype=np.float32)
         if not np.isfinite(shopper).all():
             raise ValueError(f"{label}'s shopper features hold NaN or inf")
-        out = {"shopper": _as_tensor(shopper),
-               "item_id": torch.from_numpy(ids.astype(np.int64)),
-               "position": torch.from_numpy(positions.astype(np.int64))}
+        out = {
+            "shopper": _as_tensor(shopper),
+            "item_id": torch.from_numpy(ids.astype(np.int64)),
+            "position": torch.from_numpy(positions.astype(np.int64)),
+        }
         if labels:
             for name in ("clicked", "purchased"):
                 values = frame[name].to_numpy()
@@ -521,8 +574,10 @@ class MLPClickModel(Agent):
     def _check_catalog(self, item_features: np.ndarray, where: str) -> None:
         features = np.asarray(item_features, dtype=np.float32)
         if features.shape != (self.n_items, self.f_item):
-            raise ValueError(f"{where} has {features.shape[0]} items x {features.shape[1]} public features; the"
-                             f" model was trained on {self.n_items} x {self.f_item}")
+            raise ValueError(
+                f"{where} has {features.shape[0]} items x {features.shape[1]} public features; the"
+                f" model was trained on {self.n_items} x {self.f_item}"
+            )
         if catalog_fingerprint(features) != catalog_fingerprint(self._item_features_raw):
             raise ValueError(f"{where} is not the catalog the model was trained on (same size, other item features)")
 
@@ -531,19 +586,30 @@ class MLPClickModel(Agent):
         """``torch.save`` of plain data — tensors, numbers, strings — that loads with ``weights_only=True``."""
         self._require_trained("save")
         payload = {
-            "format": FORMAT, "version": FORMAT_VERSION, "name": self.name,
-            "n_items": self.n_items, "f_user": self.f_user, "f_item": self.f_item, "n_positions": self.n_positions,
-            "n_categories": self.n_categories, "embedding_dim": self.embedding_dim,
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "name": self.name,
+            "n_items": self.n_items,
+            "f_user": self.f_user,
+            "f_item": self.f_item,
+            "n_positions": self.n_positions,
+            "n_categories": self.n_categories,
+            "embedding_dim": self.embedding_dim,
             "catalog_fingerprint": catalog_fingerprint(self._item_features_raw),
-            "hyperparameters": self.hyperparameters, "train_settings": dict(self.train_settings),
-            "history": {"train_loss": [float(x) for x in self.history.get("train_loss", [])],
-                        "val_loss": [float(x) for x in self.history.get("val_loss", [])],
-                        "best_epoch": int(self.history.get("best_epoch", -1)),
-                        "seconds": float(self.history.get("seconds", 0.0))},
+            "hyperparameters": self.hyperparameters,
+            "train_settings": dict(self.train_settings),
+            "history": {
+                "train_loss": [float(x) for x in self.history.get("train_loss", [])],
+                "val_loss": [float(x) for x in self.history.get("val_loss", [])],
+                "best_epoch": int(self.history.get("best_epoch", -1)),
+                "seconds": float(self.history.get("seconds", 0.0)),
+            },
             "state": {key: value.detach().clone() for key, value in self.net.state_dict().items()},
             "item_features": self._item_features_raw.clone(),
-            "shopper_mean": self._shopper_mean.clone(), "shopper_std": self._shopper_std.clone(),
-            "cross_mean": self._cross_mean.clone(), "cross_std": self._cross_std.clone(),
+            "shopper_mean": self._shopper_mean.clone(),
+            "shopper_std": self._shopper_std.clone(),
+            "cross_mean": self._cross_mean.clone(),
+            "cross_std": self._cross_std.clone(),
         }
         path = os.fspath(path)
         temporary = f"{path}.tmp{os.getpid()}"
@@ -564,8 +630,11 @@ class MLPClickModel(Agent):
         payload = read_agent_file(path, cls.name, "model file")
         try:
             model = cls(**payload["hyperparameters"])
-            model._set_catalog(_tensor(payload, "item_features", None).numpy(), int(payload["n_categories"]),
-                               int(payload["embedding_dim"]))
+            model._set_catalog(
+                _tensor(payload, "item_features", None).numpy(),
+                int(payload["n_categories"]),
+                int(payload["embedding_dim"]),
+            )
             if catalog_fingerprint(model._item_features_raw) != payload["catalog_fingerprint"]:
                 raise ValueError("item_features do not match the stored catalog fingerprint")
             for key in ("n_items", "f_item"):
@@ -579,8 +648,9 @@ class MLPClickModel(Agent):
             model._cross_std = _tensor(payload, "cross_std", (n_cross,))
             model.train_settings = dict(payload["train_settings"])
             model.history = dict(payload["history"])
-            model.net = _ClickNet(model.f_user, model.f_item, model.n_items, model.n_positions, n_cross,
-                                  model.embed_dim, model.hidden_dim)
+            model.net = _ClickNet(
+                model.f_user, model.f_item, model.n_items, model.n_positions, n_cross, model.embed_dim, model.hidden_dim
+            )
             model.net.load_state_dict(payload["state"], strict=True)
             if not all(bool(torch.isfinite(p).all()) for p in model.net.state_dict().values()):
                 raise ValueError("the weights hold NaN or inf")
@@ -604,8 +674,9 @@ def read_agent_file(path, name: str | None, what: str) -> dict:
         raise ValueError(f"{what} {path!r} does not exist") from None
     except Exception as exc:  # unpickling errors, truncated archives, foreign formats: all "not our file"
         first = str(exc).splitlines()[0] if str(exc) else ""
-        raise ValueError(f"{what} {path!r} is not a readable stickyrec {what} ({type(exc).__name__}: {first})") \
-            from None
+        raise ValueError(
+            f"{what} {path!r} is not a readable stickyrec {what} ({type(exc).__name__}: {first})"
+        ) from None
     if not isinstance(payload, dict):
         raise ValueError(f"{what} {path!r} holds a {type(payload).__name__}, not a stickyrec agent")
     if payload.get("format") != FORMAT:
@@ -613,8 +684,9 @@ def read_agent_file(path, name: str | None, what: str) -> dict:
     if name is not None and payload.get("name") != name:
         raise ValueError(f"{what} {path!r} holds agent {payload.get('name')!r}, not {name!r}")
     if payload.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{what} {path!r} has format version {payload.get('version')!r}; this code reads"
-                         f" version {FORMAT_VERSION}")
+        raise ValueError(
+            f"{what} {path!r} has format version {payload.get('version')!r}; this code reads version {FORMAT_VERSION}"
+        )
     return payload
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.base import Agent, top_k_slate
-from envs import choice
-from envs.wrappers import top_k
+from stickyrec.agents.base import Agent, top_k_slate
+from stickyrec.envs import choice
+from stickyrec.envs.wrappers import top_k
 
 
 def _checked_candidates(simulator, observation: dict[str, np.ndarray] | None) -> np.ndarray:
@@ -24,9 +24,11 @@ def _checked_candidates(simulator, observation: dict[str, np.ndarray] | None) ->
         return current
     ids = np.asarray(observation["candidate_ids"])
     if ids.shape != current.shape or not np.array_equal(ids, current):
-        raise ValueError(f"observation['candidate_ids'] (shape {ids.shape}) are not the simulator's current"
-                         f" candidates (shape {current.shape}); an oracle acts on the latest observation of the"
-                         " env it is bound to")
+        raise ValueError(
+            f"observation['candidate_ids'] (shape {ids.shape}) are not the simulator's current"
+            f" candidates (shape {current.shape}); an oracle acts on the latest observation of the"
+            " env it is bound to"
+        )
     return ids
 
 
@@ -110,17 +112,32 @@ class LongTermOracle(Agent):
     name = "long_term_oracle"
     uses_latent_state = True
 
-    def __init__(self, relevance_weight: float = 1.0, quality_weight: float = 2.0, appeal_weight: float = 1.0,
-                 price_weight: float = 1.0, fatigue_weight: float = 0.5, max_per_category: int = 2) -> None:
-        for field, value in (("relevance_weight", relevance_weight), ("quality_weight", quality_weight),
-                             ("appeal_weight", appeal_weight), ("price_weight", price_weight),
-                             ("fatigue_weight", fatigue_weight)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                    or not np.isfinite(value):
+    def __init__(
+        self,
+        relevance_weight: float = 1.0,
+        quality_weight: float = 2.0,
+        appeal_weight: float = 1.0,
+        price_weight: float = 1.0,
+        fatigue_weight: float = 0.5,
+        max_per_category: int = 2,
+    ) -> None:
+        for field, value in (
+            ("relevance_weight", relevance_weight),
+            ("quality_weight", quality_weight),
+            ("appeal_weight", appeal_weight),
+            ("price_weight", price_weight),
+            ("fatigue_weight", fatigue_weight),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.integer, np.floating))
+                or not np.isfinite(value)
+            ):
                 raise ValueError(f"LongTermOracle {field}={value!r}; allowed: a finite number")
         if isinstance(max_per_category, bool) or not isinstance(max_per_category, (int, np.integer)):
-            raise ValueError(f"LongTermOracle max_per_category={max_per_category!r}; allowed: an integer"
-                             " (0 or less: no cap)")
+            raise ValueError(
+                f"LongTermOracle max_per_category={max_per_category!r}; allowed: an integer (0 or less: no cap)"
+            )
         self.relevance_weight = float(relevance_weight)
         self.quality_weight = float(quality_weight)
         self.appeal_weight = float(appeal_weight)

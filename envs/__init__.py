@@ -1,24 +1,31 @@
-"""stickyrec's simulator: ``import envs`` registers ``stickyrec/Retention-v0``.
+"""stickyrec's simulator: the world of shoppers, items and slates (``import stickyrec`` registers the env).
 
->>> import gymnasium as gym, envs
+>>> import gymnasium as gym, stickyrec
 >>> env = gym.make("stickyrec/Retention-v0", clickbait_share=0.3)
 >>> vec = gym.make_vec("stickyrec/Retention-v0", num_envs=4096)   # batched numpy shoppers
 """
 
-from gymnasium.envs.registration import register, registry
+from stickyrec import ENV_ID  # the root package registers it
+from stickyrec.envs.catalog import Catalog, make_catalog
+from stickyrec.envs.config import PRESETS, RetentionConfig, get_preset, make_config
+from stickyrec.envs.env import INFO_KEYS, LATENT_SATISFACTION_KEY, RetentionEnv
+from stickyrec.envs.simulator import RetentionSimulator, StepResponse
+from stickyrec.envs.spaces import SlateSpace
+from stickyrec.envs.vector import RetentionVectorEnv
 
-from envs.catalog import Catalog, make_catalog
-from envs.config import PRESETS, RetentionConfig, get_preset, make_config
-from envs.env import INFO_KEYS, LATENT_SATISFACTION_KEY, RetentionEnv
-from envs.simulator import RetentionSimulator, StepResponse
-from envs.spaces import SlateSpace
-from envs.vector import RetentionVectorEnv
-
-ENV_ID = "stickyrec/Retention-v0"
-
-if ENV_ID not in registry:
-    register(id=ENV_ID, entry_point="envs.env:RetentionEnv", vector_entry_point="envs.vector:RetentionVectorEnv")
-
-__all__ = ["ENV_ID", "INFO_KEYS", "LATENT_SATISFACTION_KEY", "PRESETS", "Catalog", "RetentionConfig",
-           "RetentionEnv", "RetentionSimulator", "RetentionVectorEnv", "SlateSpace", "StepResponse",
-           "get_preset", "make_catalog", "make_config"]
+__all__ = [
+    "ENV_ID",
+    "INFO_KEYS",
+    "LATENT_SATISFACTION_KEY",
+    "PRESETS",
+    "Catalog",
+    "RetentionConfig",
+    "RetentionEnv",
+    "RetentionSimulator",
+    "RetentionVectorEnv",
+    "SlateSpace",
+    "StepResponse",
+    "get_preset",
+    "make_catalog",
+    "make_config",
+]

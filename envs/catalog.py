@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from envs.config import RetentionConfig
+from stickyrec.envs.config import RetentionConfig
 
 
 def normalise_rows(x: np.ndarray) -> np.ndarray:
@@ -53,10 +53,16 @@ class Catalog:
         """(N, d + 3 + C) float32: embedding, log relative price, rating, CTR estimate, category one-hot."""
         one_hot = np.zeros((self.n_items, self.n_categories), dtype=np.float32)
         one_hot[np.arange(self.n_items), self.category] = 1.0
-        return np.concatenate([self.embedding.astype(np.float32),
-                               self.log_relative_price[:, None].astype(np.float32),
-                               self.rating[:, None].astype(np.float32),
-                               self.ctr_estimate[:, None].astype(np.float32), one_hot], axis=1)
+        return np.concatenate(
+            [
+                self.embedding.astype(np.float32),
+                self.log_relative_price[:, None].astype(np.float32),
+                self.rating[:, None].astype(np.float32),
+                self.ctr_estimate[:, None].astype(np.float32),
+                one_hot,
+            ],
+            axis=1,
+        )
 
     def to_dict(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -78,12 +84,16 @@ def make_catalog(config: RetentionConfig) -> Catalog:
     n_clickbait = int(round(config.clickbait_share * n))
     is_clickbait = np.zeros(n, dtype=bool)
     is_clickbait[rng.permutation(n)[:n_clickbait]] = True
-    quality = np.where(is_clickbait,
-                       rng.beta(config.clickbait_quality_alpha, config.clickbait_quality_beta, n),
-                       rng.beta(config.quality_alpha, config.quality_beta, n))
-    appeal = np.where(is_clickbait,
-                      rng.beta(config.clickbait_appeal_alpha, config.clickbait_appeal_beta, n),
-                      rng.beta(config.appeal_alpha, config.appeal_beta, n))
+    quality = np.where(
+        is_clickbait,
+        rng.beta(config.clickbait_quality_alpha, config.clickbait_quality_beta, n),
+        rng.beta(config.quality_alpha, config.quality_beta, n),
+    )
+    appeal = np.where(
+        is_clickbait,
+        rng.beta(config.clickbait_appeal_alpha, config.clickbait_appeal_beta, n),
+        rng.beta(config.appeal_alpha, config.appeal_beta, n),
+    )
 
     # Popular items are partly popular because they are clickable: the popularity source leans to appeal.
     popularity = np.exp(config.popularity_sd * rng.standard_normal(n)) * (0.5 + appeal)
@@ -100,8 +110,19 @@ def make_catalog(config: RetentionConfig) -> Catalog:
     slot = np.arange(n) - np.repeat(np.cumsum(size) - size, size)
     items_by_category[category[order], slot] = order
 
-    return Catalog(category=category.astype(np.int64), embedding=embedding, price=price, quality=quality,
-                   appeal=appeal, is_clickbait=is_clickbait, popularity=popularity, rating=rating,
-                   ctr_estimate=ctr_estimate, centroids=centroids, items_by_category=items_by_category,
-                   log_relative_price=np.log(price / np.median(price)), popularity_cdf=popularity_cdf,
-                   permutation=rng.permutation(n).astype(np.int64))
+    return Catalog(
+        category=category.astype(np.int64),
+        embedding=embedding,
+        price=price,
+        quality=quality,
+        appeal=appeal,
+        is_clickbait=is_clickbait,
+        popularity=popularity,
+        rating=rating,
+        ctr_estimate=ctr_estimate,
+        centroids=centroids,
+        items_by_category=items_by_category,
+        log_relative_price=np.log(price / np.median(price)),
+        popularity_cdf=popularity_cdf,
+        permutation=rng.permutation(n).astype(np.int64),
+    )

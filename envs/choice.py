@@ -20,8 +20,9 @@ def examination_log_weights(slate_size: int, position_decay: float) -> np.ndarra
     return np.arange(slate_size) * np.log(position_decay)
 
 
-def slate_logits(utility: np.ndarray, temperature: float, no_click_utility: float,
-                 log_examination: np.ndarray) -> np.ndarray:
+def slate_logits(
+    utility: np.ndarray, temperature: float, no_click_utility: float, log_examination: np.ndarray
+) -> np.ndarray:
     """(B, k) utilities -> (B, k + 1) logits; the last column is the no-click option."""
     logits = np.empty((utility.shape[0], utility.shape[1] + 1))
     np.divide(utility, temperature, out=logits[:, :-1])
@@ -41,8 +42,9 @@ def choice_probabilities(logits: np.ndarray) -> np.ndarray:
     return weights / weights.sum(axis=-1, keepdims=True)
 
 
-def sample_choice(item_logits: np.ndarray, no_click_logit: float, uniform: np.ndarray,
-                  logit_bound: np.ndarray | None = None) -> np.ndarray:
+def sample_choice(
+    item_logits: np.ndarray, no_click_logit: float, uniform: np.ndarray, logit_bound: np.ndarray | None = None
+) -> np.ndarray:
     """The hot-path sampler: (B, k) item logits (examination included) and the no-click logit -> index in
     0..k (k = no click). Same distribution as ``choose(choice_probabilities(...))`` without building the
     (B, k + 1) array: the no-click option enters only through the normaliser.

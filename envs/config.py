@@ -25,11 +25,29 @@ import yaml
 _INF = math.inf
 
 
-def _field(default: Any, lo: float, hi: float, doc: str, *, group: str, integer: bool = False,
-           lo_open: bool = False, hi_open: bool = False) -> Any:
-    return dataclasses.field(default=default, metadata={
-        "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open,
-        "integer": integer, "doc": doc, "group": group})
+def _field(
+    default: Any,
+    lo: float,
+    hi: float,
+    doc: str,
+    *,
+    group: str,
+    integer: bool = False,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> Any:
+    return dataclasses.field(
+        default=default,
+        metadata={
+            "lo": lo,
+            "hi": hi,
+            "lo_open": lo_open,
+            "hi_open": hi_open,
+            "integer": integer,
+            "doc": doc,
+            "group": group,
+        },
+    )
 
 
 _catalog = functools.partial(_field, group="catalog")
@@ -49,53 +67,56 @@ class RetentionConfig:
     # --- catalog -------------------------------------------------------------------------------
     n_items: int = _catalog(2000, 2, 1_000_000, "items in the catalog", integer=True)
     n_categories: int = _catalog(20, 1, 10_000, "item categories", integer=True)
-    embedding_dim: int = _catalog(16, 1, 1024, "dimension d of item embeddings and shopper interests",
-                                  integer=True)
-    category_spread: float = _catalog(0.5, 0.0, 10.0, "spread of item embeddings around their category's"
-                                      " centroid (before normalising)")
+    embedding_dim: int = _catalog(16, 1, 1024, "dimension d of item embeddings and shopper interests", integer=True)
+    category_spread: float = _catalog(
+        0.5, 0.0, 10.0, "spread of item embeddings around their category's centroid (before normalising)"
+    )
     price_log_mean: float = _catalog(3.5, -10.0, 20.0, "mean log price over categories")
     price_category_sd: float = _catalog(0.6, 0.0, 5.0, "sd of a category's mean log price")
     price_item_sd: float = _catalog(0.4, 0.0, 5.0, "sd of log price within a category")
-    quality_alpha: float = _catalog(5.0, 0.0, 1000.0, "Beta alpha of a regular item's quality",
-                                    lo_open=True)
+    quality_alpha: float = _catalog(5.0, 0.0, 1000.0, "Beta alpha of a regular item's quality", lo_open=True)
     quality_beta: float = _catalog(2.5, 0.0, 1000.0, "Beta beta of a regular item's quality", lo_open=True)
     appeal_alpha: float = _catalog(2.0, 0.0, 1000.0, "Beta alpha of a regular item's appeal", lo_open=True)
     appeal_beta: float = _catalog(3.0, 0.0, 1000.0, "Beta beta of a regular item's appeal", lo_open=True)
-    clickbait_share: float = _catalog(0.15, 0.0, 1.0, "share of items that are clickbait (high appeal,"
-                                      " low quality)")
-    clickbait_quality_alpha: float = _catalog(1.5, 0.0, 1000.0, "Beta alpha of a clickbait item's quality",
-                                              lo_open=True)
-    clickbait_quality_beta: float = _catalog(6.0, 0.0, 1000.0, "Beta beta of a clickbait item's quality",
-                                             lo_open=True)
-    clickbait_appeal_alpha: float = _catalog(8.0, 0.0, 1000.0, "Beta alpha of a clickbait item's appeal",
-                                             lo_open=True)
-    clickbait_appeal_beta: float = _catalog(2.0, 0.0, 1000.0, "Beta beta of a clickbait item's appeal",
-                                            lo_open=True)
+    clickbait_share: float = _catalog(0.15, 0.0, 1.0, "share of items that are clickbait (high appeal, low quality)")
+    clickbait_quality_alpha: float = _catalog(
+        1.5, 0.0, 1000.0, "Beta alpha of a clickbait item's quality", lo_open=True
+    )
+    clickbait_quality_beta: float = _catalog(6.0, 0.0, 1000.0, "Beta beta of a clickbait item's quality", lo_open=True)
+    clickbait_appeal_alpha: float = _catalog(8.0, 0.0, 1000.0, "Beta alpha of a clickbait item's appeal", lo_open=True)
+    clickbait_appeal_beta: float = _catalog(2.0, 0.0, 1000.0, "Beta beta of a clickbait item's appeal", lo_open=True)
     popularity_sd: float = _catalog(1.0, 0.0, 10.0, "sd of log popularity (retrieval's popular source)")
     rating_noise: float = _catalog(0.15, 0.0, 10.0, "sd of the noise on the public rating (quality + noise)")
-    ctr_estimate_noise: float = _catalog(0.05, 0.0, 10.0, "sd of the noise on the public historical CTR"
-                                         " estimate (reflects appeal)")
-    catalog_seed: int = _catalog(0, 0, 2**63 - 1, "seed of the catalog (shared by all shopper populations)",
-                                 integer=True)
+    ctr_estimate_noise: float = _catalog(
+        0.05, 0.0, 10.0, "sd of the noise on the public historical CTR estimate (reflects appeal)"
+    )
+    catalog_seed: int = _catalog(
+        0, 0, 2**63 - 1, "seed of the catalog (shared by all shopper populations)", integer=True
+    )
 
     # --- candidate retrieval ---------------------------------------------------------------------
     n_candidates: int = _retrieval(100, 1, 100_000, "candidates M offered per session", integer=True)
     nearest_share: float = _retrieval(0.5, 0.0, 1.0, "share of candidates nearest the shopper's interest")
     popular_share: float = _retrieval(0.2, 0.0, 1.0, "share of candidates drawn by popularity (rest random)")
-    n_interest_clusters: int = _retrieval(256, 1, 100_000, "interest clusters K of the retrieval index",
-                                          integer=True)
-    popular_pool_size: int = _retrieval(200, 0, 1_000_000, "trending items per cluster that the popular"
-                                        " candidates are drawn from", integer=True)
+    n_interest_clusters: int = _retrieval(256, 1, 100_000, "interest clusters K of the retrieval index", integer=True)
+    popular_pool_size: int = _retrieval(
+        200, 0, 1_000_000, "trending items per cluster that the popular candidates are drawn from", integer=True
+    )
 
     # --- shoppers (latent state at arrival) ------------------------------------------------------
-    interest_focus: float = _shoppers(1.0, 0.0, 100.0, "weight of the shopper's favourite category centroid"
-                                      " in the initial interest (vs isotropic noise of weight 1)")
+    interest_focus: float = _shoppers(
+        1.0,
+        0.0,
+        100.0,
+        "weight of the shopper's favourite category centroid in the initial interest (vs isotropic noise of weight 1)",
+    )
     satisfaction_initial_mean: float = _shoppers(0.55, 0.0, 1.0, "mean initial satisfaction")
     satisfaction_initial_sd: float = _shoppers(0.08, 0.0, 1.0, "sd of initial satisfaction")
     price_sensitivity_median: float = _shoppers(0.4, 0.0, 100.0, "median price sensitivity beta")
     price_sensitivity_sd: float = _shoppers(0.3, 0.0, 5.0, "sd of log price sensitivity")
-    visit_rate_median: float = _shoppers(0.08, 0.0, 100.0, "median base visit rate lambda (per day, before"
-                                         " the satisfaction factor)", lo_open=True)
+    visit_rate_median: float = _shoppers(
+        0.08, 0.0, 100.0, "median base visit rate lambda (per day, before the satisfaction factor)", lo_open=True
+    )
     visit_rate_sd: float = _shoppers(0.3, 0.0, 5.0, "sd of log visit rate")
     patience_sd: float = _shoppers(0.3, 0.0, 10.0, "sd of patience (shifts the leave hazard's logit)")
 
@@ -105,8 +126,7 @@ class RetentionConfig:
     no_click_utility: float = _choice(2.1, -100.0, 100.0, "utility v0 of not clicking")
     appeal_weight: float = _choice(1.4, 0.0, 100.0, "weight w_a of appeal in the utility")
     fatigue_weight: float = _choice(0.5, 0.0, 100.0, "weight w_f of category fatigue in the utility")
-    position_decay: float = _choice(0.85, 0.0, 1.0, "examination eta_j = position_decay ** j",
-                                    lo_open=True)
+    position_decay: float = _choice(0.85, 0.0, 1.0, "examination eta_j = position_decay ** j", lo_open=True)
     purchase_bias: float = _choice(-5.5, -100.0, 100.0, "g0: purchase logit bias")
     purchase_relevance: float = _choice(1.5, -100.0, 100.0, "g1: purchase logit per unit relevance")
     purchase_quality: float = _choice(3.0, -100.0, 100.0, "g2: purchase logit per unit quality")
@@ -116,44 +136,40 @@ class RetentionConfig:
     interest_drift: float = _dynamics(0.05, 0.0, 1.0, "rho: interest moves this far toward a clicked item")
     fatigue_per_impression: float = _dynamics(0.015, 0.0, 100.0, "category fatigue added per item shown")
     fatigue_per_click: float = _dynamics(0.2, 0.0, 100.0, "category fatigue added per click")
-    fatigue_half_life_days: float = _dynamics(1.0, 0.0, 1000.0, "half-life of fatigue between sessions",
-                                              lo_open=True)
-    satisfaction_click_rate: float = _dynamics(0.08, 0.0, 1.0, "satisfaction moves this far toward a"
-                                               " clicked item's quality")
+    fatigue_half_life_days: float = _dynamics(1.0, 0.0, 1000.0, "half-life of fatigue between sessions", lo_open=True)
+    satisfaction_click_rate: float = _dynamics(
+        0.08, 0.0, 1.0, "satisfaction moves this far toward a clicked item's quality"
+    )
     satisfaction_purchase_rate: float = _dynamics(0.2, 0.0, 1.0, "and further this far on a purchase")
-    satisfaction_no_click_drop: float = _dynamics(0.02, 0.0, 1.0, "satisfaction shrinks by this share on a"
-                                                  " slate with no click")
-    satisfaction_baseline: float = _dynamics(0.5, 0.0, 1.0, "satisfaction reverts toward this between"
-                                             " sessions")
-    satisfaction_memory_days: float = _dynamics(30.0, 0.0, 100_000.0, "time constant of that reversion",
-                                                lo_open=True)
+    satisfaction_no_click_drop: float = _dynamics(
+        0.02, 0.0, 1.0, "satisfaction shrinks by this share on a slate with no click"
+    )
+    satisfaction_baseline: float = _dynamics(0.5, 0.0, 1.0, "satisfaction reverts toward this between sessions")
+    satisfaction_memory_days: float = _dynamics(30.0, 0.0, 100_000.0, "time constant of that reversion", lo_open=True)
 
     # --- sessions, returns and churn ---------------------------------------------------------------
     leave_base: float = _session(-2.8, -100.0, 100.0, "leave-hazard logit at zero fatigue and satisfaction")
     leave_fatigue: float = _session(0.6, 0.0, 100.0, "leave logit per unit mean fatigue of the slate")
     leave_satisfaction: float = _session(1.5, 0.0, 100.0, "leave logit drop per unit satisfaction")
     leave_no_click: float = _session(0.5, 0.0, 100.0, "leave logit added on a slate with no click")
-    max_session_steps: int = _session(50, 1, 100_000, "a session ends after this many impressions",
-                                      integer=True)
-    return_satisfaction_weight: float = _session(3.0, 0.0, 100.0, "psi: return rate = lambda * exp(psi *"
-                                                 " satisfaction)")
+    max_session_steps: int = _session(50, 1, 100_000, "a session ends after this many impressions", integer=True)
+    return_satisfaction_weight: float = _session(3.0, 0.0, 100.0, "psi: return rate = lambda * exp(psi * satisfaction)")
     min_return_gap_days: float = _session(0.1, 0.0, 1000.0, "shortest gap between sessions")
-    churn_window_days: float = _session(14.0, 0.0, 100_000.0, "a gap longer than this is churn",
-                                        lo_open=True)
+    churn_window_days: float = _session(14.0, 0.0, 100_000.0, "a gap longer than this is churn", lo_open=True)
     churn_base: float = _session(-1.5, -100.0, 100.0, "c0: per-session churn logit at zero satisfaction")
     churn_satisfaction: float = _session(8.0, 0.0, 100.0, "c1: churn logit drop per unit satisfaction")
 
     # --- episode -----------------------------------------------------------------------------------
-    horizon_days: float = _episode(60.0, 0.0, 100_000.0, "a shopper's episode is truncated at this day",
-                                   lo_open=True)
+    horizon_days: float = _episode(60.0, 0.0, 100_000.0, "a shopper's episode is truncated at this day", lo_open=True)
 
     # --- reward: a weighted mix of the step's response ---------------------------------------------
     reward_click: float = _reward(0.0, -_INF, _INF, "reward per click")
     reward_purchase: float = _reward(0.0, -_INF, _INF, "reward per purchase")
     reward_revenue: float = _reward(0.0, -_INF, _INF, "reward per unit of revenue")
     reward_return_visit: float = _reward(1.0, -_INF, _INF, "reward per return visit")
-    reward_return_gap: float = _reward(0.0, -_INF, _INF, "reward per day of return gap (negative to"
-                                       " penalise long gaps, as in RLUR)")
+    reward_return_gap: float = _reward(
+        0.0, -_INF, _INF, "reward per day of return gap (negative to penalise long gaps, as in RLUR)"
+    )
     reward_churn: float = _reward(0.0, -_INF, _INF, "reward on churning")
 
     def __post_init__(self) -> None:
@@ -166,29 +182,42 @@ class RetentionConfig:
 
     def _check_cross_fields(self) -> None:
         if self.n_candidates > self.n_items:
-            raise ValueError(f"n_candidates={self.n_candidates} exceeds n_items={self.n_items};"
-                             " allowed: n_candidates <= n_items")
+            raise ValueError(
+                f"n_candidates={self.n_candidates} exceeds n_items={self.n_items}; allowed: n_candidates <= n_items"
+            )
         if self.slate_size > self.n_candidates:
-            raise ValueError(f"slate_size={self.slate_size} exceeds n_candidates={self.n_candidates};"
-                             " allowed: slate_size <= n_candidates")
+            raise ValueError(
+                f"slate_size={self.slate_size} exceeds n_candidates={self.n_candidates};"
+                " allowed: slate_size <= n_candidates"
+            )
         if self.n_categories > self.n_items:
-            raise ValueError(f"n_categories={self.n_categories} exceeds n_items={self.n_items};"
-                             " allowed: every category holds at least one item")
+            raise ValueError(
+                f"n_categories={self.n_categories} exceeds n_items={self.n_items};"
+                " allowed: every category holds at least one item"
+            )
         if self.nearest_share + self.popular_share > 1.0 + 1e-12:
-            raise ValueError(f"nearest_share + popular_share = {self.nearest_share + self.popular_share}"
-                             " exceeds 1; allowed: at most 1 (the rest of the candidates are random)")
+            raise ValueError(
+                f"nearest_share + popular_share = {self.nearest_share + self.popular_share}"
+                " exceeds 1; allowed: at most 1 (the rest of the candidates are random)"
+            )
         if self.n_popular > self.popular_pool_size:
-            raise ValueError(f"popular_share * n_candidates = {self.n_popular} exceeds popular_pool_size="
-                             f"{self.popular_pool_size}; allowed: popular candidates <= popular_pool_size")
+            raise ValueError(
+                f"popular_share * n_candidates = {self.n_popular} exceeds popular_pool_size="
+                f"{self.popular_pool_size}; allowed: popular candidates <= popular_pool_size"
+            )
         n_random = self.n_candidates - self.n_nearest - self.n_popular
         if self.n_nearest + self.popular_pool_size + n_random > self.n_items:
-            raise ValueError(f"n_items={self.n_items} is too small for the retrieval pools: nearest"
-                             f" {self.n_nearest} + popular_pool_size {self.popular_pool_size} + random"
-                             f" {n_random} must be at most n_items")
+            raise ValueError(
+                f"n_items={self.n_items} is too small for the retrieval pools: nearest"
+                f" {self.n_nearest} + popular_pool_size {self.popular_pool_size} + random"
+                f" {n_random} must be at most n_items"
+            )
         if self.n_interest_clusters * self.n_items > 50_000_000:
-            raise ValueError(f"n_interest_clusters * n_items = {self.n_interest_clusters * self.n_items}"
-                             " exceeds 50,000,000 (the retrieval index would not fit in memory);"
-                             " lower n_interest_clusters")
+            raise ValueError(
+                f"n_interest_clusters * n_items = {self.n_interest_clusters * self.n_items}"
+                " exceeds 50,000,000 (the retrieval index would not fit in memory);"
+                " lower n_interest_clusters"
+            )
 
     # --- derived sizes (cheap properties so they never drift from the fields) -----------------
     @property
@@ -198,7 +227,6 @@ class RetentionConfig:
     @property
     def n_popular(self) -> int:
         return min(int(round(self.n_candidates * self.popular_share)), self.n_candidates - self.n_nearest)
-
 
     # --- construction ------------------------------------------------------------------------------
     def replace(self, **overrides: Any) -> RetentionConfig:
@@ -259,6 +287,7 @@ def _allowed(meta: Mapping[str, Any]) -> str:
     kind = "integer" if meta["integer"] else "number"
     lo = "(" if meta["lo_open"] else "["
     hi = ")" if meta["hi_open"] or meta["hi"] == _INF else "]"
+
     def show(bound: float) -> str:
         return f"{bound:,}" if meta["integer"] and math.isfinite(bound) else f"{bound:g}"
 
@@ -268,8 +297,9 @@ def _allowed(meta: Mapping[str, Any]) -> str:
 def _check_field(f: dataclasses.Field, value: Any) -> None:
     meta = f.metadata
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"config field {f.name!r} = {value!r} has type {type(value).__name__};"
-                         f" allowed: {_allowed(meta)}")
+        raise ValueError(
+            f"config field {f.name!r} = {value!r} has type {type(value).__name__}; allowed: {_allowed(meta)}"
+        )
     if meta["integer"] and not isinstance(value, (int, np.integer)):
         raise ValueError(f"config field {f.name!r} = {value!r} is not an integer; allowed: {_allowed(meta)}")
     if not math.isfinite(value):
@@ -288,8 +318,10 @@ def _check_keys(overrides: Mapping[str, Any]) -> dict[str, Any]:
         for k in unknown:
             close = difflib.get_close_matches(str(k), FIELDS, n=3)
             hints.append(f"{k!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
-        raise ValueError(f"unknown config key(s): {', '.join(hints)}; allowed keys are the fields of"
-                         " RetentionConfig (see `stickyrec config --describe`)")
+        raise ValueError(
+            f"unknown config key(s): {', '.join(hints)}; allowed keys are the fields of"
+            " RetentionConfig (see `stickyrec config --describe`)"
+        )
     return dict(overrides)
 
 
@@ -300,8 +332,10 @@ def flatten_groups(data: Mapping[str, Any]) -> dict[str, Any]:
         if key in GROUPS and isinstance(value, Mapping):
             for name, v in value.items():
                 if name in FIELDS and FIELDS[name].metadata["group"] != key:
-                    raise ValueError(f"config key {key}.{name}: field {name!r} belongs to group"
-                                     f" {FIELDS[name].metadata['group']!r}, not {key!r}")
+                    raise ValueError(
+                        f"config key {key}.{name}: field {name!r} belongs to group"
+                        f" {FIELDS[name].metadata['group']!r}, not {key!r}"
+                    )
                 if name in flat:
                     raise ValueError(f"config key {name!r} given twice")
                 flat[name] = v
@@ -315,9 +349,15 @@ def flatten_groups(data: Mapping[str, Any]) -> dict[str, Any]:
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     # A small world for tests and CI smoke runs: same dynamics, fewer items.
-    "small": {"n_items": 300, "n_categories": 10, "n_candidates": 30, "slate_size": 5, "embedding_dim": 8,
-              "n_interest_clusters": 32,
-              "popular_pool_size": 40},
+    "small": {
+        "n_items": 300,
+        "n_categories": 10,
+        "n_candidates": 30,
+        "slate_size": 5,
+        "embedding_dim": 8,
+        "n_interest_clusters": 32,
+        "popular_pool_size": 40,
+    },
 }
 
 
@@ -327,8 +367,7 @@ def get_preset(name: str) -> RetentionConfig:
     return RetentionConfig(**PRESETS[name])
 
 
-def make_config(config: RetentionConfig | str | Mapping[str, Any] | None = None,
-                **overrides: Any) -> RetentionConfig:
+def make_config(config: RetentionConfig | str | Mapping[str, Any] | None = None, **overrides: Any) -> RetentionConfig:
     """Resolve what a user passed (object, preset name, YAML path, mapping, or nothing) plus overrides."""
     if config is None:
         base = get_preset("default")
@@ -339,6 +378,7 @@ def make_config(config: RetentionConfig | str | Mapping[str, Any] | None = None,
     elif isinstance(config, Mapping):
         base = RetentionConfig.from_dict(config)
     else:
-        raise ValueError(f"config must be a RetentionConfig, a preset name, a YAML path or a mapping;"
-                         f" got {type(config).__name__}")
+        raise ValueError(
+            f"config must be a RetentionConfig, a preset name, a YAML path or a mapping; got {type(config).__name__}"
+        )
     return base.replace(**flatten_groups(overrides)) if overrides else base

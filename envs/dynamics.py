@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.catalog import normalise_rows
+from stickyrec.envs.catalog import normalise_rows
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1 / (1 + exp(-x)) without overflow
 
 
-def purchase_probability(relevance, quality, log_relative_price, price_sensitivity, bias, w_relevance,
-                         w_quality):
+def purchase_probability(relevance, quality, log_relative_price, price_sensitivity, bias, w_relevance, w_quality):
     """sigmoid(g0 + g1 theta.e + g2 q - beta log p) for a clicked item."""
-    return sigmoid(bias + w_relevance * relevance + w_quality * quality
-                   - price_sensitivity * log_relative_price)
+    return sigmoid(bias + w_relevance * relevance + w_quality * quality - price_sensitivity * log_relative_price)
 
 
-def update_satisfaction(satisfaction, clicked, purchased, quality, click_rate, purchase_rate,
-                        no_click_drop):
+def update_satisfaction(satisfaction, clicked, purchased, quality, click_rate, purchase_rate, no_click_drop):
     """Move toward the consumed item's quality (further on a purchase); shrink on a slate with no click.
 
     Every update is a convex combination of values in [0, 1], so satisfaction stays in [0, 1]. Written as
@@ -44,11 +41,11 @@ def decay_factor(days, half_life_days):
     return np.exp2(-np.asarray(days) / half_life_days)
 
 
-def leave_probability(mean_slate_fatigue, satisfaction, clicked, patience, base, w_fatigue, w_satisfaction,
-                      w_no_click):
+def leave_probability(mean_slate_fatigue, satisfaction, clicked, patience, base, w_fatigue, w_satisfaction, w_no_click):
     """Within-session leave hazard: rises with fatigue and on a slate with no click, falls with satisfaction."""
-    return sigmoid(base + w_fatigue * mean_slate_fatigue - w_satisfaction * satisfaction
-                   + w_no_click * (1.0 - clicked) - patience)
+    return sigmoid(
+        base + w_fatigue * mean_slate_fatigue - w_satisfaction * satisfaction + w_no_click * (1.0 - clicked) - patience
+    )
 
 
 def return_rate(visit_rate, satisfaction, w_satisfaction):

@@ -8,16 +8,24 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.config import RetentionConfig, make_config
-from envs.rng import key_from_seed
-from envs.shoppers import n_shopper_features
-from envs.simulator import RetentionSimulator, StepResponse
-from envs.spaces import SlateSpace
+from stickyrec.envs.config import RetentionConfig, make_config
+from stickyrec.envs.rng import key_from_seed
+from stickyrec.envs.shoppers import n_shopper_features
+from stickyrec.envs.simulator import RetentionSimulator, StepResponse
+from stickyrec.envs.spaces import SlateSpace
 
 # info keys, per step (the vector env carries the same keys as arrays over the batch)
 INFO_KEYS: tuple[str, ...] = (
-    "clicked_position", "clicked_item", "purchased", "revenue", "session_ended", "returned",
-    "return_gap_days", "churned", "day")
+    "clicked_position",
+    "clicked_item",
+    "purchased",
+    "revenue",
+    "session_ended",
+    "returned",
+    "return_gap_days",
+    "churned",
+    "day",
+)
 LATENT_SATISFACTION_KEY = "latent_satisfaction"  # analysis only: agents must not read it
 
 
@@ -26,10 +34,12 @@ def observation_space(config: RetentionConfig) -> spaces.Dict:
     n_counts = n_features - config.embedding_dim  # counts, days, logs: non-negative, unbounded
     low = np.concatenate([np.zeros(n_counts), -np.ones(config.embedding_dim)]).astype(np.float32)
     high = np.concatenate([np.full(n_counts, np.inf), np.ones(config.embedding_dim)]).astype(np.float32)
-    return spaces.Dict({
-        "candidate_ids": spaces.MultiDiscrete(np.full(config.n_candidates, config.n_items), dtype=np.int32),
-        "shopper": spaces.Box(low, high, dtype=np.float32),
-    })
+    return spaces.Dict(
+        {
+            "candidate_ids": spaces.MultiDiscrete(np.full(config.n_candidates, config.n_items), dtype=np.int32),
+            "shopper": spaces.Box(low, high, dtype=np.float32),
+        }
+    )
 
 
 def response_info(response: StepResponse, satisfaction: np.ndarray) -> dict[str, np.ndarray]:
@@ -95,8 +105,9 @@ class RetentionEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, config: RetentionConfig | str | dict | None = None, render_mode: str | None = None,
-                 **overrides: Any) -> None:
+    def __init__(
+        self, config: RetentionConfig | str | dict | None = None, render_mode: str | None = None, **overrides: Any
+    ) -> None:
         if render_mode is not None:
             raise ValueError(f"render_mode {render_mode!r} is not supported; allowed: None")
         self.config = make_config(config, **overrides)
@@ -125,15 +136,23 @@ class RetentionEnv(gym.Env):
             raise RuntimeError("step() called before reset() or after the episode ended; call reset() first")
         action = np.asarray(action)
         if action.shape != (self.config.slate_size,):
-            raise ValueError(f"slate has shape {action.shape}; allowed: ({self.config.slate_size},) distinct"
-                             f" candidate indices in 0..{self.config.n_candidates - 1}")
+            raise ValueError(
+                f"slate has shape {action.shape}; allowed: ({self.config.slate_size},) distinct"
+                f" candidate indices in 0..{self.config.n_candidates - 1}"
+            )
         r = self.simulator.step_one(action[None, :])
         terminated, truncated = r.churned, r.horizon_reached
         self._needs_reset = terminated or truncated
         info = {
-            "clicked_position": r.clicked_position, "clicked_item": r.clicked_item, "purchased": r.purchased,
-            "revenue": r.revenue, "session_ended": r.session_ended, "returned": r.returned,
-            "return_gap_days": r.return_gap_days, "churned": terminated, "day": r.day,
+            "clicked_position": r.clicked_position,
+            "clicked_item": r.clicked_item,
+            "purchased": r.purchased,
+            "revenue": r.revenue,
+            "session_ended": r.session_ended,
+            "returned": r.returned,
+            "return_gap_days": r.return_gap_days,
+            "churned": terminated,
+            "day": r.day,
             LATENT_SATISFACTION_KEY: float(self.simulator.state.satisfaction[0]),
         }
         return self._observation(), r.reward, terminated, truncated, info

@@ -127,8 +127,17 @@ _STRING_COLUMNS = ("run_id", "policy")
 _NUMERIC_COLUMNS = tuple(c for c in IMPRESSION_COLUMNS if c not in _STRING_COLUMNS)
 _DTYPES = {c.name: c.dtype for c in IMPRESSION_SCHEMA}
 _KINDS = {"str": "string", "bool": "bool", "float64": "float"} | {t: "int" for t in ("int16", "int32", "int64")}
-RUN_COLUMNS: tuple[str, ...] = ("run_id", "policy", "seed", "n_shoppers", "config_hash", "config", "started_at",
-                                "finished_at", "impressions")
+RUN_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "policy",
+    "seed",
+    "n_shoppers",
+    "config_hash",
+    "config",
+    "started_at",
+    "finished_at",
+    "impressions",
+)
 
 
 # --- errors ------------------------------------------------------------------------------------------------------
@@ -171,8 +180,10 @@ def _scrub(text: str, secrets: Sequence[str | None] = ()) -> str:
 def check_name(value: str, what: str) -> str:
     """A run id or policy name, or ``ValueError``: it is written into SQL, so only a safe alphabet passes."""
     if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
-        raise ValueError(f"{what} {value!r} is not allowed; allowed: 1-128 characters of letters, digits and"
-                         f" _ . : @ + = / - starting with a letter or digit")
+        raise ValueError(
+            f"{what} {value!r} is not allowed; allowed: 1-128 characters of letters, digits and"
+            f" _ . : @ + = / - starting with a letter or digit"
+        )
     return value
 
 
@@ -201,8 +212,11 @@ class ImpressionBatch:
                 if not with_propensity:
                     continue
                 values = self.columns.get("propensity")
-                arrays.append(pa.nulls(len(self), pa.float64()) if values is None
-                              else pa.array(np.asarray(values, np.float64), from_pandas=True))
+                arrays.append(
+                    pa.nulls(len(self), pa.float64())
+                    if values is None
+                    else pa.array(np.asarray(values, np.float64), from_pandas=True)
+                )
             else:
                 arrays.append(pa.array(np.asarray(self.columns[name], dtype=_DTYPES[name])))
             names.append(name)
@@ -271,13 +285,19 @@ class LogStore(ABC):
         tables = self.tables()
         expected = {c.name: _KINDS[c.dtype] for c in IMPRESSION_SCHEMA}
         if IMPRESSIONS_TABLE in tables:
-            _compare_columns(f"table {IMPRESSIONS_TABLE!r} in {self.description}", tables[IMPRESSIONS_TABLE],
-                             expected, bool_as_int=True)
+            _compare_columns(
+                f"table {IMPRESSIONS_TABLE!r} in {self.description}",
+                tables[IMPRESSIONS_TABLE],
+                expected,
+                bool_as_int=True,
+            )
         if RUNS_TABLE in tables:
             missing = sorted(set(RUN_COLUMNS) - set(tables[RUNS_TABLE]))
             if missing:
-                raise SchemaMismatchError(f"table {RUNS_TABLE!r} in {self.description} lacks column(s) {missing};"
-                                          f" expected {list(RUN_COLUMNS)}. Use another store or database.")
+                raise SchemaMismatchError(
+                    f"table {RUNS_TABLE!r} in {self.description} lacks column(s) {missing};"
+                    f" expected {list(RUN_COLUMNS)}. Use another store or database."
+                )
         if create and not {IMPRESSIONS_TABLE, RUNS_TABLE} <= set(tables):
             self._create_tables()
 
@@ -317,14 +337,22 @@ class LogStore(ABC):
 def _compare_columns(what: str, found: dict[str, str], expected: dict[str, str], bool_as_int: bool) -> None:
     missing = [c for c in expected if c not in found]
     extra = [c for c in found if c not in expected]
-    wrong = [f"{c} is {found[c]}, expected {kind}" for c, kind in expected.items()
-             if c in found and found[c] != kind and not (bool_as_int and kind == "bool" and found[c] == "int")]
+    wrong = [
+        f"{c} is {found[c]}, expected {kind}"
+        for c, kind in expected.items()
+        if c in found and found[c] != kind and not (bool_as_int and kind == "bool" and found[c] == "int")
+    ]
     if missing or extra or wrong:
-        parts = ([f"missing column(s) {missing}"] if missing else []) + (
-            [f"unexpected column(s) {extra}"] if extra else []) + wrong
-        raise SchemaMismatchError(f"{what} does not have the impression log's schema: {'; '.join(parts)}."
-                                  f" Expected columns {list(expected)}. Nothing was changed; use another store or"
-                                  f" database, or rename that table.")
+        parts = (
+            ([f"missing column(s) {missing}"] if missing else [])
+            + ([f"unexpected column(s) {extra}"] if extra else [])
+            + wrong
+        )
+        raise SchemaMismatchError(
+            f"{what} does not have the impression log's schema: {'; '.join(parts)}."
+            f" Expected columns {list(expected)}. Nothing was changed; use another store or"
+            f" database, or rename that table."
+        )
 
 
 def _duckdb_kind(type_name: str) -> str:
@@ -353,15 +381,19 @@ class DuckDBLogStore(LogStore):
             if read_only and not Path(self.path).exists():
                 raise EmptyLogError(f"no impression store at {self.path} (the file does not exist)")
             if Path(self.path).is_dir():
-                raise StoreConnectionError(f"{self.path} is a directory; give a DuckDB file path such as"
-                                           f" {DEFAULT_STORE}")
+                raise StoreConnectionError(
+                    f"{self.path} is a directory; give a DuckDB file path such as {DEFAULT_STORE}"
+                )
             if not read_only:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(self.path, read_only=read_only and not in_memory)
         except duckdb.Error as exc:
-            hint = (" (another process may be writing to it: one process writes a DuckDB file at a time)"
-                    if "lock" in str(exc).lower() else "")
+            hint = (
+                " (another process may be writing to it: one process writes a DuckDB file at a time)"
+                if "lock" in str(exc).lower()
+                else ""
+            )
             raise StoreConnectionError(f"cannot open {self.description}: {exc}{hint}") from None
 
     def close(self) -> None:
@@ -371,21 +403,22 @@ class DuckDBLogStore(LogStore):
         rows = self.con.execute(
             "SELECT table_name, column_name, data_type FROM information_schema.columns"
             " WHERE table_schema = current_schema() AND table_name IN (?, ?) ORDER BY ordinal_position",
-            [IMPRESSIONS_TABLE, RUNS_TABLE]).fetchall()
+            [IMPRESSIONS_TABLE, RUNS_TABLE],
+        ).fetchall()
         out: dict[str, dict[str, str]] = {}
         for table, column, type_name in rows:
             out.setdefault(table, {})[column] = _duckdb_kind(type_name)
         return out
 
     def _create_tables(self) -> None:
-        columns = ", ".join(f'"{c.name}" {c.duckdb_type}{"" if c.nullable else " NOT NULL"}'
-                            for c in IMPRESSION_SCHEMA)
+        columns = ", ".join(f'"{c.name}" {c.duckdb_type}{"" if c.nullable else " NOT NULL"}' for c in IMPRESSION_SCHEMA)
         self.con.execute("BEGIN TRANSACTION")
         self.con.execute(f"CREATE TABLE IF NOT EXISTS {IMPRESSIONS_TABLE} ({columns})")
         self.con.execute(
             f"CREATE TABLE IF NOT EXISTS {RUNS_TABLE} (run_id VARCHAR PRIMARY KEY, policy VARCHAR NOT NULL,"
             " seed BIGINT NOT NULL, n_shoppers BIGINT NOT NULL, config_hash VARCHAR NOT NULL, config VARCHAR,"
-            " started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, impressions BIGINT)")
+            " started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, impressions BIGINT)"
+        )
         self.con.execute("COMMIT")
 
     def write(self, batches: Sequence[ImpressionBatch]) -> None:
@@ -395,8 +428,9 @@ class DuckDBLogStore(LogStore):
             for batch in batches:
                 self.con.register("_stickyrec_batch", batch.to_arrow())
                 try:
-                    self.con.execute(f"INSERT INTO {IMPRESSIONS_TABLE} ({columns})"
-                                     f" SELECT {columns} FROM _stickyrec_batch")
+                    self.con.execute(
+                        f"INSERT INTO {IMPRESSIONS_TABLE} ({columns}) SELECT {columns} FROM _stickyrec_batch"
+                    )
                 finally:
                     self.con.unregister("_stickyrec_batch")
             if self._before_commit is not None:
@@ -409,9 +443,14 @@ class DuckDBLogStore(LogStore):
     def committed_sessions(self, run_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         table = self.con.execute(
             f"SELECT shopper, session, count(*) AS n FROM {IMPRESSIONS_TABLE} WHERE run_id = ?"
-            " GROUP BY shopper, session", [run_id]).fetchnumpy()
-        return (np.asarray(table["shopper"], np.int64), np.asarray(table["session"], np.int64),
-                np.asarray(table["n"], np.int64))
+            " GROUP BY shopper, session",
+            [run_id],
+        ).fetchnumpy()
+        return (
+            np.asarray(table["shopper"], np.int64),
+            np.asarray(table["session"], np.int64),
+            np.asarray(table["n"], np.int64),
+        )
 
     def read(self, run_id: str | None) -> pd.DataFrame:
         where, params = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
@@ -420,31 +459,43 @@ class DuckDBLogStore(LogStore):
         return self.con.sql(query, params=params).to_arrow_table().to_pandas()  # via Arrow: 3x faster than .df()
 
     def run_ids(self) -> list[str]:
-        return [r[0] for r in self.con.execute(
-            f"SELECT DISTINCT run_id FROM {IMPRESSIONS_TABLE} ORDER BY run_id").fetchall()]
+        return [
+            r[0]
+            for r in self.con.execute(f"SELECT DISTINCT run_id FROM {IMPRESSIONS_TABLE} ORDER BY run_id").fetchall()
+        ]
 
     def count(self, run_id: str | None = None) -> int:
         where, params = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
         return int(self.con.execute(f"SELECT count(*) FROM {IMPRESSIONS_TABLE} {where}", params).fetchone()[0])
 
     def get_run(self, run_id: str) -> RunInfo | None:
-        row = self.con.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM {RUNS_TABLE} WHERE run_id = ?",
-                               [run_id]).fetchone()
+        row = self.con.execute(
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM {RUNS_TABLE} WHERE run_id = ?", [run_id]
+        ).fetchone()
         return None if row is None else RunInfo(*row)
 
     def start_run(self, info: RunInfo) -> None:
         values = dataclasses.astuple(info)
-        self.con.execute(f"INSERT INTO {RUNS_TABLE} ({', '.join(RUN_COLUMNS)}) VALUES"
-                         f" ({', '.join('?' * len(values))})", list(values))
+        self.con.execute(
+            f"INSERT INTO {RUNS_TABLE} ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(values))})", list(values)
+        )
 
     def finish_run(self, run_id: str, impressions: int) -> None:
-        self.con.execute(f"UPDATE {RUNS_TABLE} SET finished_at = ?, impressions = ? WHERE run_id = ?",
-                         [_now(), int(impressions), run_id])
+        self.con.execute(
+            f"UPDATE {RUNS_TABLE} SET finished_at = ?, impressions = ? WHERE run_id = ?",
+            [_now(), int(impressions), run_id],
+        )
 
 
-_CONNECT_TIMEOUT_ARG = {"pymysql": "connect_timeout", "mysqldb": "connect_timeout", "mariadbconnector":
-                        "connect_timeout", "mysqlconnector": "connection_timeout", "psycopg": "connect_timeout",
-                        "psycopg2": "connect_timeout", "pg8000": "timeout"}
+_CONNECT_TIMEOUT_ARG = {
+    "pymysql": "connect_timeout",
+    "mysqldb": "connect_timeout",
+    "mariadbconnector": "connect_timeout",
+    "mysqlconnector": "connection_timeout",
+    "psycopg": "connect_timeout",
+    "psycopg2": "connect_timeout",
+    "pg8000": "timeout",
+}
 
 
 class SQLLogStore(LogStore):
@@ -464,11 +515,14 @@ class SQLLogStore(LogStore):
             timeout_arg = _CONNECT_TIMEOUT_ARG.get(self.url.get_driver_name())
             if timeout_arg:
                 connect_args[timeout_arg] = max(1, math.ceil(connect_timeout))
-            self.engine = sa.create_engine(self.url, connect_args=connect_args, hide_parameters=True,
-                                           pool_pre_ping=True)
+            self.engine = sa.create_engine(
+                self.url, connect_args=connect_args, hide_parameters=True, pool_pre_ping=True
+            )
         except (ImportError, sa.exc.NoSuchModuleError, sa.exc.ArgumentError) as exc:
-            raise StoreConnectionError(f"cannot use {self.description}: {self._clean(exc)} (is the database driver"
-                                       f" installed? e.g. pip install pymysql, or psycopg)") from None
+            raise StoreConnectionError(
+                f"cannot use {self.description}: {self._clean(exc)} (is the database driver"
+                f" installed? e.g. pip install pymysql, or psycopg)"
+            ) from None
         try:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
@@ -526,8 +580,7 @@ class SQLLogStore(LogStore):
         options = pacsv.WriteOptions(include_header=False, quoting_style="none")
         for part in parts:
             names = ["run_id", "policy"] + part.column_names
-            head = (f"INSERT INTO {self._quote(IMPRESSIONS_TABLE)} ({', '.join(self._quote(n) for n in names)})"
-                    " VALUES ")
+            head = f"INSERT INTO {self._quote(IMPRESSIONS_TABLE)} ({', '.join(self._quote(n) for n in names)}) VALUES "
             for start in range(0, part.num_rows, SQL_ROWS_PER_STATEMENT):
                 sink = io.BytesIO()
                 pacsv.write_csv(part.slice(start, SQL_ROWS_PER_STATEMENT), sink, options)
@@ -544,9 +597,11 @@ class SQLLogStore(LogStore):
                 if self._before_commit is not None:
                     self._before_commit()
         except sa.exc.IntegrityError as exc:
-            raise LogStoreError(f"writing to {self.description} failed: rows with the same (run_id, shopper, step,"
-                                f" position) are already stored (is another process writing this run?);"
-                                f" nothing was written: {self._clean(exc, 200)}") from None
+            raise LogStoreError(
+                f"writing to {self.description} failed: rows with the same (run_id, shopper, step,"
+                f" position) are already stored (is another process writing this run?);"
+                f" nothing was written: {self._clean(exc, 200)}"
+            ) from None
         except sa.exc.SQLAlchemyError as exc:
             raise self._fail("writing to", exc) from None
 
@@ -560,17 +615,21 @@ class SQLLogStore(LogStore):
 
     def committed_sessions(self, run_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         q = self._quote
-        rows = self._query(f"SELECT {q('shopper')}, {q('session')}, COUNT(*) FROM {q(IMPRESSIONS_TABLE)}"
-                           f" WHERE {q('run_id')} = :run_id GROUP BY {q('shopper')}, {q('session')}",
-                           {"run_id": run_id})
+        rows = self._query(
+            f"SELECT {q('shopper')}, {q('session')}, COUNT(*) FROM {q(IMPRESSIONS_TABLE)}"
+            f" WHERE {q('run_id')} = :run_id GROUP BY {q('shopper')}, {q('session')}",
+            {"run_id": run_id},
+        )
         array = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
         return array[:, 0], array[:, 1], array[:, 2]
 
     def read(self, run_id: str | None) -> pd.DataFrame:
         sa, q = self._sa, self._quote
         where = f" WHERE {q('run_id')} = :run_id" if run_id is not None else ""
-        sql = (f"SELECT {', '.join(q(c) for c in IMPRESSION_COLUMNS)} FROM {q(IMPRESSIONS_TABLE)}{where}"
-               f" ORDER BY {', '.join(q(c) for c in KEY_COLUMNS)}")
+        sql = (
+            f"SELECT {', '.join(q(c) for c in IMPRESSION_COLUMNS)} FROM {q(IMPRESSIONS_TABLE)}{where}"
+            f" ORDER BY {', '.join(q(c) for c in KEY_COLUMNS)}"
+        )
         try:
             with self.engine.connect() as conn:
                 result = conn.execute(sa.text(sql), {"run_id": run_id} if run_id is not None else {})
@@ -580,21 +639,28 @@ class SQLLogStore(LogStore):
 
     def run_ids(self) -> list[str]:
         q = self._quote
-        return [r[0] for r in self._query(f"SELECT DISTINCT {q('run_id')} FROM {q(IMPRESSIONS_TABLE)}"
-                                          f" ORDER BY {q('run_id')}")]
+        return [
+            r[0]
+            for r in self._query(f"SELECT DISTINCT {q('run_id')} FROM {q(IMPRESSIONS_TABLE)} ORDER BY {q('run_id')}")
+        ]
 
     def count(self, run_id: str | None = None) -> int:
         q = self._quote
         where = f" WHERE {q('run_id')} = :run_id" if run_id is not None else ""
-        return int(self._query(f"SELECT COUNT(*) FROM {q(IMPRESSIONS_TABLE)}{where}",
-                               {"run_id": run_id} if run_id is not None else None)[0][0])
+        return int(
+            self._query(
+                f"SELECT COUNT(*) FROM {q(IMPRESSIONS_TABLE)}{where}",
+                {"run_id": run_id} if run_id is not None else None,
+            )[0][0]
+        )
 
     def get_run(self, run_id: str) -> RunInfo | None:
         runs = self._metadata.tables[RUNS_TABLE]
         try:
             with self.engine.connect() as conn:
-                row = conn.execute(self._sa.select(*[runs.c[n] for n in RUN_COLUMNS])
-                                   .where(runs.c.run_id == run_id)).first()
+                row = conn.execute(
+                    self._sa.select(*[runs.c[n] for n in RUN_COLUMNS]).where(runs.c.run_id == run_id)
+                ).first()
         except self._sa.exc.SQLAlchemyError as exc:
             raise self._fail("reading", exc) from None
         return None if row is None else RunInfo(*row)
@@ -611,8 +677,11 @@ class SQLLogStore(LogStore):
         runs = self._metadata.tables[RUNS_TABLE]
         try:
             with self.engine.begin() as conn:
-                conn.execute(runs.update().where(runs.c.run_id == run_id)
-                             .values(finished_at=_now(), impressions=int(impressions)))
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.run_id == run_id)
+                    .values(finished_at=_now(), impressions=int(impressions))
+                )
         except self._sa.exc.SQLAlchemyError as exc:
             raise self._fail("writing to", exc) from None
 
@@ -633,25 +702,45 @@ def _sql_tables(sa):
     metadata = sa.MetaData()
 
     def name_type():  # ASCII, compared case-sensitively on MySQL/MariaDB too ('R1' and 'r1' are two runs)
-        return sa.String(128).with_variant(mysql.VARCHAR(128, charset="ascii", collation="ascii_bin"), "mysql",
-                                           "mariadb")
+        return sa.String(128).with_variant(
+            mysql.VARCHAR(128, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
+        )
 
-    types = {"str": name_type, "int64": sa.BigInteger, "int32": sa.Integer, "int16": sa.SmallInteger,
-             "bool": sa.Boolean, "float64": sa.Double}
-    sa.Table(IMPRESSIONS_TABLE, metadata,
-             *[sa.Column(c.name, types[c.dtype](), nullable=c.nullable) for c in IMPRESSION_SCHEMA],
-             sa.PrimaryKeyConstraint(*KEY_COLUMNS, name="pk_impressions"), mysql_engine="InnoDB")
-    sa.Table(RUNS_TABLE, metadata,
-             sa.Column("run_id", name_type(), primary_key=True), sa.Column("policy", name_type(), nullable=False),
-             sa.Column("seed", sa.BigInteger, nullable=False), sa.Column("n_shoppers", sa.BigInteger, nullable=False),
-             sa.Column("config_hash", sa.String(64), nullable=False), sa.Column("config", sa.Text),
-             sa.Column("started_at", sa.DateTime, nullable=False), sa.Column("finished_at", sa.DateTime),
-             sa.Column("impressions", sa.BigInteger), mysql_engine="InnoDB")
+    types = {
+        "str": name_type,
+        "int64": sa.BigInteger,
+        "int32": sa.Integer,
+        "int16": sa.SmallInteger,
+        "bool": sa.Boolean,
+        "float64": sa.Double,
+    }
+    sa.Table(
+        IMPRESSIONS_TABLE,
+        metadata,
+        *[sa.Column(c.name, types[c.dtype](), nullable=c.nullable) for c in IMPRESSION_SCHEMA],
+        sa.PrimaryKeyConstraint(*KEY_COLUMNS, name="pk_impressions"),
+        mysql_engine="InnoDB",
+    )
+    sa.Table(
+        RUNS_TABLE,
+        metadata,
+        sa.Column("run_id", name_type(), primary_key=True),
+        sa.Column("policy", name_type(), nullable=False),
+        sa.Column("seed", sa.BigInteger, nullable=False),
+        sa.Column("n_shoppers", sa.BigInteger, nullable=False),
+        sa.Column("config_hash", sa.String(64), nullable=False),
+        sa.Column("config", sa.Text),
+        sa.Column("started_at", sa.DateTime, nullable=False),
+        sa.Column("finished_at", sa.DateTime),
+        sa.Column("impressions", sa.BigInteger),
+        mysql_engine="InnoDB",
+    )
     return metadata
 
 
-def open_store(store: str | os.PathLike | LogStore | None = None, *, read_only: bool = False,
-               connect_timeout: float = 5.0) -> LogStore:
+def open_store(
+    store: str | os.PathLike | LogStore | None = None, *, read_only: bool = False, connect_timeout: float = 5.0
+) -> LogStore:
     """A store from a DuckDB path (``None``: ``DEFAULT_STORE``; ``":memory:"``), a SQLAlchemy URL, or a store."""
     if isinstance(store, LogStore):
         return store
@@ -659,7 +748,7 @@ def open_store(store: str | os.PathLike | LogStore | None = None, *, read_only: 
         store = DEFAULT_STORE
     text = os.fspath(store)
     if text.startswith("duckdb:///"):
-        return DuckDBLogStore(text[len("duckdb:///"):], read_only=read_only)
+        return DuckDBLogStore(text[len("duckdb:///") :], read_only=read_only)
     if "://" in text:
         return SQLLogStore(text, connect_timeout=connect_timeout)
     return DuckDBLogStore(text, read_only=read_only)
@@ -683,7 +772,8 @@ class _Opened:
 # --- reading and validating --------------------------------------------------------------------------------------
 def _as_schema_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     if list(frame.columns) == list(IMPRESSION_COLUMNS) and all(
-            str(frame[c.name].dtype) == c.dtype for c in IMPRESSION_SCHEMA):
+        str(frame[c.name].dtype) == c.dtype for c in IMPRESSION_SCHEMA
+    ):
         return frame.reset_index(drop=True)  # already right (DuckDB's frames): no copy
     out = {}
     for column in IMPRESSION_SCHEMA:
@@ -753,8 +843,10 @@ def validate_impressions(frame: pd.DataFrame, catalog=None) -> pd.DataFrame:
     _compare_columns("the impression log", found, expected_loose, bool_as_int=False)
     for column in IMPRESSION_SCHEMA:
         if not column.nullable and frame[column.name].isna().any():
-            raise ValueError(f"column {column.name!r} has {int(frame[column.name].isna().sum())} missing value(s);"
-                             " only 'propensity' may be NULL")
+            raise ValueError(
+                f"column {column.name!r} has {int(frame[column.name].isna().sum())} missing value(s);"
+                " only 'propensity' may be NULL"
+            )
     out = _as_schema_dtypes(frame)
     for name in _STRING_COLUMNS:
         for value in out[name].unique():
@@ -768,14 +860,18 @@ def validate_impressions(frame: pd.DataFrame, catalog=None) -> pd.DataFrame:
         unknown = (items < 0) | (items >= n_items)
         if unknown.any():
             examples = sorted(set(items[unknown].tolist()))[:5]
-            raise UnknownItemError(f"{int(unknown.sum())} impression(s) show item ids outside the catalog of"
-                                   f" {n_items} items (allowed: 0..{n_items - 1}), e.g. {examples}")
+            raise UnknownItemError(
+                f"{int(unknown.sum())} impression(s) show item ids outside the catalog of"
+                f" {n_items} items (allowed: 0..{n_items - 1}), e.g. {examples}"
+            )
         slate_size = getattr(catalog, "slate_size", None)
         if slate_size is not None and (out["position"] >= slate_size).any():
             raise ValueError(f"positions must be below slate_size={slate_size}")
     if out.duplicated(list(KEY_COLUMNS)).any():
-        raise ValueError(f"the log repeats {int(out.duplicated(list(KEY_COLUMNS)).sum())} key(s)"
-                         f" {KEY_COLUMNS}: each impression must appear once")
+        raise ValueError(
+            f"the log repeats {int(out.duplicated(list(KEY_COLUMNS)).sum())} key(s)"
+            f" {KEY_COLUMNS}: each impression must appear once"
+        )
     clicks = out.groupby(["run_id", "shopper", "step"], sort=False)["clicked"].sum()
     if (clicks > 1).any():
         raise ValueError("some steps have more than one click; a shopper clicks at most one position per step")
@@ -795,8 +891,10 @@ def write_impressions(store: str | os.PathLike | LogStore | None, frame: pd.Data
         batches, written = [], 0
         for (run_id, policy), group in log.groupby(["run_id", "policy"], sort=True):
             shoppers, sessions, _ = opened.committed_sessions(run_id)
-            keep = ~np.isin(_session_keys(group["shopper"].to_numpy(), group["session"].to_numpy()),
-                            _session_keys(shoppers, sessions))
+            keep = ~np.isin(
+                _session_keys(group["shopper"].to_numpy(), group["session"].to_numpy()),
+                _session_keys(shoppers, sessions),
+            )
             if keep.any():
                 part = group[keep]
                 columns = {c: part[c].to_numpy() for c in _NUMERIC_COLUMNS}
@@ -830,8 +928,12 @@ class _Steps:
     propensity: np.ndarray | None
 
     def take(self, index: np.ndarray) -> _Steps:
-        return _Steps(**{f.name: (None if getattr(self, f.name) is None else getattr(self, f.name)[index])
-                         for f in dataclasses.fields(self)})
+        return _Steps(
+            **{
+                f.name: (None if getattr(self, f.name) is None else getattr(self, f.name)[index])
+                for f in dataclasses.fields(self)
+            }
+        )
 
     @classmethod
     def concat(cls, parts: Sequence[_Steps]) -> _Steps:
@@ -842,9 +944,14 @@ class _Steps:
             for p in parts:
                 if p.propensity is None:
                     p.propensity = np.full(p.items.shape, np.nan)
-        return cls(**{f.name: (None if getattr(parts[0], f.name) is None
-                               else np.concatenate([getattr(p, f.name) for p in parts]))
-                      for f in dataclasses.fields(cls)})
+        return cls(
+            **{
+                f.name: (
+                    None if getattr(parts[0], f.name) is None else np.concatenate([getattr(p, f.name) for p in parts])
+                )
+                for f in dataclasses.fields(cls)
+            }
+        )
 
     def __len__(self) -> int:
         return int(self.slot.shape[0])
@@ -881,16 +988,27 @@ class ImpressionLogger:
         flush_seconds: ... or once this many seconds passed since the last flush.
     """
 
-    def __init__(self, store: LogStore, run_id: str, policy: str, n_shoppers: int, slate_size: int, *,
-                 n_items: int | None = None, shopper_offset: int = 0,
-                 committed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                 flush_rows: int = DEFAULT_FLUSH_ROWS, flush_seconds: float = DEFAULT_FLUSH_SECONDS) -> None:
+    def __init__(
+        self,
+        store: LogStore,
+        run_id: str,
+        policy: str,
+        n_shoppers: int,
+        slate_size: int,
+        *,
+        n_items: int | None = None,
+        shopper_offset: int = 0,
+        committed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        flush_rows: int = DEFAULT_FLUSH_ROWS,
+        flush_seconds: float = DEFAULT_FLUSH_SECONDS,
+    ) -> None:
         self.store = store
         self.run_id = check_name(run_id, "run_id")
         self.policy = check_name(policy, "policy")
         if flush_rows < 1 or flush_seconds <= 0:
-            raise ValueError(f"flush_rows must be at least 1 and flush_seconds positive; got {flush_rows},"
-                             f" {flush_seconds}")
+            raise ValueError(
+                f"flush_rows must be at least 1 and flush_seconds positive; got {flush_rows}, {flush_seconds}"
+            )
         self.n_shoppers, self.slate_size, self.n_items = int(n_shoppers), int(slate_size), n_items
         self.shopper_offset = int(shopper_offset)
         self.flush_rows, self.flush_seconds = int(flush_rows), float(flush_seconds)
@@ -914,8 +1032,9 @@ class ImpressionLogger:
     def buffered_impressions(self) -> int:
         return self._buffered_steps * self.slate_size
 
-    def log_step(self, active: np.ndarray, items: np.ndarray, info: dict[str, np.ndarray],
-                 propensity: np.ndarray | None = None) -> None:
+    def log_step(
+        self, active: np.ndarray, items: np.ndarray, info: dict[str, np.ndarray], propensity: np.ndarray | None = None
+    ) -> None:
         """Record one step: ``active`` (B,) the shoppers live *before* the step, ``items`` (B, k) the catalog ids
         shown, ``info`` the step's infos (``clicked_position``, ``purchased``, ``revenue``, ``session_ended``,
         ``returned``, ``churned``, ``day``), ``propensity`` (B, k) or (B,) probabilities when the policy knows them."""
@@ -928,16 +1047,26 @@ class ImpressionLogger:
                 propensity = np.broadcast_to(propensity[:, None], items.shape)
             propensity = propensity[rows]
         ended = info["session_ended"][rows]
-        self._buffer.append(_Steps(
-            slot=rows, day=info["day"][rows].astype(np.int32), session=self._sessions_done[rows],
-            step=self._step[rows], clicked_position=info["clicked_position"][rows], purchased=info["purchased"][rows],
-            revenue=info["revenue"][rows], returned=info["returned"][rows], churned=info["churned"][rows],
-            ended=ended, items=items[rows], propensity=propensity))
+        self._buffer.append(
+            _Steps(
+                slot=rows,
+                day=info["day"][rows].astype(np.int32),
+                session=self._sessions_done[rows],
+                step=self._step[rows],
+                clicked_position=info["clicked_position"][rows],
+                purchased=info["purchased"][rows],
+                revenue=info["revenue"][rows],
+                returned=info["returned"][rows],
+                churned=info["churned"][rows],
+                ended=ended,
+                items=items[rows],
+                propensity=propensity,
+            )
+        )
         self._step[rows] += 1
         self._sessions_done[rows] += ended
         self._buffered_steps += rows.size
-        if (self._buffered_steps >= self._flush_at_steps
-                or time.monotonic() - self._last_flush >= self.flush_seconds):
+        if self._buffered_steps >= self._flush_at_steps or time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
     def flush(self) -> int:
@@ -994,7 +1123,8 @@ class ImpressionLogger:
                     f"run {self.run_id!r} does not reproduce: shopper {shopper} session {session} has"
                     f" {int(expected[bad])} impressions stored but {int(counts[bad]) * self.slate_size} now."
                     f" A re-run must use the same policy (deterministic), seed, shoppers and config; use a new"
-                    f" run_id for a different collection")
+                    f" run_id for a different collection"
+                )
             return done.take(np.flatnonzero(~stored)), int(seen.size), int(stored.sum()) * self.slate_size
         return done, 0, 0
 
@@ -1024,15 +1154,18 @@ class ImpressionLogger:
         if self._committed_seen != self._committed_keys.size:
             raise RunMismatchError(
                 f"run {self.run_id!r} does not reproduce: {self._committed_keys.size - self._committed_seen} of its"
-                f" stored sessions did not occur in the re-run (same policy, seed, shoppers and config needed)")
+                f" stored sessions did not occur in the re-run (same policy, seed, shoppers and config needed)"
+            )
         return self.stats
 
 
 def _check_items(item_ids: np.ndarray, n_items: int) -> None:
     if item_ids.size and (item_ids.min() < 0 or item_ids.max() >= n_items):
         bad = item_ids[(item_ids < 0) | (item_ids >= n_items)]
-        raise UnknownItemError(f"{bad.size} impression(s) show item ids outside the catalog of {n_items} items"
-                               f" (allowed: 0..{n_items - 1}), e.g. {sorted(set(bad[:100].tolist()))[:5]}")
+        raise UnknownItemError(
+            f"{bad.size} impression(s) show item ids outside the catalog of {n_items} items"
+            f" (allowed: 0..{n_items - 1}), e.g. {sorted(set(bad[:100].tolist()))[:5]}"
+        )
 
 
 # --- collection --------------------------------------------------------------------------------------------------
@@ -1062,10 +1195,20 @@ def config_fingerprint(config) -> tuple[str, str]:
     return hashlib.sha256(text.encode()).hexdigest(), text
 
 
-def collect(policy, config=None, n_shoppers: int = 1000, store: str | os.PathLike | LogStore | None = None,
-            run_id: str | None = None, seed: int = 0, progress: bool = True, *,
-            flush_rows: int = DEFAULT_FLUSH_ROWS, flush_seconds: float = DEFAULT_FLUSH_SECONDS,
-            connect_timeout: float = 5.0, contexts: str | os.PathLike | None = None) -> CollectResult:
+def collect(
+    policy,
+    config=None,
+    n_shoppers: int = 1000,
+    store: str | os.PathLike | LogStore | None = None,
+    run_id: str | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    *,
+    flush_rows: int = DEFAULT_FLUSH_ROWS,
+    flush_seconds: float = DEFAULT_FLUSH_SECONDS,
+    connect_timeout: float = 5.0,
+    contexts: str | os.PathLike | None = None,
+) -> CollectResult:
     """Follow ``n_shoppers`` shoppers (seeds ``seed + i``) under ``policy`` to the horizon and log every impression.
 
     The cohort runs like ``experiments.simulate.simulate_cohort``: ``RetentionVectorEnv`` with autoreset disabled,
@@ -1085,8 +1228,8 @@ def collect(policy, config=None, n_shoppers: int = 1000, store: str | os.PathLik
     from gymnasium.vector import AutoresetMode
     from tqdm.auto import tqdm
 
-    from envs.config import make_config
-    from envs.vector import RetentionVectorEnv
+    from stickyrec.envs.config import make_config
+    from stickyrec.envs.vector import RetentionVectorEnv
 
     config = make_config(config)
     if isinstance(n_shoppers, bool) or not isinstance(n_shoppers, (int, np.integer)) or n_shoppers < 1:
@@ -1102,21 +1245,37 @@ def collect(policy, config=None, n_shoppers: int = 1000, store: str | os.PathLik
         info = RunInfo(run_id, policy_name, int(seed), int(n_shoppers), config_hash, config_json, _now())
         stored = opened.get_run(run_id)
         if stored is not None:
-            differ = [f"{name}: stored {getattr(stored, name)!r}, now {getattr(info, name)!r}"
-                      for name in ("policy", "seed", "n_shoppers", "config_hash")
-                      if getattr(stored, name) != getattr(info, name)]
+            differ = [
+                f"{name}: stored {getattr(stored, name)!r}, now {getattr(info, name)!r}"
+                for name in ("policy", "seed", "n_shoppers", "config_hash")
+                if getattr(stored, name) != getattr(info, name)
+            ]
             if differ:
-                raise RunMismatchError(f"run {run_id!r} is already in {opened.description} with other parameters"
-                                       f" ({'; '.join(differ)}); re-run it with the same ones or pick a new run_id")
+                raise RunMismatchError(
+                    f"run {run_id!r} is already in {opened.description} with other parameters"
+                    f" ({'; '.join(differ)}); re-run it with the same ones or pick a new run_id"
+                )
             if stored.finished_at is not None:
                 total = opened.count(run_id)
-                return CollectResult(run_id, opened.description, total, 0, total, 0, 0,
-                                     time.perf_counter() - started, 0.0, already_complete=True)
+                return CollectResult(
+                    run_id,
+                    opened.description,
+                    total,
+                    0,
+                    total,
+                    0,
+                    0,
+                    time.perf_counter() - started,
+                    0.0,
+                    already_complete=True,
+                )
             committed = opened.committed_sessions(run_id)
         else:
             if opened.count(run_id):
-                raise RunMismatchError(f"{opened.description} holds impressions of run {run_id!r} but no record of"
-                                       f" its parameters in {RUNS_TABLE!r}; pick a new run_id")
+                raise RunMismatchError(
+                    f"{opened.description} holds impressions of run {run_id!r} but no record of"
+                    f" its parameters in {RUNS_TABLE!r}; pick a new run_id"
+                )
             opened.start_run(info)
             committed = None
 
@@ -1124,14 +1283,21 @@ def collect(policy, config=None, n_shoppers: int = 1000, store: str | os.PathLik
         policy.bind(env)
         propensity_of = getattr(policy, "slate_propensity", None)
         update = getattr(policy, "update", None)
-        logger = ImpressionLogger(opened, run_id, policy_name, int(n_shoppers), config.slate_size,
-                                  n_items=config.n_items, committed=committed, flush_rows=flush_rows,
-                                  flush_seconds=flush_seconds)
+        logger = ImpressionLogger(
+            opened,
+            run_id,
+            policy_name,
+            int(n_shoppers),
+            config.slate_size,
+            n_items=config.n_items,
+            committed=committed,
+            flush_rows=flush_rows,
+            flush_seconds=flush_seconds,
+        )
         obs, _ = env.reset(seed=int(seed))
         active = np.ones(int(n_shoppers), dtype=bool)
         rows = np.arange(int(n_shoppers))[:, None]
-        bar = tqdm(total=int(config.horizon_days), desc=f"collecting {policy_name}", unit="day",
-                   disable=not progress)
+        bar = tqdm(total=int(config.horizon_days), desc=f"collecting {policy_name}", unit="day", disable=not progress)
         logged = 0
         recorder = _ContextRecorder(int(n_shoppers)) if contexts is not None else None
         try:
@@ -1163,8 +1329,17 @@ def collect(policy, config=None, n_shoppers: int = 1000, store: str | os.PathLik
             recorder.write(contexts)
         total = opened.count(run_id)
         opened.finish_run(run_id, total)
-    return CollectResult(run_id, opened.description, total, stats.impressions_written, stats.impressions_skipped,
-                         stats.sessions_written, stats.commits, time.perf_counter() - started, stats.write_seconds)
+    return CollectResult(
+        run_id,
+        opened.description,
+        total,
+        stats.impressions_written,
+        stats.impressions_skipped,
+        stats.sessions_written,
+        stats.commits,
+        time.perf_counter() - started,
+        stats.write_seconds,
+    )
 
 
 class _ContextRecorder:
@@ -1190,7 +1365,7 @@ class _ContextRecorder:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from experiments.io import write_bytes_atomic
+        from stickyrec.io import write_bytes_atomic
 
         sink = pa.BufferOutputStream()
         pq.write_table(pa.Table.from_pandas(self.frame(), preserve_index=False), sink)
@@ -1211,14 +1386,41 @@ def list_runs(store: str | os.PathLike | LogStore | None = None) -> pd.DataFrame
             return pd.DataFrame(columns=list(RUN_COLUMNS))
         if isinstance(opened, DuckDBLogStore):
             return opened.con.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM {RUNS_TABLE} ORDER BY started_at").df()
-        rows = opened._query(f"SELECT {', '.join(opened._quote(c) for c in RUN_COLUMNS)} FROM"
-                             f" {opened._quote(RUNS_TABLE)} ORDER BY {opened._quote('started_at')}")
+        rows = opened._query(
+            f"SELECT {', '.join(opened._quote(c) for c in RUN_COLUMNS)} FROM"
+            f" {opened._quote(RUNS_TABLE)} ORDER BY {opened._quote('started_at')}"
+        )
         return pd.DataFrame(rows, columns=list(RUN_COLUMNS))
 
 
-__all__ = ["DEFAULT_STORE", "IMPRESSIONS_TABLE", "IMPRESSION_COLUMNS", "IMPRESSION_SCHEMA", "KEY_COLUMNS",
-           "RUNS_TABLE", "CollectResult", "DuckDBLogStore", "EmptyLogError", "ImpressionBatch", "ImpressionLogger",
-           "LogColumn", "LogStore", "LogStoreError", "LoggerStats", "RunInfo", "RunMismatchError",
-           "SQLLogStore", "SchemaMismatchError", "StoreConnectionError", "UnknownItemError", "check_name", "collect",
-           "config_fingerprint", "list_runs", "open_store", "read_impressions", "validate_impressions",
-           "write_impressions"]
+__all__ = [
+    "DEFAULT_STORE",
+    "IMPRESSIONS_TABLE",
+    "IMPRESSION_COLUMNS",
+    "IMPRESSION_SCHEMA",
+    "KEY_COLUMNS",
+    "RUNS_TABLE",
+    "CollectResult",
+    "DuckDBLogStore",
+    "EmptyLogError",
+    "ImpressionBatch",
+    "ImpressionLogger",
+    "LogColumn",
+    "LogStore",
+    "LogStoreError",
+    "LoggerStats",
+    "RunInfo",
+    "RunMismatchError",
+    "SQLLogStore",
+    "SchemaMismatchError",
+    "StoreConnectionError",
+    "UnknownItemError",
+    "check_name",
+    "collect",
+    "config_fingerprint",
+    "list_runs",
+    "open_store",
+    "read_impressions",
+    "validate_impressions",
+    "write_impressions",
+]

@@ -22,18 +22,20 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from envs.catalog import Catalog, normalise_rows
-from envs.config import RetentionConfig
+from stickyrec.envs.catalog import Catalog, normalise_rows
+from stickyrec.envs.config import RetentionConfig
 
 
-def interest_clusters(config: RetentionConfig, catalog: Catalog, rng: np.random.Generator,
-                      iterations: int = 8) -> np.ndarray:
+def interest_clusters(
+    config: RetentionConfig, catalog: Catalog, rng: np.random.Generator, iterations: int = 8
+) -> np.ndarray:
     """(K, d) unit cluster centres from spherical k-means over sampled arrival interests."""
     k, d = config.n_interest_clusters, config.embedding_dim
     n = 16 * k
     favourite = rng.integers(catalog.n_categories, size=n)
-    sample = normalise_rows(config.interest_focus * catalog.centroids[favourite]
-                            + rng.standard_normal((n, d)) / np.sqrt(d))
+    sample = normalise_rows(
+        config.interest_focus * catalog.centroids[favourite] + rng.standard_normal((n, d)) / np.sqrt(d)
+    )
     centres = sample[rng.choice(n, size=k, replace=False)]
     for _ in range(iterations):
         assign = np.argmax(sample @ centres.T, axis=1)
@@ -61,7 +63,7 @@ class CandidateRetriever:
         similarity = self.centres @ catalog.embedding.T  # (K, N)
         order = np.argsort(-similarity, axis=1, kind="stable")
         self.nearest = order[:, : self.n_nearest].astype(np.int32)  # int32: the simulator's candidate dtype
-        rest = order[:, self.n_nearest:]  # (K, N - n_nearest), each row the cluster's complement
+        rest = order[:, self.n_nearest :]  # (K, N - n_nearest), each row the cluster's complement
         by_popularity = np.argsort(-catalog.popularity[rest], axis=1, kind="stable")
         rest = np.take_along_axis(rest, by_popularity, axis=1)
         pool = config.popular_pool_size

@@ -10,9 +10,9 @@ import dataclasses
 
 import numpy as np
 
-from envs.catalog import Catalog, normalise_rows
-from envs.config import RetentionConfig
-from envs.rng import ShopperStreams
+from stickyrec.envs.catalog import Catalog, normalise_rows
+from stickyrec.envs.config import RetentionConfig
+from stickyrec.envs.rng import ShopperStreams
 
 # Observable shopper features, in order (the observation's ``shopper`` vector). Category blocks follow.
 SHOPPER_FEATURES: tuple[str, ...] = (
@@ -76,16 +76,30 @@ class ShopperState:
         z = np.zeros
         n = len(SHOPPER_FEATURES)
         features = z((b, n_shopper_features(c, d)), dtype=np.float32)
-        return cls(features=features, recent_category_clicks=features[:, n: n + c],
-                   session_category_impressions=features[:, n + c: n + 2 * c],
-                   recent_click_direction=features[:, n + 2 * c:],
-                   interest=z((b, d), dtype=np.float32), satisfaction=z(b), fatigue=z((b, c)), price_sensitivity=z(b),
-                   visit_rate=z(b), patience=z(b), day=z(b), days_since_last_visit=z(b),
-                   visits=z(b, dtype=np.int64), session_step=z(b, dtype=np.int64),
-                   session_clicks=z(b, dtype=np.int64), clicks=z(b, dtype=np.int64),
-                   purchases=z(b, dtype=np.int64), spend=z(b), recent_click_rating_sum=z(b), recent_click_count=z(b),
-                   recent_click_embedding=z((b, d)),
-                   alive=z(b, dtype=bool))
+        return cls(
+            features=features,
+            recent_category_clicks=features[:, n : n + c],
+            session_category_impressions=features[:, n + c : n + 2 * c],
+            recent_click_direction=features[:, n + 2 * c :],
+            interest=z((b, d), dtype=np.float32),
+            satisfaction=z(b),
+            fatigue=z((b, c)),
+            price_sensitivity=z(b),
+            visit_rate=z(b),
+            patience=z(b),
+            day=z(b),
+            days_since_last_visit=z(b),
+            visits=z(b, dtype=np.int64),
+            session_step=z(b, dtype=np.int64),
+            session_clicks=z(b, dtype=np.int64),
+            clicks=z(b, dtype=np.int64),
+            purchases=z(b, dtype=np.int64),
+            spend=z(b),
+            recent_click_rating_sum=z(b),
+            recent_click_count=z(b),
+            recent_click_embedding=z((b, d)),
+            alive=z(b, dtype=bool),
+        )
 
     _VIEWS = ("recent_category_clicks", "session_category_impressions", "recent_click_direction")
 
@@ -97,29 +111,44 @@ class ShopperState:
         self.__dict__.update(state)
         c = self.fatigue.shape[1]
         n = len(SHOPPER_FEATURES)
-        self.recent_category_clicks = self.features[:, n: n + c]
-        self.session_category_impressions = self.features[:, n + c: n + 2 * c]
-        self.recent_click_direction = self.features[:, n + 2 * c:]
+        self.recent_category_clicks = self.features[:, n : n + c]
+        self.session_category_impressions = self.features[:, n + c : n + 2 * c]
+        self.recent_click_direction = self.features[:, n + 2 * c :]
 
-    def arrive(self, rows: np.ndarray, streams: ShopperStreams, config: RetentionConfig,
-               catalog: Catalog) -> None:
+    def arrive(self, rows: np.ndarray, streams: ShopperStreams, config: RetentionConfig, catalog: Catalog) -> None:
         """New shoppers in ``rows``: latent traits drawn from their streams, history cleared, day 0."""
         d = config.embedding_dim
-        favourite = np.minimum((streams.uniform(rows, 1)[:, 0] * catalog.n_categories).astype(np.int64),
-                               catalog.n_categories - 1)
+        favourite = np.minimum(
+            (streams.uniform(rows, 1)[:, 0] * catalog.n_categories).astype(np.int64), catalog.n_categories - 1
+        )
         z = streams.normal(rows, d + 4)
-        self.interest[rows] = normalise_rows(config.interest_focus * np.take(catalog.centroids, favourite, axis=0)
-                                             + z[:, :d] / np.sqrt(d))
-        self.satisfaction[rows] = np.clip(config.satisfaction_initial_mean
-                                          + config.satisfaction_initial_sd * z[:, d], 0.0, 1.0)
+        self.interest[rows] = normalise_rows(
+            config.interest_focus * np.take(catalog.centroids, favourite, axis=0) + z[:, :d] / np.sqrt(d)
+        )
+        self.satisfaction[rows] = np.clip(
+            config.satisfaction_initial_mean + config.satisfaction_initial_sd * z[:, d], 0.0, 1.0
+        )
         self.price_sensitivity[rows] = config.price_sensitivity_median * np.exp(
-            config.price_sensitivity_sd * z[:, d + 1])
+            config.price_sensitivity_sd * z[:, d + 1]
+        )
         self.visit_rate[rows] = config.visit_rate_median * np.exp(config.visit_rate_sd * z[:, d + 2])
         self.patience[rows] = config.patience_sd * z[:, d + 3]
-        for name in ("fatigue", "day", "days_since_last_visit", "session_step", "session_clicks", "clicks",
-                     "purchases", "spend", "recent_category_clicks", "session_category_impressions",
-                     "recent_click_embedding", "recent_click_direction", "recent_click_rating_sum",
-                     "recent_click_count"):  # blocks of features, zeroed
+        for name in (
+            "fatigue",
+            "day",
+            "days_since_last_visit",
+            "session_step",
+            "session_clicks",
+            "clicks",
+            "purchases",
+            "spend",
+            "recent_category_clicks",
+            "session_category_impressions",
+            "recent_click_embedding",
+            "recent_click_direction",
+            "recent_click_rating_sum",
+            "recent_click_count",
+        ):  # blocks of features, zeroed
             getattr(self, name)[rows] = 0
         self.visits[rows] = 1
         self.alive[rows] = True
@@ -143,8 +172,15 @@ class ShopperState:
         """``observe`` for a batch of one: the (F,) float32 row, copied, with fewer numpy calls."""
         out = self.features[0].copy()
         logs = np.log1p([self.visits[0], self.clicks[0], self.purchases[0], self.spend[0]]).tolist()
-        out[: len(SHOPPER_FEATURES)] = (self.days_since_last_visit[0], logs[0], self.session_step[0],
-                                        self.session_clicks[0], logs[1], logs[2], logs[3], self.day[0] / horizon_days,
-                                        self.recent_click_rating_sum[0] / self.recent_click_count[0]
-                                        if self.recent_click_count[0] > 0 else 0.0)
+        out[: len(SHOPPER_FEATURES)] = (
+            self.days_since_last_visit[0],
+            logs[0],
+            self.session_step[0],
+            self.session_clicks[0],
+            logs[1],
+            logs[2],
+            logs[3],
+            self.day[0] / horizon_days,
+            self.recent_click_rating_sum[0] / self.recent_click_count[0] if self.recent_click_count[0] > 0 else 0.0,
+        )
         return out

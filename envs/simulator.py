@@ -25,12 +25,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from envs import choice, dynamics
-from envs.catalog import Catalog, make_catalog, normalise_rows
-from envs.config import RetentionConfig
-from envs.retrieval import CandidateRetriever
-from envs.rng import ShopperStreams
-from envs.shoppers import RECENT_CLICKS_HALF_LIFE_DAYS, ShopperState
+from stickyrec.envs import choice, dynamics
+from stickyrec.envs.catalog import Catalog, make_catalog, normalise_rows
+from stickyrec.envs.config import RetentionConfig
+from stickyrec.envs.retrieval import CandidateRetriever
+from stickyrec.envs.rng import ShopperStreams
+from stickyrec.envs.shoppers import RECENT_CLICKS_HALF_LIFE_DAYS, ShopperState
 
 
 class StepResponse(NamedTuple):
@@ -83,10 +83,18 @@ class RetentionSimulator:
         self._no_click_logit = config.no_click_utility / config.temperature
         self._appeal_utility = config.appeal_weight * self.catalog.appeal
         c = config
-        self._reward_terms = [(w, name) for w, name in (
-            (c.reward_click, "click"), (c.reward_purchase, "purchase"), (c.reward_revenue, "revenue"),
-            (c.reward_return_visit, "return"), (c.reward_return_gap, "gap"), (c.reward_churn, "churn"))
-            if w != 0.0]
+        self._reward_terms = [
+            (w, name)
+            for w, name in (
+                (c.reward_click, "click"),
+                (c.reward_purchase, "purchase"),
+                (c.reward_revenue, "revenue"),
+                (c.reward_return_visit, "return"),
+                (c.reward_return_gap, "gap"),
+                (c.reward_churn, "churn"),
+            )
+            if w != 0.0
+        ]
 
     # --- arrivals --------------------------------------------------------------------------------
     def reset_rows(self, rows: np.ndarray, keys: np.ndarray | None = None) -> None:
@@ -113,8 +121,9 @@ class RetentionSimulator:
         self.candidate_utility[rows] = utility
         # An upper bound on this session's item logits (relevance <= 1, fatigue >= 0, log eta <= 0): the
         # sampler normalises by it instead of a per-step row max. Same probabilities, no overflow.
-        self.logit_bound[rows] = np.maximum((1.0 + utility.max(axis=1)) * self._inverse_temperature,
-                                            self._no_click_logit)
+        self.logit_bound[rows] = np.maximum(
+            (1.0 + utility.max(axis=1)) * self._inverse_temperature, self._no_click_logit
+        )
 
     # --- observation -----------------------------------------------------------------------------
     def update_features(self, rows: np.ndarray | slice = slice(None)) -> None:
@@ -138,11 +147,15 @@ class RetentionSimulator:
         if not array.flags.c_contiguous:  # e.g. argsort(...)[:, :k]: one copy beats a dozen strided passes
             array = np.ascontiguousarray(array)
         if array.shape != (self.batch_size, k):
-            raise ValueError(f"slate has shape {array.shape}; allowed: ({self.batch_size}, {k}) candidate"
-                             f" indices (batch size, slate_size)")
+            raise ValueError(
+                f"slate has shape {array.shape}; allowed: ({self.batch_size}, {k}) candidate"
+                f" indices (batch size, slate_size)"
+            )
         if array.dtype.kind not in "iu":
-            raise ValueError(f"slate must hold integer candidate indices, got dtype {array.dtype}; allowed:"
-                             " an integer array (convert scores with a wrapper such as ScoreSlateAction)")
+            raise ValueError(
+                f"slate must hold integer candidate indices, got dtype {array.dtype}; allowed:"
+                " an integer array (convert scores with a wrapper such as ScoreSlateAction)"
+            )
         if self.batch_size == 1:  # one shopper: plain Python is several times cheaper than numpy calls
             values = array[0].tolist()
             low, high = min(values), max(values)
@@ -163,8 +176,9 @@ class RetentionSimulator:
         if np.count_nonzero(marks) != array.size:
             ordered = np.sort(array, axis=1)
             row = int(np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1))[0])
-            raise ValueError(f"slate for shopper {row} repeats a candidate: {array[row].tolist()};"
-                             f" allowed: {k} distinct indices")
+            raise ValueError(
+                f"slate for shopper {row} repeats a candidate: {array[row].tolist()}; allowed: {k} distinct indices"
+            )
         return array.astype(np.int64, copy=False), picked
 
     # --- one impression --------------------------------------------------------------------------
@@ -177,8 +191,9 @@ class RetentionSimulator:
         category_at = self._category_offsets + categories  # flat indices into (B, C) arrays
         slate_fatigue = np.take(st.fatigue, category_at)  # the fatigue she brings to this slate
         # float32 gather: the (B, k, d) embedding block is the step's largest memory read
-        relevance = np.matmul(np.take(self._embedding32, items, axis=0),
-                              st.interest[:, :, None])[:, :, 0].astype(np.float64)
+        relevance = np.matmul(np.take(self._embedding32, items, axis=0), st.interest[:, :, None])[:, :, 0].astype(
+            np.float64
+        )
         # logits = (theta.e + w_a a - beta log p - w_f f) / tau + log eta_j, in place to spare passes
         logits = relevance + np.take(self.candidate_utility, picked)
         logits -= self.config.fatigue_weight * slate_fatigue
@@ -194,8 +209,9 @@ class RetentionSimulator:
         """
         _, picked = self._check_slate(slate)
         logits = self._slate_logits(picked)[-1]
-        return choice.choice_probabilities(np.concatenate(
-            [logits, np.full((self.batch_size, 1), self._no_click_logit)], axis=1))
+        return choice.choice_probabilities(
+            np.concatenate([logits, np.full((self.batch_size, 1), self._no_click_logit)], axis=1)
+        )
 
     def step(self, slate) -> StepResponse:
         slate, picked = self._check_slate(slate)  # picked: flat indices into (B, M) arrays
@@ -213,14 +229,22 @@ class RetentionSimulator:
         flat_at = self._slate_offsets + at  # (B,) flat indices into (B, k) arrays: np.take beats [rows, at]
         item = np.take(items, flat_at)
         quality = np.take(cat.quality, item)
-        purchased = clicked & (uniform[:, 1] < dynamics.purchase_probability(
-            np.take(relevance, flat_at), quality, np.take(cat.log_relative_price, item), st.price_sensitivity,
-            cfg.purchase_bias, cfg.purchase_relevance, cfg.purchase_quality))
+        purchased = clicked & (
+            uniform[:, 1]
+            < dynamics.purchase_probability(
+                np.take(relevance, flat_at),
+                quality,
+                np.take(cat.log_relative_price, item),
+                st.price_sensitivity,
+                cfg.purchase_bias,
+                cfg.purchase_relevance,
+                cfg.purchase_quality,
+            )
+        )
         revenue = np.where(purchased, np.take(cat.price, item) * cfg.margin, 0.0)
 
         # fatigue and this session's impressions per category (a histogram over the batch, no loop)
-        shown = np.bincount(category_at.ravel(),
-                            minlength=self.batch_size * cfg.n_categories).reshape(st.fatigue.shape)
+        shown = np.bincount(category_at.ravel(), minlength=self.batch_size * cfg.n_categories).reshape(st.fatigue.shape)
         if self._n_finished:
             shown *= alive[:, None]
         st.fatigue += cfg.fatigue_per_impression * shown
@@ -236,8 +260,9 @@ class RetentionSimulator:
         np.put(st.fatigue, clicked_at, np.take(st.fatigue, clicked_at) + cfg.fatigue_per_click)
         st.recent_category_clicks[clickers, clicked_category] += 1.0  # a strided view: fancy indexing is right
         clicked_items = np.take(item, clickers)
-        st.recent_click_rating_sum[clickers] = (np.take(st.recent_click_rating_sum, clickers)
-                                                + np.take(cat.rating, clicked_items))
+        st.recent_click_rating_sum[clickers] = np.take(st.recent_click_rating_sum, clickers) + np.take(
+            cat.rating, clicked_items
+        )
         st.recent_click_count[clickers] = np.take(st.recent_click_count, clickers) + 1.0
         clicked_embedding = np.take(cat.embedding, clicked_items, axis=0)
         recent = np.take(st.recent_click_embedding, clickers, axis=0)
@@ -246,21 +271,35 @@ class RetentionSimulator:
         st.recent_click_direction[clickers] = normalise_rows(recent)
 
         satisfaction = dynamics.update_satisfaction(
-            st.satisfaction, clicked, purchased, quality, cfg.satisfaction_click_rate,
-            cfg.satisfaction_purchase_rate, cfg.satisfaction_no_click_drop)
+            st.satisfaction,
+            clicked,
+            purchased,
+            quality,
+            cfg.satisfaction_click_rate,
+            cfg.satisfaction_purchase_rate,
+            cfg.satisfaction_no_click_drop,
+        )
         st.satisfaction = np.where(alive, satisfaction, st.satisfaction) if self._n_finished else satisfaction
         if clickers.size:
-            st.interest[clickers] = dynamics.drift_interest(np.take(st.interest, clickers, axis=0), clicked_embedding,
-                                                            cfg.interest_drift)
+            st.interest[clickers] = dynamics.drift_interest(
+                np.take(st.interest, clickers, axis=0), clicked_embedding, cfg.interest_drift
+            )
         st.clicks += clicked
         st.session_clicks += clicked
         st.purchases += purchased
         st.spend += revenue
 
         # einsum's row sum is row-independent, so the one-shopper kernel reproduces it exactly
-        leave = dynamics.leave_probability(np.einsum("bj->b", slate_fatigue) / k, st.satisfaction, clicked,
-                                           st.patience, cfg.leave_base, cfg.leave_fatigue, cfg.leave_satisfaction,
-                                           cfg.leave_no_click)
+        leave = dynamics.leave_probability(
+            np.einsum("bj->b", slate_fatigue) / k,
+            st.satisfaction,
+            clicked,
+            st.patience,
+            cfg.leave_base,
+            cfg.leave_fatigue,
+            cfg.leave_satisfaction,
+            cfg.leave_no_click,
+        )
         st.session_step += alive
         session_ended = (uniform[:, 2] < leave) | (st.session_step >= cfg.max_session_steps)
         if self._n_finished:
@@ -276,10 +315,18 @@ class RetentionSimulator:
             self._end_sessions(ended, returned, churned, horizon_reached, gap)
 
         response = StepResponse(
-            clicked_position=np.where(clicked, position, -1), clicked_item=np.where(clicked, item, -1),
-            purchased=purchased, revenue=revenue, session_ended=session_ended, returned=returned,
-            return_gap_days=gap, churned=churned, horizon_reached=horizon_reached, day=day,
-            reward=np.zeros(self.batch_size))
+            clicked_position=np.where(clicked, position, -1),
+            clicked_item=np.where(clicked, item, -1),
+            purchased=purchased,
+            revenue=revenue,
+            session_ended=session_ended,
+            returned=returned,
+            return_gap_days=gap,
+            churned=churned,
+            horizon_reached=horizon_reached,
+            day=day,
+            reward=np.zeros(self.batch_size),
+        )
         for weight, term in self._reward_terms:
             response.reward.__iadd__(weight * self._reward_term(term, response))
         return response
@@ -307,8 +354,9 @@ class RetentionSimulator:
         fatigue_now = fatigue.tolist()
         slate_fatigue_array = fatigue[category_array]  # before this impression's update, as in ``step``
         slate_fatigue = slate_fatigue_array.tolist()
-        relevance = np.matmul(np.take(self._embedding32, items[None], axis=0),
-                              st.interest[:, :, None])[0, :, 0].tolist()
+        relevance = np.matmul(np.take(self._embedding32, items[None], axis=0), st.interest[:, :, None])[
+            0, :, 0
+        ].tolist()
         static = self.candidate_utility[0][slate].tolist()
         w_f, inv_tau, log_eta = cfg.fatigue_weight, self._inverse_temperature, self._log_examination_list
         logits = [((relevance[j] + static[j]) - w_f * slate_fatigue[j]) * inv_tau + log_eta[j] for j in range(k)]
@@ -324,9 +372,18 @@ class RetentionSimulator:
         at = min(position, k - 1)
         item = item_ids[at]
         quality = cat.quality[item]
-        purchased = clicked and bool(u_purchase < dynamics.purchase_probability(
-            relevance[at], quality, cat.log_relative_price[item], st.price_sensitivity[0], cfg.purchase_bias,
-            cfg.purchase_relevance, cfg.purchase_quality))
+        purchased = clicked and bool(
+            u_purchase
+            < dynamics.purchase_probability(
+                relevance[at],
+                quality,
+                cat.log_relative_price[item],
+                st.price_sensitivity[0],
+                cfg.purchase_bias,
+                cfg.purchase_relevance,
+                cfg.purchase_quality,
+            )
+        )
         revenue = float(cat.price[item] * cfg.margin) if purchased else 0.0
 
         shown: dict[int, int] = {}
@@ -344,21 +401,35 @@ class RetentionSimulator:
             st.recent_click_count[0] += 1.0
             st.recent_click_embedding[0] += cat.embedding[item]
             st.recent_click_direction[:1] = normalise_rows(st.recent_click_embedding[:1])
-        satisfaction = float(dynamics.update_satisfaction(
-            float(st.satisfaction[0]), clicked, purchased, float(quality), cfg.satisfaction_click_rate,
-            cfg.satisfaction_purchase_rate, cfg.satisfaction_no_click_drop))
+        satisfaction = float(
+            dynamics.update_satisfaction(
+                float(st.satisfaction[0]),
+                clicked,
+                purchased,
+                float(quality),
+                cfg.satisfaction_click_rate,
+                cfg.satisfaction_purchase_rate,
+                cfg.satisfaction_no_click_drop,
+            )
+        )
         st.satisfaction[0] = satisfaction
         if clicked:
-            st.interest[:] = dynamics.drift_interest(st.interest, cat.embedding[items[at: at + 1]],
-                                                     cfg.interest_drift)
+            st.interest[:] = dynamics.drift_interest(st.interest, cat.embedding[items[at : at + 1]], cfg.interest_drift)
         st.clicks[0] += clicked
         st.session_clicks[0] += clicked
         st.purchases[0] += purchased
         st.spend[0] += revenue
         mean_fatigue = float(np.einsum("bj->b", slate_fatigue_array[None])[0]) / k
-        leave = dynamics.leave_probability(mean_fatigue, satisfaction, clicked, float(st.patience[0]),
-                                           cfg.leave_base, cfg.leave_fatigue, cfg.leave_satisfaction,
-                                           cfg.leave_no_click)
+        leave = dynamics.leave_probability(
+            mean_fatigue,
+            satisfaction,
+            clicked,
+            float(st.patience[0]),
+            cfg.leave_base,
+            cfg.leave_fatigue,
+            cfg.leave_satisfaction,
+            cfg.leave_no_click,
+        )
         st.session_step[0] += 1
         session_ended = bool(u_leave < leave) or int(st.session_step[0]) >= cfg.max_session_steps
         day = math.floor(st.day[0])
@@ -371,9 +442,18 @@ class RetentionSimulator:
             returned, churned, horizon_reached = (bool(f) for f in flags[:, 0])
             gap = float(gaps[0])
         response = StepResponse(
-            clicked_position=position if clicked else -1, clicked_item=item if clicked else -1,
-            purchased=purchased, revenue=float(revenue), session_ended=session_ended, returned=returned,
-            return_gap_days=gap, churned=churned, horizon_reached=horizon_reached, day=day, reward=0.0)
+            clicked_position=position if clicked else -1,
+            clicked_item=item if clicked else -1,
+            purchased=purchased,
+            revenue=float(revenue),
+            session_ended=session_ended,
+            returned=returned,
+            return_gap_days=gap,
+            churned=churned,
+            horizon_reached=horizon_reached,
+            day=day,
+            reward=0.0,
+        )
         reward = 0.0
         for weight, term in self._reward_terms:
             reward += weight * self._reward_term(term, response)
@@ -386,9 +466,10 @@ class RetentionSimulator:
         satisfaction = np.take(st.satisfaction, ended)
         gap_days = dynamics.return_gap_days(
             dynamics.return_rate(np.take(st.visit_rate, ended), satisfaction, cfg.return_satisfaction_weight),
-            uniform[:, 0], cfg.min_return_gap_days)
-        gone = (uniform[:, 1] < dynamics.churn_probability(satisfaction, cfg.churn_base,
-                                                             cfg.churn_satisfaction))
+            uniform[:, 0],
+            cfg.min_return_gap_days,
+        )
+        gone = uniform[:, 1] < dynamics.churn_probability(satisfaction, cfg.churn_base, cfg.churn_satisfaction)
         gone |= gap_days > cfg.churn_window_days
         next_day = np.take(st.day, ended) + gap_days
         past_horizon = ~gone & (next_day >= cfg.horizon_days)
@@ -416,8 +497,9 @@ class RetentionSimulator:
         st.recent_click_embedding[rows] = np.take(st.recent_click_embedding, rows, axis=0) * recency
         st.recent_click_rating_sum[rows] *= recency[:, 0]
         st.recent_click_count[rows] *= recency[:, 0]
-        st.satisfaction[rows] = dynamics.revert_satisfaction(st.satisfaction[rows], g, cfg.satisfaction_baseline,
-                                                             cfg.satisfaction_memory_days)
+        st.satisfaction[rows] = dynamics.revert_satisfaction(
+            st.satisfaction[rows], g, cfg.satisfaction_baseline, cfg.satisfaction_memory_days
+        )
         if rows.size:
             self._retrieve(rows)
 

@@ -15,14 +15,20 @@ from gymnasium.vector.utils import batch_space
 
 
 class SlateSpace(MultiDiscrete):
-    def __init__(self, n_candidates: int, slate_size: int, batch_shape: tuple[int, ...] = (),
-                 seed: int | np.random.Generator | None = None) -> None:
+    def __init__(
+        self,
+        n_candidates: int,
+        slate_size: int,
+        batch_shape: tuple[int, ...] = (),
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
         if slate_size > n_candidates:
             raise ValueError(f"slate_size={slate_size} exceeds n_candidates={n_candidates}")
         self.n_candidates = int(n_candidates)
         self.slate_size = int(slate_size)
-        super().__init__(np.full(tuple(batch_shape) + (slate_size,), n_candidates, dtype=np.int64),
-                         dtype=np.int64, seed=seed)
+        super().__init__(
+            np.full(tuple(batch_shape) + (slate_size,), n_candidates, dtype=np.int64), dtype=np.int64, seed=seed
+        )
 
     def sample(self, mask: Any = None, probability: Any = None) -> np.ndarray:
         if mask is not None or probability is not None:
@@ -40,8 +46,7 @@ class SlateSpace(MultiDiscrete):
         return f"SlateSpace(n_candidates={self.n_candidates}, slate_size={self.slate_size}, shape={self.shape})"
 
     def __eq__(self, other: Any) -> bool:
-        return isinstance(other, SlateSpace) and self.shape == other.shape and \
-            self.n_candidates == other.n_candidates
+        return isinstance(other, SlateSpace) and self.shape == other.shape and self.n_candidates == other.n_candidates
 
     def __hash__(self) -> int:
         return hash((SlateSpace, self.shape, self.n_candidates))
@@ -49,5 +54,9 @@ class SlateSpace(MultiDiscrete):
 
 @batch_space.register(SlateSpace)
 def _batch_slate_space(space: SlateSpace, n: int = 1) -> SlateSpace:
-    return SlateSpace(space.n_candidates, space.slate_size, batch_shape=(n,) + space.shape[:-1],
-                      seed=np.random.default_rng(space.np_random.integers(2**63)))
+    return SlateSpace(
+        space.n_candidates,
+        space.slate_size,
+        batch_shape=(n,) + space.shape[:-1],
+        seed=np.random.default_rng(space.np_random.integers(2**63)),
+    )

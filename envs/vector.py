@@ -8,11 +8,11 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.config import RetentionConfig, make_config
-from envs.env import LATENT_SATISFACTION_KEY, observation_space, response_info
-from envs.rng import keys_from_seeds
-from envs.simulator import RetentionSimulator
-from envs.spaces import SlateSpace
+from stickyrec.envs.config import RetentionConfig, make_config
+from stickyrec.envs.env import LATENT_SATISFACTION_KEY, observation_space, response_info
+from stickyrec.envs.rng import keys_from_seeds
+from stickyrec.envs.simulator import RetentionSimulator
+from stickyrec.envs.spaces import SlateSpace
 
 _MODES = {AutoresetMode.SAME_STEP, AutoresetMode.DISABLED}
 
@@ -38,9 +38,14 @@ class RetentionVectorEnv(VectorEnv):
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(self, num_envs: int = 1, config: RetentionConfig | str | dict | None = None,
-                 autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, render_mode: str | None = None,
-                 **overrides: Any) -> None:
+    def __init__(
+        self,
+        num_envs: int = 1,
+        config: RetentionConfig | str | dict | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+        render_mode: str | None = None,
+        **overrides: Any,
+    ) -> None:
         if render_mode is not None:
             raise ValueError(f"render_mode {render_mode!r} is not supported; allowed: None")
         try:
@@ -48,8 +53,9 @@ class RetentionVectorEnv(VectorEnv):
         except ValueError:
             mode = None
         if mode not in _MODES:
-            raise ValueError(f"autoreset_mode {autoreset_mode!r} is not supported; allowed:"
-                             f" {sorted(m.value for m in _MODES)}")
+            raise ValueError(
+                f"autoreset_mode {autoreset_mode!r} is not supported; allowed: {sorted(m.value for m in _MODES)}"
+            )
         self.config = make_config(config, **overrides)
         self.num_envs = num_envs  # validated by the simulator
         self.simulator = RetentionSimulator(self.config, num_envs)
@@ -89,8 +95,10 @@ class RetentionVectorEnv(VectorEnv):
             self.simulator.reset_rows(rows, keys_from_seeds(np.asarray(seeds)[rows]))
         self._seeded = True
         self._needs_reset = False
-        info = {"day": np.zeros(self.num_envs, dtype=np.int64),
-                LATENT_SATISFACTION_KEY: self.simulator.state.satisfaction.copy()}
+        info = {
+            "day": np.zeros(self.num_envs, dtype=np.int64),
+            LATENT_SATISFACTION_KEY: self.simulator.state.satisfaction.copy(),
+        }
         return self.simulator.observe(), info
 
     def _seeds(self, seed: int | list[int]) -> list[int]:
@@ -98,8 +106,10 @@ class RetentionVectorEnv(VectorEnv):
             return [int(seed) + i for i in range(self.num_envs)]
         seeds = list(seed)
         if len(seeds) != self.num_envs:
-            raise ValueError(f"reset got {len(seeds)} seeds for {self.num_envs} shoppers; allowed: one int"
-                             f" (slot i gets seed + i) or a list of {self.num_envs}")
+            raise ValueError(
+                f"reset got {len(seeds)} seeds for {self.num_envs} shoppers; allowed: one int"
+                f" (slot i gets seed + i) or a list of {self.num_envs}"
+            )
         return seeds
 
     def step(self, actions):
@@ -114,14 +124,17 @@ class RetentionVectorEnv(VectorEnv):
         if self.autoreset_mode is AutoresetMode.SAME_STEP and done.any():
             finished = np.flatnonzero(done)
             # Only finished rows matter in final_obs: zeros elsewhere (calloc'd, nearly free).
-            infos["final_obs"] = {"candidate_ids": np.zeros(sim.candidate_ids.shape, sim.candidate_ids.dtype),
-                                  "shopper": np.zeros(sim.features.shape, sim.features.dtype)}
+            infos["final_obs"] = {
+                "candidate_ids": np.zeros(sim.candidate_ids.shape, sim.candidate_ids.dtype),
+                "shopper": np.zeros(sim.features.shape, sim.features.dtype),
+            }
             infos["final_obs"]["candidate_ids"][finished] = np.take(sim.candidate_ids, finished, axis=0)
             infos["final_obs"]["shopper"][finished] = np.take(sim.features, finished, axis=0)
             infos["_final_obs"] = done
             # the step's info arrays are fresh and never written again: share them, no copies
-            infos["final_info"] = {key: value for key, value in infos.items()
-                                   if not key.startswith(("final", "_final"))}
+            infos["final_info"] = {
+                key: value for key, value in infos.items() if not key.startswith(("final", "_final"))
+            }
             infos["_final_info"] = done
             sim.reset_rows(finished)
             sim.update_features(finished)

@@ -94,8 +94,11 @@ class ScoreSlateActionVector(VectorActionWrapper):
 class _Flattener:
     def __init__(self, unwrapped) -> None:
         self.features = unwrapped.catalog.public_features()
-        n_shopper = unwrapped.single_observation_space["shopper"].shape[0] if hasattr(
-            unwrapped, "single_observation_space") else unwrapped.observation_space["shopper"].shape[0]
+        n_shopper = (
+            unwrapped.single_observation_space["shopper"].shape[0]
+            if hasattr(unwrapped, "single_observation_space")
+            else unwrapped.observation_space["shopper"].shape[0]
+        )
         size = n_shopper + unwrapped.config.n_candidates * self.features.shape[1]
         self.single_space = spaces.Box(-np.inf, np.inf, shape=(size,), dtype=np.float32)
 

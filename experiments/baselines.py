@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.config import RetentionConfig
+from stickyrec.envs.config import RetentionConfig
 
 EVAL_SEED_OFFSET = 1_000_000  # held-out populations start far from every training seed
 
@@ -38,20 +38,27 @@ class BaselineRun:
     seconds: dict
 
 
-def run_baselines(out_dir: str | Path, config: RetentionConfig, train_shoppers: int = 3000,
-                  eval_shoppers: int = 2000, seed: int = 0, store=None, mlp_epochs: int = 20,
-                  progress: bool = True) -> BaselineRun:
+def run_baselines(
+    out_dir: str | Path,
+    config: RetentionConfig,
+    train_shoppers: int = 3000,
+    eval_shoppers: int = 2000,
+    seed: int = 0,
+    store=None,
+    mlp_epochs: int = 20,
+    progress: bool = True,
+) -> BaselineRun:
     import pandas as pd
     import torch
 
-    from agents import LongTermOracle, MyopicOracle, RandomPolicy
-    from agents.baselines import ItemCFPolicy, PopularityPolicy
-    from agents.mlp import MLPClickModel, roc_auc
-    from envs.catalog import make_catalog
-    from envs.logstore import collect
-    from experiments.data import TRUE_CLICK_PROB, load_training_log, split_log
-    from experiments.evaluate import evaluate_agents, format_markdown, results_table
-    from experiments.io import write_bytes_atomic, write_json_atomic
+    from stickyrec.agents import LongTermOracle, MyopicOracle, RandomPolicy
+    from stickyrec.agents.baselines import ItemCFPolicy, PopularityPolicy
+    from stickyrec.agents.mlp import MLPClickModel, roc_auc
+    from stickyrec.envs.catalog import make_catalog
+    from stickyrec.envs.logstore import collect
+    from stickyrec.experiments.data import TRUE_CLICK_PROB, load_training_log, split_log
+    from stickyrec.experiments.evaluate import evaluate_agents, format_markdown, results_table
+    from stickyrec.io import write_bytes_atomic, write_json_atomic
 
     for name, value in (("train_shoppers", train_shoppers), ("eval_shoppers", eval_shoppers)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 10:
@@ -73,11 +80,21 @@ def run_baselines(out_dir: str | Path, config: RetentionConfig, train_shoppers: 
     store = store if store is not None else out / "impressions.duckdb"
     contexts = out / "contexts.parquet"
     run_id = f"baselines_logging_{seed}"
-    collected = collect(RandomPolicy(seed), config, train_shoppers, store=store, run_id=run_id, seed=seed,
-                        progress=progress, contexts=contexts)
+    collected = collect(
+        RandomPolicy(seed),
+        config,
+        train_shoppers,
+        store=store,
+        run_id=run_id,
+        seed=seed,
+        progress=progress,
+        contexts=contexts,
+    )
     if collected.already_complete and not contexts.exists():
-        raise ValueError(f"run {run_id!r} is complete in the store but {contexts} is missing; remove the run or the"
-                         " store to collect again")
+        raise ValueError(
+            f"run {run_id!r} is complete in the store but {contexts} is missing; remove the run or the"
+            " store to collect again"
+        )
     lap("collect")
 
     table = load_training_log(store, run_id, contexts, catalog)
@@ -111,18 +128,32 @@ def run_baselines(out_dir: str | Path, config: RetentionConfig, train_shoppers: 
     markdown = format_markdown(table_ci)
     frames_all = pd.concat([f.assign(agent=name) for name, f in frames.items()], ignore_index=True)
     write_bytes_atomic(out / "per_shopper.csv", frames_all.to_csv(index=False).encode())
-    write_json_atomic(out / "results.json", {
-        "train_shoppers": train_shoppers, "eval_shoppers": eval_shoppers, "seed": seed,
-        "eval_population_seed": EVAL_SEED_OFFSET + seed, "store": collected.store,
-        "impressions": int(len(table)), "split_sizes": {"train": len(splits.train),
-                                                        "validation": len(splits.validation),
-                                                        "test": len(splits.test), "cut_day": splits.cut_day},
-        "auc": {"mlp": auc_mlp, "true_click_probability": auc_ceiling, "gap": auc_ceiling - auc_mlp},
-        "mlp_history": {k: (v if not isinstance(v, np.ndarray) else v.tolist()) for k, v in history.items()},
-        "table": table_ci.to_dict(orient="records"), "seconds": seconds})
-    report = (f"# Baselines on held-out shoppers\n\n{eval_shoppers} held-out shoppers (population seed "
-              f"{EVAL_SEED_OFFSET + seed}), {config.horizon_days:g} days; 95% bootstrap intervals over shoppers.\n\n"
-              f"{markdown}\n\nClick AUC on {len(splits.test):,} held-out impressions: MLP {auc_mlp:.4f}, true click "
-              f"probabilities (ceiling) {auc_ceiling:.4f}, gap {auc_ceiling - auc_mlp:.4f}.\n")
+    write_json_atomic(
+        out / "results.json",
+        {
+            "train_shoppers": train_shoppers,
+            "eval_shoppers": eval_shoppers,
+            "seed": seed,
+            "eval_population_seed": EVAL_SEED_OFFSET + seed,
+            "store": collected.store,
+            "impressions": int(len(table)),
+            "split_sizes": {
+                "train": len(splits.train),
+                "validation": len(splits.validation),
+                "test": len(splits.test),
+                "cut_day": splits.cut_day,
+            },
+            "auc": {"mlp": auc_mlp, "true_click_probability": auc_ceiling, "gap": auc_ceiling - auc_mlp},
+            "mlp_history": {k: (v if not isinstance(v, np.ndarray) else v.tolist()) for k, v in history.items()},
+            "table": table_ci.to_dict(orient="records"),
+            "seconds": seconds,
+        },
+    )
+    report = (
+        f"# Baselines on held-out shoppers\n\n{eval_shoppers} held-out shoppers (population seed "
+        f"{EVAL_SEED_OFFSET + seed}), {config.horizon_days:g} days; 95% bootstrap intervals over shoppers.\n\n"
+        f"{markdown}\n\nClick AUC on {len(splits.test):,} held-out impressions: MLP {auc_mlp:.4f}, true click "
+        f"probabilities (ceiling) {auc_ceiling:.4f}, gap {auc_ceiling - auc_mlp:.4f}.\n"
+    )
     write_bytes_atomic(out / "results.md", report.encode())
     return BaselineRun(out, auc_mlp, auc_ceiling, markdown, seconds)

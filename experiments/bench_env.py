@@ -1,7 +1,7 @@
 """Env benchmark: user-steps per second of the batched env, the single env's step latency, and the ratio
 of a batched step to a bare numpy pass of the same choice arithmetic.
 
-Run on one core: ``stickyrec bench`` (or ``python -m experiments.bench_env``) pins BLAS/OpenMP to one thread
+Run on one core: ``stickyrec bench`` (or ``python -m stickyrec.experiments.bench_env``) pins BLAS/OpenMP to one thread
 unless you set the variables yourself. Policy cost is excluded: slates are precomputed valid slates.
 """
 
@@ -18,9 +18,9 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from envs.config import RetentionConfig  # noqa: E402
-from envs.env import RetentionEnv  # noqa: E402
-from envs.vector import RetentionVectorEnv  # noqa: E402
+from stickyrec.envs.config import RetentionConfig  # noqa: E402
+from stickyrec.envs.env import RetentionEnv  # noqa: E402
+from stickyrec.envs.vector import RetentionVectorEnv  # noqa: E402
 
 
 def _random_slates(rng: np.random.Generator, count: int, batch: int, m: int, k: int) -> list[np.ndarray]:
@@ -114,8 +114,13 @@ def bare_numpy_stepper(config: RetentionConfig, batch: int):
     return step
 
 
-def run(batches=(1, 256, 4096), seconds: float = 2.0, single_steps: int = 20_000,
-        config: RetentionConfig | None = None, rounds: int = 5) -> list[dict]:
+def run(
+    batches=(1, 256, 4096),
+    seconds: float = 2.0,
+    single_steps: int = 20_000,
+    config: RetentionConfig | None = None,
+    rounds: int = 5,
+) -> list[dict]:
     """Per batch size, ``rounds`` alternating windows of the env and of the bare pass (``seconds`` in all
     for each), so that a burst of load from elsewhere hits both; the ratio is taken within each round."""
     config = config or RetentionConfig()
@@ -130,11 +135,17 @@ def run(batches=(1, 256, 4096), seconds: float = 2.0, single_steps: int = 20_000
             for step, rates in order if r % 2 == 0 else order[::-1]:
                 rates.append(user_steps_per_second(step, batch, seconds / rounds))
         ratios = [bare / env for env, bare in zip(env_rates, bare_rates)]
-        rows.append({"batch": batch, "env_user_steps_per_s": statistics.median(env_rates),
-                     "env_user_steps_per_s_best": max(env_rates),
-                     "bare_numpy_user_steps_per_s": statistics.median(bare_rates),
-                     "bare_numpy_user_steps_per_s_best": max(bare_rates),
-                     "env_step_over_bare": statistics.median(ratios), "rounds": rounds})
+        rows.append(
+            {
+                "batch": batch,
+                "env_user_steps_per_s": statistics.median(env_rates),
+                "env_user_steps_per_s_best": max(env_rates),
+                "bare_numpy_user_steps_per_s": statistics.median(bare_rates),
+                "bare_numpy_user_steps_per_s_best": max(bare_rates),
+                "env_step_over_bare": statistics.median(ratios),
+                "rounds": rounds,
+            }
+        )
     median_us, mean_us = bench_single(config, single_steps)
     rows.append({"single_env_median_us": median_us, "single_env_mean_us": mean_us})
     return rows
@@ -142,18 +153,22 @@ def run(batches=(1, 256, 4096), seconds: float = 2.0, single_steps: int = 20_000
 
 def format_table(rows: list[dict], config: RetentionConfig) -> str:
     rounds = next((row["rounds"] for row in rows if "rounds" in row), 0)
-    lines = [f"stickyrec env benchmark  (M={config.n_candidates} candidates, k={config.slate_size},"
-             f" d={config.embedding_dim}, N={config.n_items}; {os.environ.get('OMP_NUM_THREADS')} BLAS thread;"
-             f" median (best) of {rounds} alternating rounds)",
-             f"{'B':>6} {'env user-steps/s':>24} {'bare numpy user-steps/s':>26} {'env step / bare pass':>22}"]
+    lines = [
+        f"stickyrec env benchmark  (M={config.n_candidates} candidates, k={config.slate_size},"
+        f" d={config.embedding_dim}, N={config.n_items}; {os.environ.get('OMP_NUM_THREADS')} BLAS thread;"
+        f" median (best) of {rounds} alternating rounds)",
+        f"{'B':>6} {'env user-steps/s':>24} {'bare numpy user-steps/s':>26} {'env step / bare pass':>22}",
+    ]
     for row in rows:
         if "batch" in row:
             env = f"{row['env_user_steps_per_s']:,.0f} ({row['env_user_steps_per_s_best']:,.0f})"
             bare = f"{row['bare_numpy_user_steps_per_s']:,.0f} ({row['bare_numpy_user_steps_per_s_best']:,.0f})"
             lines.append(f"{row['batch']:>6} {env:>24} {bare:>26} {row['env_step_over_bare']:>21.2f}x")
         else:
-            lines.append(f"single env step: median {row['single_env_median_us']:.1f} us,"
-                         f" mean {row['single_env_mean_us']:.1f} us (resets excluded)")
+            lines.append(
+                f"single env step: median {row['single_env_median_us']:.1f} us,"
+                f" mean {row['single_env_mean_us']:.1f} us (resets excluded)"
+            )
     return "\n".join(lines)
 
 

@@ -1,8 +1,8 @@
 """Logging benchmark: impressions per second into the embedded DuckDB store and into a SQL server (MariaDB).
 
-    python -m experiments.bench_logging                                   # embedded only, unless the env var is set
-    python -m experiments.bench_logging --mysql-url mysql+pymysql://user:pw@127.0.0.1:33306/stickyrec_test
-    STICKYREC_TEST_MYSQL_URL=... python -m experiments.bench_logging      # (``source .ci/mariadb.sh`` sets it)
+    python -m stickyrec.experiments.bench_logging            # embedded only, unless the env var is set
+    python -m stickyrec.experiments.bench_logging --mysql-url mysql+pymysql://user:pw@127.0.0.1:33306/stickyrec_test
+    STICKYREC_TEST_MYSQL_URL=... python -m stickyrec.experiments.bench_logging   # ``source .ci/mariadb.sh`` sets it
 
 What is measured, on one realistic log (a cohort of the chosen preset under the random policy):
 
@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from envs import logstore
-from envs.config import make_config
-from envs.logstore import ImpressionBatch, LogStore, collect, open_store, read_impressions
+from stickyrec.envs import logstore
+from stickyrec.envs.config import make_config
+from stickyrec.envs.logstore import ImpressionBatch, LogStore, collect, open_store, read_impressions
 
 
 class _CaptureStore(logstore.DuckDBLogStore):
@@ -55,8 +55,9 @@ def _replay(store: LogStore, batches: list[ImpressionBatch], run_id: str, limit:
         if rows + len(batch) > limit:  # cut at a shopper boundary: whole sessions only
             shopper = batch.columns["shopper"]
             cut = int(np.searchsorted(shopper, shopper[limit - rows], side="left")) or len(batch)
-            batch = ImpressionBatch(batch.run_id, batch.policy,
-                                    {k: (None if v is None else v[:cut]) for k, v in batch.columns.items()})
+            batch = ImpressionBatch(
+                batch.run_id, batch.policy, {k: (None if v is None else v[:cut]) for k, v in batch.columns.items()}
+            )
         batch = dataclasses.replace(batch, run_id=run_id)
         started = time.perf_counter()
         store.write([batch])
@@ -103,29 +104,50 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="default", help="scenario config: preset name or YAML path")
     parser.add_argument("--shoppers", type=int, default=10_000, help="cohort size")
     parser.add_argument("--horizon-days", type=float, default=30.0, help="simulated days")
-    parser.add_argument("--flush-rows", type=int, default=logstore.DEFAULT_FLUSH_ROWS,
-                        help="impressions per commit (the logger's flush size)")
-    parser.add_argument("--mysql-url", default=os.environ.get("STICKYREC_TEST_MYSQL_URL"),
-                        help="SQLAlchemy URL of a MySQL/MariaDB (or other) database; default $STICKYREC_TEST_MYSQL_URL")
-    parser.add_argument("--sql-impressions", type=int, default=1_000_000,
-                        help="impressions written into the SQL database (its insert rate is far below DuckDB's)")
+    parser.add_argument(
+        "--flush-rows",
+        type=int,
+        default=logstore.DEFAULT_FLUSH_ROWS,
+        help="impressions per commit (the logger's flush size)",
+    )
+    parser.add_argument(
+        "--mysql-url",
+        default=os.environ.get("STICKYREC_TEST_MYSQL_URL"),
+        help="SQLAlchemy URL of a MySQL/MariaDB (or other) database; default $STICKYREC_TEST_MYSQL_URL",
+    )
+    parser.add_argument(
+        "--sql-impressions",
+        type=int,
+        default=1_000_000,
+        help="impressions written into the SQL database (its insert rate is far below DuckDB's)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from agents import RandomPolicy
-    from experiments.simulate import simulate_cohort
+    from stickyrec.agents import RandomPolicy
+    from stickyrec.experiments.simulate import simulate_cohort
 
     config = make_config(args.preset, horizon_days=args.horizon_days)
-    print(f"preset {args.preset}: {args.shoppers:,} shoppers, {args.horizon_days:g} days, slate {config.slate_size},"
-          f" {config.n_items:,} items; flush every {args.flush_rows:,} impressions")
+    print(
+        f"preset {args.preset}: {args.shoppers:,} shoppers, {args.horizon_days:g} days, slate {config.slate_size},"
+        f" {config.n_items:,} items; flush every {args.flush_rows:,} impressions"
+    )
 
     started = time.perf_counter()
     simulate_cohort(RandomPolicy(args.seed), config, args.shoppers, seed=args.seed)
     simulate_seconds = time.perf_counter() - started
 
     capture = _CaptureStore()
-    captured = collect(RandomPolicy(args.seed), config, args.shoppers, capture, "bench", seed=args.seed,
-                       progress=False, flush_rows=args.flush_rows)
+    captured = collect(
+        RandomPolicy(args.seed),
+        config,
+        args.shoppers,
+        capture,
+        "bench",
+        seed=args.seed,
+        progress=False,
+        flush_rows=args.flush_rows,
+    )
     batches = capture.batches
     total = sum(len(b) for b in batches)
 
@@ -138,15 +160,25 @@ def main(argv: list[str] | None = None) -> None:
         frame = read_impressions(path, "bench-writer")
         read = (len(frame), time.perf_counter() - started)
         del frame
-        end_to_end = collect(RandomPolicy(args.seed), config, args.shoppers, Path(tmp) / "e2e.duckdb", "bench-e2e",
-                             seed=args.seed, progress=False, flush_rows=args.flush_rows)
+        end_to_end = collect(
+            RandomPolicy(args.seed),
+            config,
+            args.shoppers,
+            Path(tmp) / "e2e.duckdb",
+            "bench-e2e",
+            seed=args.seed,
+            progress=False,
+            flush_rows=args.flush_rows,
+        )
         size_mb = path.stat().st_size / 1e6
 
     print(f"\nthe log: {total:,} impressions in {len(batches)} commits ({size_mb:.0f} MB as DuckDB)")
     print(f"simulate only (no logging)     {_rate(total, simulate_seconds)}")
     print(f"collect, logger without store  {_rate(total, captured.seconds)}")
-    print(f"collect into DuckDB, e2e       {_rate(end_to_end.impressions, end_to_end.seconds)}"
-          f"  [writes {end_to_end.write_seconds:.2f} s]")
+    print(
+        f"collect into DuckDB, e2e       {_rate(end_to_end.impressions, end_to_end.seconds)}"
+        f"  [writes {end_to_end.write_seconds:.2f} s]"
+    )
     print(f"DuckDB writer                  {_rate(*writer)}")
     print(f"DuckDB read_impressions        {_rate(*read)}")
 

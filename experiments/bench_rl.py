@@ -1,6 +1,6 @@
 """How much of PPO's training time is the env? PPO on stickyrec against PPO on a null env with the same spaces.
 
-    python -m experiments.bench_rl [--steps 300000] [--n-envs 256]
+    python -m stickyrec.experiments.bench_rl [--steps 300000] [--n-envs 256]
 
 The null env (``NullSlateVecEnv``) has stickyrec's observation and action spaces and SB3's protocol but does no
 simulation: observations cycle through a fixed table of valid rows, rewards are zero, every shopper's episode
@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 def null_vec_env(config, num_envs: int, seed: int = 0, episode_length: int = 150):
     from stable_baselines3.common.vec_env import VecEnv
 
-    from agents.rl.vec_env import RetentionVecEnv
+    from stickyrec.agents.rl.vec_env import RetentionVecEnv
 
     class NullSlateVecEnv(RetentionVecEnv):
         """stickyrec's spaces with no simulation behind them."""
@@ -66,8 +66,8 @@ def null_vec_env(config, num_envs: int, seed: int = 0, episode_length: int = 150
 
 
 def _train(venv, agent, steps):
-    from agents.rl.checkpoint import env_spaces
-    from agents.rl.networks import catalog_tables
+    from stickyrec.agents.rl.checkpoint import env_spaces
+    from stickyrec.agents.rl.networks import catalog_tables
 
     agent.spaces = env_spaces(venv.config, venv.venv.catalog)
     agent.net = agent._build_net(agent.spaces, catalog_tables(venv.venv.catalog))  # a fresh network per run
@@ -80,11 +80,11 @@ def _train(venv, agent, steps):
 def main(argv=None) -> dict:
     import torch
 
-    from agents.rl.base import isolated_global_rng
-    from agents.rl.ppo import PPOAgent
-    from agents.rl.rewards import make_reward
-    from agents.rl.vec_env import RetentionVecEnv
-    from envs.config import make_config
+    from stickyrec.agents.rl.base import isolated_global_rng
+    from stickyrec.agents.rl.ppo import PPOAgent
+    from stickyrec.agents.rl.rewards import make_reward
+    from stickyrec.agents.rl.vec_env import RetentionVecEnv
+    from stickyrec.envs.config import make_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300_000)
@@ -95,22 +95,34 @@ def main(argv=None) -> dict:
     agent = PPOAgent(n_envs=args.n_envs)
     results = {}
     with isolated_global_rng(0):
-        for label, venv in (("null env", null_vec_env(config, args.n_envs)),
-                            ("stickyrec", RetentionVecEnv(config, args.n_envs, make_reward("retention")))):
+        for label, venv in (
+            ("null env", null_vec_env(config, args.n_envs)),
+            ("stickyrec", RetentionVecEnv(config, args.n_envs, make_reward("retention"))),
+        ):
             steps, seconds = _train(venv, agent, args.steps)
-            results[label] = {"steps": steps, "seconds": seconds, "steps_per_second": steps / seconds,
-                              "seconds_in_env": venv.seconds_in_env}
+            results[label] = {
+                "steps": steps,
+                "seconds": seconds,
+                "steps_per_second": steps / seconds,
+                "seconds_in_env": venv.seconds_in_env,
+            }
     real, null = results["stickyrec"], results["null env"]
-    print(f"PPO, {args.n_envs} shoppers per step, n_steps {agent.n_steps}, batch {agent.batch_size}, "
-          f"{agent.n_epochs} epochs, one torch thread")
+    print(
+        f"PPO, {args.n_envs} shoppers per step, n_steps {agent.n_steps}, batch {agent.batch_size}, "
+        f"{agent.n_epochs} epochs, one torch thread"
+    )
     print(f"{'env':<10} {'steps':>9} {'seconds':>8} {'steps/s':>9} {'in env.step':>12}")
     for label, r in results.items():
-        print(f"{label:<10} {r['steps']:>9,} {r['seconds']:>8.1f} {r['steps_per_second']:>9,.0f}"
-              f" {r['seconds_in_env']:>11.1f}s")
+        print(
+            f"{label:<10} {r['steps']:>9,} {r['seconds']:>8.1f} {r['steps_per_second']:>9,.0f}"
+            f" {r['seconds_in_env']:>11.1f}s"
+        )
     share_inside = real["seconds_in_env"] / real["seconds"]
     share_diff = 1.0 - null["seconds"] / real["seconds"]
-    print(f"env share of PPO training time: {share_inside:.1%} (time inside step_wait / total),"
-          f" {share_diff:.1%} (1 - null time / stickyrec time)")
+    print(
+        f"env share of PPO training time: {share_inside:.1%} (time inside step_wait / total),"
+        f" {share_diff:.1%} (1 - null time / stickyrec time)"
+    )
     return {"results": results, "share_inside": share_inside, "share_diff": share_diff}
 
 

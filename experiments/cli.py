@@ -18,14 +18,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agents.rl import DEFAULT_REWARD, REWARDS, RL_AGENT_NAMES  # names only: torch and SB3 load on first use
+from stickyrec.agents.rl import DEFAULT_REWARD, REWARDS, RL_AGENT_NAMES  # names only: torch and SB3 load on first use
 
 SUMMARY_COLUMNS = (
-    ("click_rate_week1", "CTR wk1", "{:.3f}"), ("click_rate", "CTR", "{:.3f}"),
-    ("sessions_per_shopper", "sessions", "{:.1f}"), ("impressions_per_session", "imp/sess", "{:.1f}"),
-    ("purchases_per_shopper", "buys", "{:.2f}"), ("revenue_per_shopper", "revenue", "{:.1f}"),
-    ("retention_day1", "ret d1", "{:.3f}"), ("retention_day7", "ret d7", "{:.3f}"),
-    ("retention_day30", "ret d30", "{:.3f}"), ("mean_lifetime_days", "life d", "{:.1f}"),
+    ("click_rate_week1", "CTR wk1", "{:.3f}"),
+    ("click_rate", "CTR", "{:.3f}"),
+    ("sessions_per_shopper", "sessions", "{:.1f}"),
+    ("impressions_per_session", "imp/sess", "{:.1f}"),
+    ("purchases_per_shopper", "buys", "{:.2f}"),
+    ("revenue_per_shopper", "revenue", "{:.1f}"),
+    ("retention_day1", "ret d1", "{:.3f}"),
+    ("retention_day7", "ret d7", "{:.3f}"),
+    ("retention_day30", "ret d30", "{:.3f}"),
+    ("mean_lifetime_days", "life d", "{:.1f}"),
 )
 
 
@@ -43,15 +48,20 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 
 def _config(args):
-    from envs.config import make_config
+    from stickyrec.envs.config import make_config
 
     return make_config(args.config, **_parse_overrides(args.set))
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="default", help="preset name or YAML file (default: default)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config field, e.g. --set clickbait_share=0.3 (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config field, e.g. --set clickbait_share=0.3 (repeatable)",
+    )
 
 
 def format_summary_table(rows: dict[str, dict[str, float]]) -> str:
@@ -65,8 +75,8 @@ def format_summary_table(rows: dict[str, dict[str, float]]) -> str:
 
 
 def cmd_simulate(args) -> int:
-    from agents import make_policy
-    from experiments.simulate import simulate_cohort
+    from stickyrec.agents import make_policy
+    from stickyrec.experiments.simulate import simulate_cohort
 
     config = _config(args)
     names = [name.strip() for name in args.policies.split(",") if name.strip()]
@@ -79,55 +89,80 @@ def cmd_simulate(args) -> int:
         summary = result.summary()
         summary["impressions_per_session"] = summary["impressions_per_shopper"] / summary["sessions_per_shopper"]
         rows[policy.name] = summary
-    print(f"{args.shoppers} shoppers per policy, seed {args.seed}, horizon {config.horizon_days:g} days,"
-          f" clickbait share {config.clickbait_share:g}")
+    print(
+        f"{args.shoppers} shoppers per policy, seed {args.seed}, horizon {config.horizon_days:g} days,"
+        f" clickbait share {config.clickbait_share:g}"
+    )
     print(format_summary_table(rows))
-    print("CTR wk1: clicks per slate in the first week; ret dN: share of shoppers still customers on day N;"
-          " life d: mean days to churn (censored at the horizon).")
+    print(
+        "CTR wk1: clicks per slate in the first week; ret dN: share of shoppers still customers on day N;"
+        " life d: mean days to churn (censored at the horizon)."
+    )
     if args.json:
-        from experiments.io import write_json_atomic
+        from stickyrec.io import write_json_atomic
 
-        write_json_atomic(args.json, {"config": config.to_dict(), "shoppers": args.shoppers, "seed": args.seed,
-                                      "summary": rows})
+        write_json_atomic(
+            args.json, {"config": config.to_dict(), "shoppers": args.shoppers, "seed": args.seed, "summary": rows}
+        )
         print(f"wrote {args.json}")
     return 0
 
 
 def cmd_collect(args) -> int:
-    from agents import make_policy
-    from envs.logstore import collect
+    from stickyrec.agents import make_policy
+    from stickyrec.envs.logstore import collect
 
     config = _config(args)
     policy = make_policy(args.policy)
-    result = collect(policy, config, args.shoppers, store=args.store, run_id=args.run_id, seed=args.seed,
-                     progress=not args.quiet, contexts=args.contexts)
+    result = collect(
+        policy,
+        config,
+        args.shoppers,
+        store=args.store,
+        run_id=args.run_id,
+        seed=args.seed,
+        progress=not args.quiet,
+        contexts=args.contexts,
+    )
     if result.already_complete:
         print(f"run {result.run_id} is already complete in {result.store}: {result.impressions:,} impressions")
         return 0
-    print(f"run {result.run_id}: {result.impressions:,} impressions in {result.store}"
-          f" ({result.impressions_written:,} written, {result.impressions_skipped:,} already there;"
-          f" {result.impressions_per_second:,.0f} impressions/s)")
+    print(
+        f"run {result.run_id}: {result.impressions:,} impressions in {result.store}"
+        f" ({result.impressions_written:,} written, {result.impressions_skipped:,} already there;"
+        f" {result.impressions_per_second:,.0f} impressions/s)"
+    )
     if args.contexts:
         print(f"serve-time features: {args.contexts}")
     return 0
 
 
 def cmd_baselines(args) -> int:
-    from experiments.baselines import run_baselines
+    from stickyrec.experiments.baselines import run_baselines
 
     config = _config(args)
-    run = run_baselines(args.out, config, train_shoppers=args.train_shoppers, eval_shoppers=args.eval_shoppers,
-                        seed=args.seed, store=args.store, mlp_epochs=args.mlp_epochs, progress=not args.quiet)
+    run = run_baselines(
+        args.out,
+        config,
+        train_shoppers=args.train_shoppers,
+        eval_shoppers=args.eval_shoppers,
+        seed=args.seed,
+        store=args.store,
+        mlp_epochs=args.mlp_epochs,
+        progress=not args.quiet,
+    )
     print(run.table_markdown)
-    print(f"click AUC on held-out shoppers: MLP {run.auc_mlp:.4f}, true probabilities {run.auc_ceiling:.4f}"
-          f" (gap {run.auc_ceiling - run.auc_mlp:.4f})")
+    print(
+        f"click AUC on held-out shoppers: MLP {run.auc_mlp:.4f}, true probabilities {run.auc_ceiling:.4f}"
+        f" (gap {run.auc_ceiling - run.auc_mlp:.4f})"
+    )
     print(f"results in {run.out_dir}/ (results.md, results.json, checkpoints); seconds: {run.seconds}")
     return 0
 
 
 def cmd_train(args) -> int:
-    from agents.rl import make_reward
-    from experiments.train import parse_params, train_agent
+    from stickyrec.agents.rl import make_reward
+    from stickyrec.experiments.train import parse_params, train_agent
 
     config = _config(args)
     reward = args.reward
@@ -137,16 +172,26 @@ def cmd_train(args) -> int:
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     out = args.out or f"results/train/{args.agent}_{args.reward if isinstance(reward, str) else 'custom'}_s{args.seed}"
-    agent = train_agent(args.agent, config, out, reward=reward, steps=args.steps, seed=args.seed,
-                        hyperparameters=parse_params(args.param), max_seconds=args.max_seconds,
-                        progress=not args.quiet)
+    agent = train_agent(
+        args.agent,
+        config,
+        out,
+        reward=reward,
+        steps=args.steps,
+        seed=args.seed,
+        hyperparameters=parse_params(args.param),
+        max_seconds=args.max_seconds,
+        progress=not args.quiet,
+    )
     history = agent.history
-    print(f"trained {agent.name} on {history['steps']:,} shopper-steps in {history['seconds']:.0f} s"
-          f" ({history['steps_per_second']:,.0f} steps/s), reward {history['reward']}"
-          + (" (stopped at --max-seconds)" if history.get("stopped_early") else ""))
+    print(
+        f"trained {agent.name} on {history['steps']:,} shopper-steps in {history['seconds']:.0f} s"
+        f" ({history['steps_per_second']:,.0f} steps/s), reward {history['reward']}"
+        + (" (stopped at --max-seconds)" if history.get("stopped_early") else "")
+    )
     print(f"agent: {out}/agent.pt  logs: tensorboard --logdir {out}/tb")
     if args.eval_shoppers:
-        from experiments.evaluate import evaluate_agents, format_markdown, results_table
+        from stickyrec.experiments.evaluate import evaluate_agents, format_markdown, results_table
 
         frames = evaluate_agents([agent], config, args.eval_shoppers, seed=args.eval_seed, progress=not args.quiet)
         print(format_markdown(results_table(frames)))
@@ -154,14 +199,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_rl_benchmark(args) -> int:
-    from experiments.rl_benchmark import run_rl_benchmark
+    from stickyrec.experiments.rl_benchmark import run_rl_benchmark
 
     config = _config(args)
     steps = {}
     for pair in args.steps:
         agent, _, value = pair.partition("=")
         steps[agent] = int(value)
-    from experiments.train import parse_params
+    from stickyrec.experiments.train import parse_params
 
     params: dict[str, dict] = {}
     for key, value in parse_params(args.param).items():
@@ -169,11 +214,19 @@ def cmd_rl_benchmark(args) -> int:
         if not dot or not name:
             raise ValueError(f"--param expects AGENT.KEY=VALUE (e.g. ppo.gamma_day=0.97), got {key!r}")
         params.setdefault(agent, {})[name] = value
-    report = run_rl_benchmark(args.out, config, agents=tuple(a for a in args.agents.split(",") if a),
-                              rewards=tuple(r for r in args.rewards.split(",") if r), seeds=args.seeds,
-                              click_seeds=args.click_seeds, steps=steps, params=params,
-                              eval_shoppers=args.eval_shoppers,
-                              workers=args.workers, progress=not args.quiet)
+    report = run_rl_benchmark(
+        args.out,
+        config,
+        agents=tuple(a for a in args.agents.split(",") if a),
+        rewards=tuple(r for r in args.rewards.split(",") if r),
+        seeds=args.seeds,
+        click_seeds=args.click_seeds,
+        steps=steps,
+        params=params,
+        eval_shoppers=args.eval_shoppers,
+        workers=args.workers,
+        progress=not args.quiet,
+    )
     print(report)
     return 0
 
@@ -182,19 +235,28 @@ def cmd_run(args) -> int:
     import os
     from pathlib import Path
 
-    from experiments.experiment import load_experiment
-    from experiments.runner import run_experiment
+    from stickyrec.experiments.experiment import load_experiment
+    from stickyrec.experiments.runner import run_experiment
 
     experiment = load_experiment(args.config, args.set)  # every key and value checked before any work
     run_dir = Path(args.out) if args.out else Path("results") / experiment.name
     workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
-    result = run_experiment(experiment, run_dir, backend=args.backend, workers=workers,
-                            ray_address=args.ray_address, progress=not args.quiet, report=not args.no_report)
+    result = run_experiment(
+        experiment,
+        run_dir,
+        backend=args.backend,
+        workers=workers,
+        ray_address=args.ray_address,
+        progress=not args.quiet,
+        report=not args.no_report,
+    )
     status = "FAILED" if result.failed else "done"
-    print(f"stickyrec run {experiment.name}: {status}: {result.cells_total} cells ({result.cells_run} run now,"
-          f" {result.cells_reused} already done, {len(result.failed)} failed) in {result.seconds:.0f} s"
-          f" with {workers} {args.backend} worker(s); results in {run_dir}"
-          + ("" if result.failed or args.no_report else f", report {run_dir / 'report.html'}"))
+    print(
+        f"stickyrec run {experiment.name}: {status}: {result.cells_total} cells ({result.cells_run} run now,"
+        f" {result.cells_reused} already done, {len(result.failed)} failed) in {result.seconds:.0f} s"
+        f" with {workers} {args.backend} worker(s); results in {run_dir}"
+        + ("" if result.failed or args.no_report else f", report {run_dir / 'report.html'}")
+    )
     for name, reason in result.failed.items():
         print(f"  failed: {name}: {reason}", file=sys.stderr)
     if result.failed:
@@ -203,7 +265,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from experiments.report import build_report, compare_runs
+    from stickyrec.experiments.report import build_report, compare_runs
 
     for run_dir in args.run_dirs:
         print(f"report: {build_report(run_dir)}")
@@ -213,27 +275,35 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from experiments.report import compare_agents
+    from stickyrec.experiments.report import compare_agents
 
-    path, table = compare_agents(args.run_dir, args.agent_a, args.agent_b, scenario=args.scenario,
-                                 run_dir_b=args.run_dir_b, out=args.out)
+    path, table = compare_agents(
+        args.run_dir, args.agent_a, args.agent_b, scenario=args.scenario, run_dir_b=args.run_dir_b, out=args.out
+    )
     print(table)
     print(f"plot: {path}")
     return 0
 
 
 def cmd_bench(args) -> int:
-    from experiments import bench_env
+    from stickyrec.experiments import bench_env
 
-    argv = ["--seconds", str(args.seconds), "--rounds", str(args.rounds), "--single-steps", str(args.single_steps),
-            "--batches",
-            *map(str, args.batches)]
+    argv = [
+        "--seconds",
+        str(args.seconds),
+        "--rounds",
+        str(args.rounds),
+        "--single-steps",
+        str(args.single_steps),
+        "--batches",
+        *map(str, args.batches),
+    ]
     bench_env.main(argv)
     return 0
 
 
 def cmd_config(args) -> int:
-    from envs.config import RetentionConfig
+    from stickyrec.envs.config import RetentionConfig
 
     if args.describe:
         print(RetentionConfig.describe())
@@ -249,8 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser("simulate", help="simulate shoppers under baseline policies; print retention")
     _add_config_arguments(simulate)
     simulate.add_argument("--shoppers", type=int, default=5000, help="shoppers per policy (default 5000)")
-    simulate.add_argument("--policies", default="random,click_chaser,relevance_quality",
-                          help="comma-separated policy names")
+    simulate.add_argument(
+        "--policies", default="random,click_chaser,relevance_quality", help="comma-separated policy names"
+    )
     simulate.add_argument("--seed", type=int, default=0, help="shopper population seed")
     simulate.add_argument("--json", help="also write the summary to this JSON file (atomically)")
     simulate.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -261,24 +332,30 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--policy", default="random", help="logging policy (default random)")
     collect.add_argument("--shoppers", type=int, default=3000)
     collect.add_argument("--seed", type=int, default=0, help="shopper population seed")
-    collect.add_argument("--store", default=None,
-                         help="DuckDB file (default results/logs/impressions.duckdb) or a SQLAlchemy URL,"
-                              " e.g. mysql+pymysql://user:password@host/db")
+    collect.add_argument(
+        "--store",
+        default=None,
+        help="DuckDB file (default results/logs/impressions.duckdb) or a SQLAlchemy URL,"
+        " e.g. mysql+pymysql://user:password@host/db",
+    )
     collect.add_argument("--run-id", default=None, help="re-using a run id resumes it without duplicates")
-    collect.add_argument("--contexts", default=None,
-                         help="also write serve-time shopper features to this Parquet file (for training)")
+    collect.add_argument(
+        "--contexts", default=None, help="also write serve-time shopper features to this Parquet file (for training)"
+    )
     collect.add_argument("--quiet", action="store_true", help="no progress bar")
     collect.set_defaults(func=cmd_collect)
 
-    baselines = sub.add_parser("baselines", help="collect logs, train popularity/CF/MLP, evaluate on held-out"
-                               " shoppers with the oracles")
+    baselines = sub.add_parser(
+        "baselines", help="collect logs, train popularity/CF/MLP, evaluate on held-out shoppers with the oracles"
+    )
     _add_config_arguments(baselines)
     baselines.add_argument("--out", default="results/baselines", help="output folder (default results/baselines)")
     baselines.add_argument("--train-shoppers", type=int, default=3000, help="logged shoppers (default 3000)")
     baselines.add_argument("--eval-shoppers", type=int, default=2000, help="held-out shoppers (default 2000)")
     baselines.add_argument("--seed", type=int, default=0)
-    baselines.add_argument("--store", default=None, help="log store: DuckDB file (default OUT/impressions.duckdb)"
-                           " or a SQLAlchemy URL")
+    baselines.add_argument(
+        "--store", default=None, help="log store: DuckDB file (default OUT/impressions.duckdb) or a SQLAlchemy URL"
+    )
     baselines.add_argument("--mlp-epochs", type=int, default=20)
     baselines.add_argument("--quiet", action="store_true")
     baselines.set_defaults(func=cmd_baselines)
@@ -286,19 +363,39 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train an RL agent (PPO or SlateQ) on the batched env")
     _add_config_arguments(train)
     train.add_argument("--agent", required=True, choices=RL_AGENT_NAMES)
-    train.add_argument("--reward", default=DEFAULT_REWARD,
-                       help=f"{DEFAULT_REWARD} (default), {', '.join(n for n in REWARDS if n != DEFAULT_REWARD)}, or"
-                            " weights such as click=0.1,return_visit=1,rated_click=3")
-    train.add_argument("--steps", type=int, default=None,
-                       help="shopper-steps of training (default: 3,000,000 for ppo, 1,200,000 for slateq)")
+    train.add_argument(
+        "--reward",
+        default=DEFAULT_REWARD,
+        help=f"{DEFAULT_REWARD} (default), {', '.join(n for n in REWARDS if n != DEFAULT_REWARD)}, or"
+        " weights such as click=0.1,return_visit=1,rated_click=3",
+    )
+    train.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="shopper-steps of training (default: 3,000,000 for ppo, 1,200,000 for slateq)",
+    )
     train.add_argument("--seed", type=int, default=0, help="training seed (env, network, exploration)")
-    train.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                       help="agent hyperparameter, e.g. --param n_envs=512 (repeatable)")
-    train.add_argument("--max-seconds", type=float, default=None,
-                       help="stop training past this wall time (then no longer a function of the seed alone)")
+    train.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="agent hyperparameter, e.g. --param n_envs=512 (repeatable)",
+    )
+    train.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="stop training past this wall time (then no longer a function of the seed alone)",
+    )
     train.add_argument("--out", default=None, help="output folder (default results/train/AGENT_REWARD_sSEED)")
-    train.add_argument("--eval-shoppers", type=int, default=0,
-                       help="then evaluate on this many held-out shoppers (default 0: no evaluation)")
+    train.add_argument(
+        "--eval-shoppers",
+        type=int,
+        default=0,
+        help="then evaluate on this many held-out shoppers (default 0: no evaluation)",
+    )
     train.add_argument("--eval-seed", type=int, default=1_000_000, help="held-out population seed")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=cmd_train)
@@ -309,12 +406,23 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--agents", default="ppo,slateq")
     rl.add_argument("--rewards", default=f"{DEFAULT_REWARD},click", help="reward designs, the first is the main one")
     rl.add_argument("--seeds", type=int, default=5, help="training seeds per agent for the main reward")
-    rl.add_argument("--click-seeds", type=int, default=None,
-                    help="training seeds for the other rewards (default: --seeds)")
-    rl.add_argument("--steps", action="append", default=[], metavar="AGENT=N",
-                    help="training steps, e.g. ppo=1200000 (defaults: ppo 3M, slateq 1.2M)")
-    rl.add_argument("--param", action="append", default=[], metavar="AGENT.KEY=VALUE",
-                    help="agent hyperparameter for every cell, e.g. ppo.gamma_day=0.97 (repeatable)")
+    rl.add_argument(
+        "--click-seeds", type=int, default=None, help="training seeds for the other rewards (default: --seeds)"
+    )
+    rl.add_argument(
+        "--steps",
+        action="append",
+        default=[],
+        metavar="AGENT=N",
+        help="training steps, e.g. ppo=1200000 (defaults: ppo 3M, slateq 1.2M)",
+    )
+    rl.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="AGENT.KEY=VALUE",
+        help="agent hyperparameter for every cell, e.g. ppo.gamma_day=0.97 (repeatable)",
+    )
     rl.add_argument("--eval-shoppers", type=int, default=2000)
     rl.add_argument("--workers", type=int, default=2, help="parallel training processes")
     rl.add_argument("--quiet", action="store_true")
@@ -322,11 +430,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run an experiment config: scenarios x agents x seeds, resumable; then report")
     run.add_argument("config", help="experiment YAML, or a shipped config name: quick, benchmark, rewards, clickbait")
-    run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
-                     help="override a config key, e.g. --set env.clickbait_share=0.3 --set agents.ppo.steps=20000")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a config key, e.g. --set env.clickbait_share=0.3 --set agents.ppo.steps=20000",
+    )
     run.add_argument("--out", default=None, help="run directory (default: results/NAME); re-run to resume")
-    run.add_argument("--backend", choices=["local", "ray"], default="local",
-                     help="local worker processes (default) or Ray tasks (pip install 'stickyrec[ray]')")
+    run.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="local worker processes (default) or Ray tasks (pip install 'stickyrec[ray]')",
+    )
     run.add_argument("--workers", type=int, default=None, help="parallel cells (default: 2, or fewer CPUs)")
     run.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local Ray)")
     run.add_argument("--no-report", action="store_true", help="run the cells only")
@@ -349,8 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="env throughput benchmark (one BLAS thread)")
     bench.add_argument("--batches", type=int, nargs="+", default=[1, 256, 4096])
-    bench.add_argument("--seconds", type=float, default=2.0,
-                       help="time per batch size for each of the env and the bare pass")
+    bench.add_argument(
+        "--seconds", type=float, default=2.0, help="time per batch size for each of the env and the bare pass"
+    )
     bench.add_argument("--rounds", type=int, default=5, help="alternating env / bare-pass windows per batch size")
     bench.add_argument("--single-steps", type=int, default=20_000)
     bench.set_defaults(func=cmd_bench)
@@ -375,8 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stickyrec: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("stickyrec: interrupted; finished cells are kept: run the same command again to resume",
-              file=sys.stderr)
+        print("stickyrec: interrupted; finished cells are kept: run the same command again to resume", file=sys.stderr)
         return 130
 
 

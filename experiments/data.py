@@ -20,7 +20,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from envs.logstore import read_contexts, read_impressions, validate_impressions
+from stickyrec.envs.logstore import read_contexts, read_impressions, validate_impressions
 
 TRUE_CLICK_PROB = "true_click_prob"  # analysis only: never a model input
 
@@ -40,17 +40,24 @@ def load_training_log(store, run_id: str, contexts_path, catalog=None) -> pd.Dat
     table = impressions.merge(contexts, on=["shopper", "step"], how="left", validate="many_to_one")
     missing = int(table["s0"].isna().sum())
     if missing:
-        raise ValueError(f"{missing} impressions of run {run_id!r} have no logged features in {str(contexts_path)!r};"
-                         " the contexts file belongs to another run")
-    probability_columns = sorted((c for c in contexts.columns if c.startswith("true_click_prob_")),
-                                 key=lambda c: int(c.rsplit("_", 1)[1]))
+        raise ValueError(
+            f"{missing} impressions of run {run_id!r} have no logged features in {str(contexts_path)!r};"
+            " the contexts file belongs to another run"
+        )
+    probability_columns = sorted(
+        (c for c in contexts.columns if c.startswith("true_click_prob_")), key=lambda c: int(c.rsplit("_", 1)[1])
+    )
     by_position = table[probability_columns].to_numpy()
     table[TRUE_CLICK_PROB] = by_position[np.arange(len(table)), table["position"].to_numpy()]
     return table.drop(columns=probability_columns)
 
 
-def shopper_history_features(impressions: pd.DataFrame, n_categories: int | None = None,
-                             category_of: np.ndarray | None = None, recent_days: int = 7) -> pd.DataFrame:
+def shopper_history_features(
+    impressions: pd.DataFrame,
+    n_categories: int | None = None,
+    category_of: np.ndarray | None = None,
+    recent_days: int = 7,
+) -> pd.DataFrame:
     """Per-step shopper features from the log alone, using only earlier steps (one row per (shopper, step)).
 
     Columns: ``clicks_before``, ``purchases_before``, ``spend_before``, ``visits`` (sessions so far, this one
@@ -59,10 +66,17 @@ def shopper_history_features(impressions: pd.DataFrame, n_categories: int | None
     ``category_of`` (item id -> category) ``recent_clicks_c{j}``: clicks on category j in the ``recent_days``
     days before this step's day.
     """
-    steps = (impressions.groupby(["shopper", "step"], sort=True)
-             .agg(day=("day", "first"), session=("session", "first"), clicks=("clicked", "sum"),
-                  purchases=("purchased", "sum"), revenue=("revenue", "sum"))
-             .reset_index())
+    steps = (
+        impressions.groupby(["shopper", "step"], sort=True)
+        .agg(
+            day=("day", "first"),
+            session=("session", "first"),
+            clicks=("clicked", "sum"),
+            purchases=("purchased", "sum"),
+            revenue=("revenue", "sum"),
+        )
+        .reset_index()
+    )
     by_shopper = steps.groupby("shopper", sort=False)
     out = steps[["shopper", "step", "day", "session"]].copy()
     for name, column in (("clicks_before", "clicks"), ("purchases_before", "purchases"), ("spend_before", "revenue")):
@@ -77,8 +91,9 @@ def shopper_history_features(impressions: pd.DataFrame, n_categories: int | None
     out["days_since_last_visit"] = (out["day"] - out["previous_day"]).fillna(0).astype(np.int64)
     out = out.drop(columns=["previous_day"])
     if category_of is not None:
-        out = _recent_category_clicks(impressions, out, n_categories or int(category_of.max()) + 1, category_of,
-                                      recent_days)
+        out = _recent_category_clicks(
+            impressions, out, n_categories or int(category_of.max()) + 1, category_of, recent_days
+        )
     return out
 
 
@@ -99,8 +114,9 @@ def _recent_category_clicks(impressions, out, n_categories, category_of, recent_
 
 def item_log_features(impressions: pd.DataFrame, n_items: int, prior_impressions: float = 20.0) -> pd.DataFrame:
     """Per item: impressions, clicks, purchases and a click rate shrunk toward the log's mean (empirical Bayes)."""
-    grouped = impressions.groupby("item_id").agg(impressions=("clicked", "size"), clicks=("clicked", "sum"),
-                                                 purchases=("purchased", "sum"))
+    grouped = impressions.groupby("item_id").agg(
+        impressions=("clicked", "size"), clicks=("clicked", "sum"), purchases=("purchased", "sum")
+    )
     table = grouped.reindex(np.arange(n_items), fill_value=0)
     mean_rate = table["clicks"].sum() / max(table["impressions"].sum(), 1)
     table["click_rate"] = (table["clicks"] + prior_impressions * mean_rate) / (table["impressions"] + prior_impressions)
@@ -116,8 +132,9 @@ class LogSplits:
     cut_day: int
 
 
-def split_log(table: pd.DataFrame, test_fraction: float = 0.2, validation_days_fraction: float = 0.2,
-              seed: int = 0) -> LogSplits:
+def split_log(
+    table: pd.DataFrame, test_fraction: float = 0.2, validation_days_fraction: float = 0.2, seed: int = 0
+) -> LogSplits:
     """Split by shopper and by time, with no leakage of the future into training.
 
     Shoppers are assigned to test with probability ``test_fraction`` by a seeded hash of their id (stable when the
@@ -141,7 +158,13 @@ def split_log(table: pd.DataFrame, test_fraction: float = 0.2, validation_days_f
     is_train = ~is_test & (table["day"].to_numpy() < cut_day)
     is_validation = ~is_test & ~is_train
     if not is_train.any() or not is_validation.any() or not is_test.any():
-        raise ValueError(f"the log is too small to split: {int(is_train.sum())} train, {int(is_validation.sum())}"
-                         f" validation, {int(is_test.sum())} test impressions")
-    return LogSplits(table[is_train].reset_index(drop=True), table[is_validation].reset_index(drop=True),
-                     table[is_test].reset_index(drop=True), cut_day)
+        raise ValueError(
+            f"the log is too small to split: {int(is_train.sum())} train, {int(is_validation.sum())}"
+            f" validation, {int(is_test.sum())} test impressions"
+        )
+    return LogSplits(
+        table[is_train].reset_index(drop=True),
+        table[is_validation].reset_index(drop=True),
+        table[is_test].reset_index(drop=True),
+        cut_day,
+    )

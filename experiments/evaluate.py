@@ -11,23 +11,41 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from agents.base import Agent
-from envs.config import RetentionConfig
-from experiments.simulate import CohortResult, simulate_cohort
+from stickyrec.agents.base import Agent
+from stickyrec.envs.config import RetentionConfig
+from stickyrec.experiments.simulate import CohortResult, simulate_cohort
 
-METRICS = ("click_rate_week1", "click_rate", "sessions_per_shopper", "purchases_per_shopper", "revenue_per_shopper",
-           "retention_day1", "retention_day7", "retention_day30", "mean_lifetime_days")
+METRICS = (
+    "click_rate_week1",
+    "click_rate",
+    "sessions_per_shopper",
+    "purchases_per_shopper",
+    "revenue_per_shopper",
+    "retention_day1",
+    "retention_day7",
+    "retention_day30",
+    "mean_lifetime_days",
+)
 
 
 def per_shopper_frame(result: CohortResult) -> pd.DataFrame:
     """One row per shopper: the quantities every summary metric is a mean or a ratio of means of."""
     lifetime = np.where(result.churned, result.last_day, result.horizon_days)
-    return pd.DataFrame({
-        "impressions": result.impressions, "clicks": result.clicks,
-        "week1_impressions": result.first_week_impressions, "week1_clicks": result.first_week_clicks,
-        "sessions": result.sessions, "purchases": result.purchases, "revenue": result.revenue,
-        "retained_day1": result.retained(1), "retained_day7": result.retained(7), "retained_day30": result.retained(30),
-        "lifetime_days": lifetime})
+    return pd.DataFrame(
+        {
+            "impressions": result.impressions,
+            "clicks": result.clicks,
+            "week1_impressions": result.first_week_impressions,
+            "week1_clicks": result.first_week_clicks,
+            "sessions": result.sessions,
+            "purchases": result.purchases,
+            "revenue": result.revenue,
+            "retained_day1": result.retained(1),
+            "retained_day7": result.retained(7),
+            "retained_day30": result.retained(30),
+            "lifetime_days": lifetime,
+        }
+    )
 
 
 def _metrics(frame: pd.DataFrame, weights: np.ndarray | None = None) -> dict[str, float]:
@@ -38,19 +56,27 @@ def _metrics(frame: pd.DataFrame, weights: np.ndarray | None = None) -> dict[str
         return float(np.dot(w, frame[column].to_numpy(dtype=float)) / w.sum())
 
     def ratio(numerator, denominator):
-        return float(np.dot(w, frame[numerator].to_numpy(dtype=float))
-                     / max(np.dot(w, frame[denominator].to_numpy(dtype=float)), 1e-12))
+        return float(
+            np.dot(w, frame[numerator].to_numpy(dtype=float))
+            / max(np.dot(w, frame[denominator].to_numpy(dtype=float)), 1e-12)
+        )
 
-    return {"click_rate_week1": ratio("week1_clicks", "week1_impressions"),
-            "click_rate": ratio("clicks", "impressions"),
-            "sessions_per_shopper": mean("sessions"), "purchases_per_shopper": mean("purchases"),
-            "revenue_per_shopper": mean("revenue"), "retention_day1": mean("retained_day1"),
-            "retention_day7": mean("retained_day7"), "retention_day30": mean("retained_day30"),
-            "mean_lifetime_days": mean("lifetime_days")}
+    return {
+        "click_rate_week1": ratio("week1_clicks", "week1_impressions"),
+        "click_rate": ratio("clicks", "impressions"),
+        "sessions_per_shopper": mean("sessions"),
+        "purchases_per_shopper": mean("purchases"),
+        "revenue_per_shopper": mean("revenue"),
+        "retention_day1": mean("retained_day1"),
+        "retention_day7": mean("retained_day7"),
+        "retention_day30": mean("retained_day30"),
+        "mean_lifetime_days": mean("lifetime_days"),
+    }
 
 
-def bootstrap_summary(frame: pd.DataFrame, resamples: int = 300,
-                      seed: int = 0) -> dict[str, tuple[float, float, float]]:
+def bootstrap_summary(
+    frame: pd.DataFrame, resamples: int = 300, seed: int = 0
+) -> dict[str, tuple[float, float, float]]:
     """metric -> (estimate, low, high): a 95% percentile bootstrap over shoppers (seeded, reproducible)."""
     rng = np.random.default_rng(seed)
     estimate = _metrics(frame)
@@ -59,18 +85,23 @@ def bootstrap_summary(frame: pd.DataFrame, resamples: int = 300,
     for weights in counts:
         for name, value in _metrics(frame, weights).items():
             draws[name].append(value)
-    return {name: (estimate[name], float(np.percentile(draws[name], 2.5)), float(np.percentile(draws[name], 97.5)))
-            for name in estimate}
+    return {
+        name: (estimate[name], float(np.percentile(draws[name], 2.5)), float(np.percentile(draws[name], 97.5)))
+        for name in estimate
+    }
 
 
-def evaluate_agents(agents: Sequence[Agent], config: RetentionConfig, n_shoppers: int, seed: int,
-                    progress: bool = False) -> dict[str, pd.DataFrame]:
+def evaluate_agents(
+    agents: Sequence[Agent], config: RetentionConfig, n_shoppers: int, seed: int, progress: bool = False
+) -> dict[str, pd.DataFrame]:
     """Run each agent on the same held-out population; per-shopper frames by agent name."""
     names = [agent.name for agent in agents]
     if len(set(names)) != len(names):
         raise ValueError(f"agent names must be unique, got {names}")
-    return {agent.name: per_shopper_frame(simulate_cohort(agent, config, n_shoppers, seed=seed, progress=progress))
-            for agent in agents}
+    return {
+        agent.name: per_shopper_frame(simulate_cohort(agent, config, n_shoppers, seed=seed, progress=progress))
+        for agent in agents
+    }
 
 
 def results_table(frames: dict[str, pd.DataFrame], resamples: int = 300) -> pd.DataFrame:
@@ -86,10 +117,17 @@ def results_table(frames: dict[str, pd.DataFrame], resamples: int = 300) -> pd.D
 
 def format_markdown(table: pd.DataFrame, metrics: Sequence[str] = METRICS) -> str:
     """A Markdown table: ``estimate [low, high]`` per metric."""
-    labels = {"click_rate_week1": "CTR week 1", "click_rate": "CTR", "sessions_per_shopper": "sessions",
-              "purchases_per_shopper": "purchases", "revenue_per_shopper": "revenue",
-              "retention_day1": "retained d1", "retention_day7": "retained d7", "retention_day30": "retained d30",
-              "mean_lifetime_days": "lifetime (days)"}
+    labels = {
+        "click_rate_week1": "CTR week 1",
+        "click_rate": "CTR",
+        "sessions_per_shopper": "sessions",
+        "purchases_per_shopper": "purchases",
+        "revenue_per_shopper": "revenue",
+        "retention_day1": "retained d1",
+        "retention_day7": "retained d7",
+        "retention_day30": "retained d30",
+        "mean_lifetime_days": "lifetime (days)",
+    }
     header = "| agent | " + " | ".join(labels[m] for m in metrics) + " |"
     lines = [header, "|" + "---|" * (len(metrics) + 1)]
     for _, row in table.iterrows():

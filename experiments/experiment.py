@@ -40,18 +40,30 @@ from typing import Any
 
 import yaml
 
-from envs.config import RetentionConfig, flatten_groups
+from stickyrec.envs.config import RetentionConfig, flatten_groups
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DATA_SEED_OFFSET = 500_000  # logged populations: far from RL training seeds and from evaluation populations
 
 # kind -> what it needs: "none" (plays as is), "data" (trained on logged data), "rl" (trained in the env)
-AGENT_KINDS = {"random": "none", "click_chaser": "none", "relevance_quality": "none", "myopic_oracle": "none",
-               "long_term_oracle": "none", "popularity": "data", "item_cf": "data", "mlp": "data",
-               "ppo": "rl", "slateq": "rl"}
+AGENT_KINDS = {
+    "random": "none",
+    "click_chaser": "none",
+    "relevance_quality": "none",
+    "myopic_oracle": "none",
+    "long_term_oracle": "none",
+    "popularity": "data",
+    "item_cf": "data",
+    "mlp": "data",
+    "ppo": "rl",
+    "slateq": "rl",
+}
 TOP_KEYS = ("name", "description", "env", "scenarios", "agents", "seeds", "data", "evaluation", "report")
-_SECTION_KEYS = {"data": ("shoppers",), "evaluation": ("shoppers", "population_seed"),
-                 "report": ("reference", "resamples", "cohort_days")}
+_SECTION_KEYS = {
+    "data": ("shoppers",),
+    "evaluation": ("shoppers", "population_seed"),
+    "report": ("reference", "resamples", "cohort_days"),
+}
 _AGENT_KEYS = ("kind", "reward", "steps", "params")
 
 
@@ -118,14 +130,19 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config: every scenario's full env, every agent's spec (saved with the results)."""
-        return {"name": self.name, "description": self.description, "env": copy.deepcopy(self.env),
-                "scenarios": [{"name": s.name, "env": copy.deepcopy(o)}
-                              for s, o in zip(self.scenarios, self.scenario_overrides)],
-                "agents": {a.label: a.to_dict() for a in self.agents}, "seeds": self.seeds,
-                "data": {"shoppers": self.data_shoppers},
-                "evaluation": {"shoppers": self.eval_shoppers, "population_seed": self.population_seed},
-                "report": {"reference": self.reference, "resamples": self.resamples,
-                           "cohort_days": list(self.cohort_days)}}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "env": copy.deepcopy(self.env),
+            "scenarios": [
+                {"name": s.name, "env": copy.deepcopy(o)} for s, o in zip(self.scenarios, self.scenario_overrides)
+            ],
+            "agents": {a.label: a.to_dict() for a in self.agents},
+            "seeds": self.seeds,
+            "data": {"shoppers": self.data_shoppers},
+            "evaluation": {"shoppers": self.eval_shoppers, "population_seed": self.population_seed},
+            "report": {"reference": self.reference, "resamples": self.resamples, "cohort_days": list(self.cohort_days)},
+        }
 
     def resolved_envs(self) -> dict[str, dict[str, Any]]:
         return {s.name: s.env.to_dict() for s in self.scenarios}
@@ -146,8 +163,9 @@ def _check_keys(source: str, where: str, data: Any, allowed: tuple[str, ...]) ->
         raise _fail(source, where, f"must be a mapping, got {type(data).__name__} {data!r}")
     unknown = [k for k in data if k not in allowed]
     if unknown:
-        raise _fail(source, f"{where}.{unknown[0]}" if where else str(unknown[0]),
-                    f"unknown key; allowed: {', '.join(allowed)}")
+        raise _fail(
+            source, f"{where}.{unknown[0]}" if where else str(unknown[0]), f"unknown key; allowed: {', '.join(allowed)}"
+        )
     return dict(data)
 
 
@@ -159,8 +177,12 @@ def _int(source: str, key: str, value: Any, low: int, high: int | None = None) -
 
 
 def _name(source: str, key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value or not all(c.isalnum() or c in "-_." for c in value) \
-            or value.startswith("."):
+    if (
+        not isinstance(value, str)
+        or not value
+        or not all(c.isalnum() or c in "-_." for c in value)
+        or value.startswith(".")
+    ):
         raise _fail(source, key, f"got {value!r}; allowed: a non-empty name of letters, digits, '-', '_', '.'")
     return value
 
@@ -183,7 +205,7 @@ def _check_agent(source: str, spec: AgentSpec) -> None:
     key = f"agents.{spec.label}"
     try:
         if spec.needs == "rl":
-            from agents.rl import DEFAULT_REWARD, make_reward, make_rl_agent
+            from stickyrec.agents.rl import DEFAULT_REWARD, make_reward, make_rl_agent
 
             make_reward(spec.reward if spec.reward is not None else DEFAULT_REWARD)
             make_rl_agent(spec.kind, **spec.params)
@@ -199,20 +221,20 @@ def make_agent(spec: AgentSpec, seed: int):
     if spec.kind == "random":
         return _named(__import__("agents").RandomPolicy(seed=seed, **params), spec)
     if spec.kind == "mlp":
-        from agents.mlp import MLPClickModel
+        from stickyrec.agents.mlp import MLPClickModel
 
         params.pop("epochs", None)
         params.pop("patience", None)
         return _named(MLPClickModel(**params), spec)
     if spec.kind == "popularity":
-        from agents.baselines import PopularityPolicy
+        from stickyrec.agents.baselines import PopularityPolicy
 
         return _named(PopularityPolicy(**params), spec)
     if spec.kind == "item_cf":
-        from agents.baselines import ItemCFPolicy
+        from stickyrec.agents.baselines import ItemCFPolicy
 
         return _named(ItemCFPolicy(**{"ranking": "weighted_sum", **params}), spec)
-    from agents import make_policy
+    from stickyrec.agents import make_policy
 
     return _named(make_policy(spec.kind, **params), spec)
 
@@ -264,8 +286,11 @@ def _parse(raw: Mapping[str, Any], source: str) -> ExperimentConfig:
         spec_raw = _check_keys(source, f"agents.{label}", spec_raw, _AGENT_KEYS)
         kind = spec_raw.get("kind", label)
         if kind not in AGENT_KINDS:
-            raise _fail(source, f"agents.{label}.kind" if "kind" in spec_raw else f"agents.{label}",
-                        f"unknown agent kind {kind!r}; allowed: {', '.join(AGENT_KINDS)} (or set kind:)")
+            raise _fail(
+                source,
+                f"agents.{label}.kind" if "kind" in spec_raw else f"agents.{label}",
+                f"unknown agent kind {kind!r}; allowed: {', '.join(AGENT_KINDS)} (or set kind:)",
+            )
         needs = AGENT_KINDS[kind]
         for rl_only in ("reward", "steps"):
             if rl_only in spec_raw and needs != "rl":
@@ -287,8 +312,8 @@ def _parse(raw: Mapping[str, Any], source: str) -> ExperimentConfig:
                 if key in params:
                     _int(source, f"agents.{label}.params.{key}", params[key], 1)
         if needs == "rl":  # resolved: the saved config says exactly what ran
-            from agents.rl import DEFAULT_REWARD
-            from experiments.train import DEFAULT_STEPS
+            from stickyrec.agents.rl import DEFAULT_REWARD
+            from stickyrec.experiments.train import DEFAULT_STEPS
 
             steps = DEFAULT_STEPS[kind] if steps is None else steps
             reward = DEFAULT_REWARD if reward is None else reward
@@ -302,14 +327,18 @@ def _parse(raw: Mapping[str, Any], source: str) -> ExperimentConfig:
     report = _check_keys(source, "report", data.get("report"), _SECTION_KEYS["report"])
     data_shoppers = _int(source, "data.shoppers", data_section.get("shoppers", 3000), 10, 100_000)
     eval_shoppers = _int(source, "evaluation.shoppers", eval_section.get("shoppers", 2000), 10, 1_000_000)
-    population_seed = _int(source, "evaluation.population_seed", eval_section.get("population_seed", 1_000_000),
-                           100_000)  # clear of RL training seeds
+    population_seed = _int(
+        source, "evaluation.population_seed", eval_section.get("population_seed", 1_000_000), 100_000
+    )  # clear of RL training seeds
     data_end = DATA_SEED_OFFSET + seeds * data_shoppers
     if population_seed < data_end and population_seed + seeds * eval_shoppers > DATA_SEED_OFFSET:
-        raise _fail(source, "evaluation.population_seed",
-                    f"{population_seed} overlaps the logged populations (seeds {DATA_SEED_OFFSET}..{data_end - 1});"
-                    f" allowed: a seed >= {data_end}, or one whose {seeds} x {eval_shoppers} shoppers end below"
-                    f" {DATA_SEED_OFFSET}")
+        raise _fail(
+            source,
+            "evaluation.population_seed",
+            f"{population_seed} overlaps the logged populations (seeds {DATA_SEED_OFFSET}..{data_end - 1});"
+            f" allowed: a seed >= {data_end}, or one whose {seeds} x {eval_shoppers} shoppers end below"
+            f" {DATA_SEED_OFFSET}",
+        )
     labels = [a.label for a in agents]
     reference = report.get("reference", "mlp" if "mlp" in labels else labels[0])
     if reference not in labels:
@@ -321,9 +350,21 @@ def _parse(raw: Mapping[str, Any], source: str) -> ExperimentConfig:
     horizon = min(s.env.horizon_days for s in scenarios)
     for day in cohort_days:
         _int(source, "report.cohort_days", day, 1, int(horizon))
-    return ExperimentConfig(name, description, dict(env_raw), tuple(scenarios), tuple(overrides), tuple(agents),
-                            seeds, data_shoppers, eval_shoppers, population_seed, reference, resamples,
-                            tuple(sorted(set(cohort_days))))
+    return ExperimentConfig(
+        name,
+        description,
+        dict(env_raw),
+        tuple(scenarios),
+        tuple(overrides),
+        tuple(agents),
+        seeds,
+        data_shoppers,
+        eval_shoppers,
+        population_seed,
+        reference,
+        resamples,
+        tuple(sorted(set(cohort_days))),
+    )
 
 
 def apply_overrides(raw: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
@@ -347,11 +388,12 @@ def apply_overrides(raw: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
             child = node.get(part)
             if child is None:
                 if parts[0] == "agents" and i == 1:
-                    raise ValueError(f"--set {path}: no agent {part!r} in this config; agents:"
-                                     f" {', '.join(raw.get('agents') or {})}")
+                    raise ValueError(
+                        f"--set {path}: no agent {part!r} in this config; agents: {', '.join(raw.get('agents') or {})}"
+                    )
                 child = node[part] = {}
             if not isinstance(child, dict):
-                raise ValueError(f"--set {path}: {'.'.join(parts[:i + 1])} is not a mapping")
+                raise ValueError(f"--set {path}: {'.'.join(parts[: i + 1])} is not a mapping")
             node = child
         node[parts[-1]] = value
     return raw
@@ -382,5 +424,13 @@ def load_experiment(name_or_path: str, overrides: list[str] | None = None) -> Ex
     return _parse(apply_overrides(raw, overrides or []), str(path))
 
 
-__all__ = ["AGENT_KINDS", "AgentSpec", "ExperimentConfig", "Scenario", "apply_overrides", "find_config",
-           "load_experiment", "make_agent"]
+__all__ = [
+    "AGENT_KINDS",
+    "AgentSpec",
+    "ExperimentConfig",
+    "Scenario",
+    "apply_overrides",
+    "find_config",
+    "load_experiment",
+    "make_agent",
+]

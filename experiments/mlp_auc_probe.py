@@ -28,13 +28,14 @@ import torch
 from gymnasium.vector import AutoresetMode
 from tqdm.auto import tqdm
 
-import envs
-from agents.mlp import MLPClickModel, roc_auc
-from envs.wrappers import top_k
+from stickyrec import envs
+from stickyrec.agents.mlp import MLPClickModel, roc_auc
+from stickyrec.envs.wrappers import top_k
 
 
-def collect_random_log(config, n_shoppers: int, seed: int = 0, keep_fraction: float = 1.0,
-                       progress: bool = True) -> pd.DataFrame:
+def collect_random_log(
+    config, n_shoppers: int, seed: int = 0, keep_fraction: float = 1.0, progress: bool = True
+) -> pd.DataFrame:
     """Random slates for ``n_shoppers`` shoppers (seeds ``seed + i``) to the horizon; one row per impression.
 
     Columns: ``shopper``, ``day``, ``step``, ``position``, ``item_id``, ``clicked``, ``purchased``, ``s0 ..
@@ -46,8 +47,9 @@ def collect_random_log(config, n_shoppers: int, seed: int = 0, keep_fraction: fl
     obs, _ = env.reset(seed=seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xC011EC7]))
     k, m = config.slate_size, config.n_candidates
-    chunks: dict[str, list[np.ndarray]] = {key: [] for key in ("shopper", "day", "step", "position", "item_id",
-                                                                "clicked", "purchased", "features", "true")}
+    chunks: dict[str, list[np.ndarray]] = {
+        key: [] for key in ("shopper", "day", "step", "position", "item_id", "clicked", "purchased", "features", "true")
+    }
     positions = np.arange(k)
     bar = tqdm(total=int(config.horizon_days), desc="collecting", unit="day", disable=not progress)
     step = 0
@@ -116,21 +118,38 @@ def main(argv=None) -> dict:
 
     model = MLPClickModel(embed_dim=args.embed_dim, hidden_dim=args.hidden_dim, cross_features=not args.no_cross)
     catalog = envs.make_catalog(config)
-    history = model.fit(train, val, catalog, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                        patience=args.patience, seed=args.seed, progress=progress)
+    history = model.fit(
+        train,
+        val,
+        catalog,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        seed=args.seed,
+        progress=progress,
+    )
     predicted = model.predict_click(test)
     clicked = test["clicked"].to_numpy()
     report = {
-        "preset": args.preset, "shoppers": args.shoppers, "rows_logged": len(log), "rows_train": len(train),
-        "rows_validation": len(val), "rows_test": len(test), "test_click_rate": float(clicked.mean()),
-        "collect_seconds": round(collect_seconds, 1), "train_seconds": round(history["seconds"], 1),
-        "epochs_run": len(history["val_loss"]), "best_epoch": history["best_epoch"] + 1,
+        "preset": args.preset,
+        "shoppers": args.shoppers,
+        "rows_logged": len(log),
+        "rows_train": len(train),
+        "rows_validation": len(val),
+        "rows_test": len(test),
+        "test_click_rate": float(clicked.mean()),
+        "collect_seconds": round(collect_seconds, 1),
+        "train_seconds": round(history["seconds"], 1),
+        "epochs_run": len(history["val_loss"]),
+        "best_epoch": history["best_epoch"] + 1,
         "val_loss": [round(x, 5) for x in history["val_loss"]],
         "auc_mlp": roc_auc(clicked, predicted),
         "auc_true_click_prob": roc_auc(clicked, test["true_click_prob"].to_numpy()),
         "log_loss_mlp": float(-np.mean(np.where(clicked, np.log(predicted), np.log1p(-predicted)))),
-        "log_loss_true": float(-np.mean(np.where(clicked, np.log(test["true_click_prob"]),
-                                                 np.log1p(-test["true_click_prob"])))),
+        "log_loss_true": float(
+            -np.mean(np.where(clicked, np.log(test["true_click_prob"]), np.log1p(-test["true_click_prob"])))
+        ),
     }
     report["auc_gap"] = report["auc_true_click_prob"] - report["auc_mlp"]
     print(json.dumps(report, indent=2))

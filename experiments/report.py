@@ -36,15 +36,33 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from experiments.evaluate import METRICS
-from experiments.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
+from stickyrec.experiments.evaluate import METRICS
+from stickyrec.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
-METRIC_LABELS = {"click_rate_week1": "CTR week 1", "click_rate": "CTR", "sessions_per_shopper": "sessions",
-                 "purchases_per_shopper": "purchases", "revenue_per_shopper": "revenue",
-                 "retention_day1": "retained d1", "retention_day7": "retained d7",
-                 "retention_day30": "retained d30", "mean_lifetime_days": "lifetime (days)"}
-_COLUMNS = ("impressions", "clicks", "week1_impressions", "week1_clicks", "sessions", "purchases", "revenue",
-            "retained_day1", "retained_day7", "retained_day30", "lifetime_days")
+METRIC_LABELS = {
+    "click_rate_week1": "CTR week 1",
+    "click_rate": "CTR",
+    "sessions_per_shopper": "sessions",
+    "purchases_per_shopper": "purchases",
+    "revenue_per_shopper": "revenue",
+    "retention_day1": "retained d1",
+    "retention_day7": "retained d7",
+    "retention_day30": "retained d30",
+    "mean_lifetime_days": "lifetime (days)",
+}
+_COLUMNS = (
+    "impressions",
+    "clicks",
+    "week1_impressions",
+    "week1_clicks",
+    "sessions",
+    "purchases",
+    "revenue",
+    "retained_day1",
+    "retained_day7",
+    "retained_day30",
+    "lifetime_days",
+)
 DIFF_METRICS = ("retention_day30", "click_rate_week1", "revenue_per_shopper")
 
 
@@ -57,7 +75,7 @@ class RunNotFinishedError(ValueError):
 # --------------------------------------------------------------------------------------------------------------
 def load_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame, pd.DataFrame, list[dict]]:
     """(resolved config, per-shopper frame of every cell, daily frame of every cell, cell records)."""
-    from experiments.runner import CELL_MARKER, cell_name
+    from stickyrec.experiments.runner import CELL_MARKER, cell_name
 
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
@@ -77,8 +95,10 @@ def load_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame, pd.DataFrame, lis
                 daily.append(pd.read_parquet(cell / "daily.parquet").assign(**keys))
                 cells.append(json.loads((cell / CELL_MARKER).read_text()))
     if missing:
-        raise RunNotFinishedError(f"{run_dir}: {len(missing)} cells are not finished (e.g. {missing[0]}); run"
-                                  f" `stickyrec run` with the same config and --out to finish them")
+        raise RunNotFinishedError(
+            f"{run_dir}: {len(missing)} cells are not finished (e.g. {missing[0]}); run"
+            f" `stickyrec run` with the same config and --out to finish them"
+        )
     return config, pd.concat(shoppers, ignore_index=True), pd.concat(daily, ignore_index=True), cells
 
 
@@ -88,12 +108,17 @@ def load_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame, pd.DataFrame, lis
 def _metrics_from_sums(sums: np.ndarray, weight: np.ndarray) -> dict[str, np.ndarray]:
     """Metrics from weighted column sums (last axis: ``_COLUMNS``) and total weights; works on stacked arrays."""
     c = {name: sums[..., i] for i, name in enumerate(_COLUMNS)}
-    return {"click_rate_week1": c["week1_clicks"] / np.maximum(c["week1_impressions"], 1e-12),
-            "click_rate": c["clicks"] / np.maximum(c["impressions"], 1e-12),
-            "sessions_per_shopper": c["sessions"] / weight, "purchases_per_shopper": c["purchases"] / weight,
-            "revenue_per_shopper": c["revenue"] / weight, "retention_day1": c["retained_day1"] / weight,
-            "retention_day7": c["retained_day7"] / weight, "retention_day30": c["retained_day30"] / weight,
-            "mean_lifetime_days": c["lifetime_days"] / weight}
+    return {
+        "click_rate_week1": c["week1_clicks"] / np.maximum(c["week1_impressions"], 1e-12),
+        "click_rate": c["clicks"] / np.maximum(c["impressions"], 1e-12),
+        "sessions_per_shopper": c["sessions"] / weight,
+        "purchases_per_shopper": c["purchases"] / weight,
+        "revenue_per_shopper": c["revenue"] / weight,
+        "retention_day1": c["retained_day1"] / weight,
+        "retention_day7": c["retained_day7"] / weight,
+        "retention_day30": c["retained_day30"] / weight,
+        "mean_lifetime_days": c["lifetime_days"] / weight,
+    }
 
 
 def summary_tables(config: dict, shoppers: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -107,9 +132,19 @@ def summary_tables(config: dict, shoppers: pd.DataFrame, seed: int = 0) -> tuple
     for scenario in [s["name"] for s in config["scenarios"]]:
         frame = shoppers[shoppers["scenario"] == scenario]
         # X[a, s]: (n shoppers, columns) for agent a in seed s
-        x = np.stack([np.stack([frame[(frame["agent"] == a) & (frame["seed"] == s)]
-                                .sort_values("shopper")[list(_COLUMNS)].to_numpy(dtype=float)
-                                for s in range(n_seeds)]) for a in agents])
+        x = np.stack(
+            [
+                np.stack(
+                    [
+                        frame[(frame["agent"] == a) & (frame["seed"] == s)]
+                        .sort_values("shopper")[list(_COLUMNS)]
+                        .to_numpy(dtype=float)
+                        for s in range(n_seeds)
+                    ]
+                )
+                for a in agents
+            ]
+        )
         n = x.shape[2]
         estimate = _metrics_from_sums(x.sum(axis=(1, 2)), np.full(len(agents), float(n_seeds * n)))
         sums = np.zeros((resamples, len(agents), len(_COLUMNS)))
@@ -167,14 +202,31 @@ def kaplan_meier(config: dict, shoppers: pd.DataFrame) -> tuple[pd.DataFrame, pd
             idx = np.searchsorted(bands.index.to_numpy(), days, side="right") - 1
             low = np.where(idx >= 0, bands.iloc[np.maximum(idx, 0), 0].to_numpy(), 1.0)
             high = np.where(idx >= 0, bands.iloc[np.maximum(idx, 0), 1].to_numpy(), 1.0)
-            curves.append(pd.DataFrame({"scenario": scenario["name"], "agent": agent, "day": days.astype(int),
-                                        "survival": survival, "low": low, "high": high}))
+            curves.append(
+                pd.DataFrame(
+                    {
+                        "scenario": scenario["name"],
+                        "agent": agent,
+                        "day": days.astype(int),
+                        "survival": survival,
+                        "low": low,
+                        "high": high,
+                    }
+                )
+            )
             if agent == reference:
                 continue
             ref = frame[frame["agent"] == reference]
             test = _logrank(part["churn_day"], ref["churn_day"], part["churned"], ref["churned"])
-            tests.append({"scenario": scenario["name"], "agent": agent, "reference": reference,
-                          "logrank_statistic": float(test.test_statistic), "logrank_p": float(test.p_value)})
+            tests.append(
+                {
+                    "scenario": scenario["name"],
+                    "agent": agent,
+                    "reference": reference,
+                    "logrank_statistic": float(test.test_statistic),
+                    "logrank_p": float(test.p_value),
+                }
+            )
     return pd.concat(curves, ignore_index=True), pd.DataFrame(tests)
 
 
@@ -191,12 +243,20 @@ def engagement(config: dict, shoppers: pd.DataFrame, daily: pd.DataFrame) -> pd.
         churn = shoppers.loc[(shoppers["scenario"] == scenario) & (shoppers["agent"] == agent), "churn_day"]
         active = (churn.to_numpy()[None, :] > days[:, None]).sum(axis=1).astype(float)
         per = np.maximum(active, 1.0)
-        out.append(pd.DataFrame({"scenario": scenario, "agent": agent, "day": days, "active_shoppers": active,
-                                 "sessions_per_active": totals["sessions"].to_numpy() / per,
-                                 "revenue_per_active": totals["revenue"].to_numpy() / per,
-                                 "clicks_per_active": totals["clicks"].to_numpy() / per,
-                                 "click_rate": totals["clicks"].to_numpy()
-                                 / np.maximum(totals["impressions"].to_numpy(), 1.0)}))
+        out.append(
+            pd.DataFrame(
+                {
+                    "scenario": scenario,
+                    "agent": agent,
+                    "day": days,
+                    "active_shoppers": active,
+                    "sessions_per_active": totals["sessions"].to_numpy() / per,
+                    "revenue_per_active": totals["revenue"].to_numpy() / per,
+                    "clicks_per_active": totals["clicks"].to_numpy() / per,
+                    "click_rate": totals["clicks"].to_numpy() / np.maximum(totals["impressions"].to_numpy(), 1.0),
+                }
+            )
+        )
     return pd.concat(out, ignore_index=True)
 
 
@@ -208,8 +268,15 @@ def cohorts(config: dict, shoppers: pd.DataFrame) -> pd.DataFrame:
         groups = [(f"seed {s}", f) for s, f in frame.groupby("seed")] + [("all", frame)]
         for cohort, part in groups:
             churn = part["churn_day"].to_numpy()
-            rows.append({"scenario": scenario, "agent": agent, "cohort": cohort, "shoppers": len(part),
-                         **{f"day_{d}": float((churn > d).mean()) for d in days}})
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "agent": agent,
+                    "cohort": cohort,
+                    "shoppers": len(part),
+                    **{f"day_{d}": float((churn > d).mean()) for d in days},
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -256,14 +323,15 @@ def plot_retention(curves: pd.DataFrame, agents: list[str], scenarios: list[str]
         ax.set_xlim(0, float(curves.loc[curves["scenario"] == scenario, "day"].max()))
         ax.grid(alpha=0.3)
         ax.set_title(scenario if len(scenarios) > 1 else title)
-    for ax in list(axes.flat)[len(scenarios):]:
+    for ax in list(axes.flat)[len(scenarios) :]:
         ax.set_visible(False)
     first = curves[curves["scenario"] == scenarios[0]]
     last = first[first["day"] == first["day"].max()].set_index("agent")["survival"]
     handles, names = axes.flat[0].get_legend_handles_labels()
     order = sorted(range(len(names)), key=lambda i: -last.get(names[i], 0.0))  # legend top-down like the curves
-    axes.flat[0].legend([handles[i] for i in order], [names[i] for i in order], loc="lower left", fontsize=8,
-                        framealpha=0.9)
+    axes.flat[0].legend(
+        [handles[i] for i in order], [names[i] for i in order], loc="lower left", fontsize=8, framealpha=0.9
+    )
     if len(scenarios) > 1:
         fig.suptitle(title)
     return _png(fig)
@@ -273,8 +341,10 @@ def plot_engagement(eng: pd.DataFrame, agents: list[str], scenario: str) -> byte
     plt = _pyplot()
     colours = agent_colours(agents)
     fig, axes = plt.subplots(1, 2, figsize=(12.8, 4.4))
-    for ax, column, label in ((axes[0], "sessions_per_active", "sessions per active shopper"),
-                              (axes[1], "revenue_per_active", "revenue per active shopper")):
+    for ax, column, label in (
+        (axes[0], "sessions_per_active", "sessions per active shopper"),
+        (axes[1], "revenue_per_active", "revenue per active shopper"),
+    ):
         for agent in agents:
             e = eng[(eng["scenario"] == scenario) & (eng["agent"] == agent)]
             smooth = e[column].rolling(3, min_periods=1, center=True).mean()  # 3-day mean: less day-to-day noise
@@ -296,8 +366,16 @@ def plot_by_scenario(table: pd.DataFrame, agents: list[str], scenarios: list[str
     for i, agent in enumerate(agents):
         t = table[table["agent"] == agent].set_index("scenario").loc[scenarios]
         offset = (i - (len(agents) - 1) / 2) * 0.03
-        ax.errorbar(x + offset, t[metric], yerr=[t[metric] - t[f"{metric}_low"], t[f"{metric}_high"] - t[metric]],
-                    color=colours[agent], label=agent, marker="o", capsize=3, lw=1.4)
+        ax.errorbar(
+            x + offset,
+            t[metric],
+            yerr=[t[metric] - t[f"{metric}_low"], t[f"{metric}_high"] - t[metric]],
+            color=colours[agent],
+            label=agent,
+            marker="o",
+            capsize=3,
+            lw=1.4,
+        )
     ax.set_xticks(x, scenarios)
     ax.set_xlabel("scenario")
     ax.set_ylabel(METRIC_LABELS[metric] + " (95% CI)")
@@ -335,8 +413,15 @@ def render_markdown(blocks: list[tuple], image_dir: str = "figures") -> str:
             out.append(block[1])
         elif kind == "table":
             header, rows = block[1], block[2]
-            out.append("\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-                                  *("| " + " | ".join(str(c) for c in r) + " |" for r in rows)]))
+            out.append(
+                "\n".join(
+                    [
+                        "| " + " | ".join(header) + " |",
+                        "|" + "---|" * len(header),
+                        *("| " + " | ".join(str(c) for c in r) + " |" for r in rows),
+                    ]
+                )
+            )
         elif kind == "img":
             out.append(f"![{block[2]}]({image_dir}/{block[1]})")
         elif kind == "code":
@@ -372,12 +457,16 @@ def render_html(blocks: list[tuple], images: dict[str, bytes], title: str) -> st
             body.append(f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
         elif kind == "img":
             data = base64.b64encode(images[block[1]]).decode()
-            body.append(f'<figure><img alt="{html.escape(block[2])}" src="data:image/png;base64,{data}">'
-                        f"<figcaption>{inline(block[2])}</figcaption></figure>")
+            body.append(
+                f'<figure><img alt="{html.escape(block[2])}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{inline(block[2])}</figcaption></figure>"
+            )
         elif kind == "code":
             body.append(f"<pre>{html.escape(block[1])}</pre>")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
 def _write_frame(frame: pd.DataFrame, path: Path) -> None:
@@ -407,21 +496,50 @@ def build_report(run_dir: str | Path, progress: bool = False) -> Path:
     if len(tests):
         diffs = diffs.merge(tests, on=["scenario", "agent", "reference"], how="left")
 
-    lifetimes = shoppers[["scenario", "agent", "seed", "shopper", "churn_day", "churned", "lifetime_days",
-                          "sessions", "clicks", "impressions", "purchases", "revenue"]]
+    lifetimes = shoppers[
+        [
+            "scenario",
+            "agent",
+            "seed",
+            "shopper",
+            "churn_day",
+            "churned",
+            "lifetime_days",
+            "sessions",
+            "clicks",
+            "impressions",
+            "purchases",
+            "revenue",
+        ]
+    ]
     _write_frame(lifetimes, run_dir / "lifetimes.parquet")
     _write_frame(table, run_dir / "summary.csv")
     _write_frame(diffs, run_dir / "differences.csv")
     _write_frame(curves, run_dir / "km.csv")
     _write_frame(eng, run_dir / "engagement.csv")
     _write_frame(cohort, run_dir / "cohorts.csv")
-    training = pd.DataFrame([{"scenario": c["scenario"], "agent": c["agent"], "seed": c["seed"],
-                              "train_seconds": c["train_seconds"], "cell_seconds": c["seconds"],
-                              "steps": c["training"].get("steps")} for c in cells])
-    write_json_atomic(run_dir / "summary.json", {
-        "name": config["name"], "table": table.to_dict(orient="records"),
-        "differences": diffs.to_dict(orient="records"),
-        "training": training.to_dict(orient="records")})
+    training = pd.DataFrame(
+        [
+            {
+                "scenario": c["scenario"],
+                "agent": c["agent"],
+                "seed": c["seed"],
+                "train_seconds": c["train_seconds"],
+                "cell_seconds": c["seconds"],
+                "steps": c["training"].get("steps"),
+            }
+            for c in cells
+        ]
+    )
+    write_json_atomic(
+        run_dir / "summary.json",
+        {
+            "name": config["name"],
+            "table": table.to_dict(orient="records"),
+            "differences": diffs.to_dict(orient="records"),
+            "training": training.to_dict(orient="records"),
+        },
+    )
 
     images: dict[str, bytes] = {}
     title = f"Retention by agent: {config['name']}"
@@ -448,15 +566,21 @@ def _report_blocks(config, table, diffs, cohort, eng, training, scenarios, agent
     blocks: list[tuple] = [
         ("h", 1, f"stickyrec report: {config['name']}"),
         ("p", config.get("description") or ""),
-        ("p", f"**Setup.** {len(agents)} agents x {len(scenarios)} scenario(s) x {config['seeds']} seeds. In seed s"
-              f" every agent meets the same {n_shoppers:,} held-out shoppers (population seed"
-              f" {config['evaluation']['population_seed']} + s x {n_shoppers}), over a {env0['horizon_days']:g}-day"
-              f" horizon; none of them was seen in training. Environment: {_env_difference(config)}."
-              f" Reference agent for the tests: `{reference}`."),
-        ("p", "**How to read it.** Retention at day d is the share of shoppers still customers on day d (not yet"
-              " churned). Brackets are 95% intervals from a bootstrap over seeds and shoppers. A difference is"
-              " paired: the same shoppers under both agents. Kaplan-Meier curves and the log-rank test (lifelines)"
-              " pool the seeds."),
+        (
+            "p",
+            f"**Setup.** {len(agents)} agents x {len(scenarios)} scenario(s) x {config['seeds']} seeds. In seed s"
+            f" every agent meets the same {n_shoppers:,} held-out shoppers (population seed"
+            f" {config['evaluation']['population_seed']} + s x {n_shoppers}), over a {env0['horizon_days']:g}-day"
+            f" horizon; none of them was seen in training. Environment: {_env_difference(config)}."
+            f" Reference agent for the tests: `{reference}`.",
+        ),
+        (
+            "p",
+            "**How to read it.** Retention at day d is the share of shoppers still customers on day d (not yet"
+            " churned). Brackets are 95% intervals from a bootstrap over seeds and shoppers. A difference is"
+            " paired: the same shoppers under both agents. Kaplan-Meier curves and the log-rank test (lifelines)"
+            " pool the seeds.",
+        ),
         ("img", "retention_curves.png", "Kaplan-Meier retention curves with 95% bands, by agent"),
     ]
     for scenario in scenarios:
@@ -464,11 +588,15 @@ def _report_blocks(config, table, diffs, cohort, eng, training, scenarios, agent
         if len(scenarios) > 1:
             blocks.append(("h", 2, f"Scenario {scenario}"))
             overrides = next(s["env"] for s in config["scenarios"] if s["name"] == scenario)
-            blocks.append(("p", "Env overrides: " + (", ".join(f"{k}={v}" for k, v in overrides.items())
-                                                      or "none")))
+            blocks.append(("p", "Env overrides: " + (", ".join(f"{k}={v}" for k, v in overrides.items()) or "none")))
         blocks.append(("h", 2 if len(scenarios) == 1 else 3, "Summary per agent"))
-        blocks.append(("table", ["agent", *(METRIC_LABELS[m] for m in METRICS)],
-                       [[r["agent"], *(_ci(r, m) for m in METRICS)] for _, r in t.iterrows()]))
+        blocks.append(
+            (
+                "table",
+                ["agent", *(METRIC_LABELS[m] for m in METRICS)],
+                [[r["agent"], *(_ci(r, m) for m in METRICS)] for _, r in t.iterrows()],
+            )
+        )
         d = diffs[diffs["scenario"] == scenario] if len(diffs) else diffs
         if len(d):
             blocks.append(("h", 2 if len(scenarios) == 1 else 3, f"Against {reference}"))
@@ -482,11 +610,17 @@ def _report_blocks(config, table, diffs, cohort, eng, training, scenarios, agent
         c = cohort[(cohort["scenario"] == scenario) & (cohort["cohort"] == "all")]
         day_cols = [col for col in c.columns if col.startswith("day_")]
         blocks.append(("h", 2 if len(scenarios) == 1 else 3, "Cohort retention (share still active on day N)"))
-        blocks.append(("table", ["agent", *(f"day {col[4:]}" for col in day_cols)],
-                       [[r["agent"], *(f"{r[col]:.3f}" for col in day_cols)] for _, r in c.iterrows()]))
+        blocks.append(
+            (
+                "table",
+                ["agent", *(f"day {col[4:]}" for col in day_cols)],
+                [[r["agent"], *(f"{r[col]:.3f}" for col in day_cols)] for _, r in c.iterrows()],
+            )
+        )
         blocks.append(("p", "Per-seed cohorts (one held-out population per seed) are in `cohorts.csv`."))
-        blocks.append(("img", f"engagement_{scenario}.png",
-                       "Sessions and revenue per active shopper per day (3-day mean)"))
+        blocks.append(
+            ("img", f"engagement_{scenario}.png", "Sessions and revenue per active shopper per day (3-day mean)")
+        )
         e = eng[eng["scenario"] == scenario]
         horizon = int(e["day"].max()) + 1
         windows = [(0, 7), (7, 30), (30, horizon)] if horizon > 30 else [(0, 7), (7, horizon)]
@@ -498,29 +632,65 @@ def _report_blocks(config, table, diffs, cohort, eng, training, scenarios, agent
                 w = ea[(ea["day"] >= lo) & (ea["day"] < hi)]
                 cells.append(f"{w['sessions_per_active'].mean():.3f} / {w['revenue_per_active'].mean():.2f}")
             rows.append([agent, *cells])
-        blocks.append(("table", ["agent", *(f"days {lo}-{hi - 1}: sessions / revenue per active" for lo, hi
-                                            in windows)], rows))
+        blocks.append(
+            ("table", ["agent", *(f"days {lo}-{hi - 1}: sessions / revenue per active" for lo, hi in windows)], rows)
+        )
     if len(scenarios) > 1:
         blocks.append(("h", 2, "Across scenarios"))
         blocks.append(("img", "retention_day30_by_scenario.png", "Day-30 retention by scenario (95% intervals)"))
         if len(diffs):
             rows = []
             for agent in [a for a in agents if a != reference]:
-                rows.append([agent, *(_signed(diffs[(diffs["scenario"] == s) & (diffs["agent"] == agent)].iloc[0],
-                                              "retention_day30_diff") for s in scenarios)])
+                rows.append(
+                    [
+                        agent,
+                        *(
+                            _signed(
+                                diffs[(diffs["scenario"] == s) & (diffs["agent"] == agent)].iloc[0],
+                                "retention_day30_diff",
+                            )
+                            for s in scenarios
+                        ),
+                    ]
+                )
             blocks.append(("p", f"Day-30 retention minus {reference}'s, per scenario:"))
             blocks.append(("table", ["agent", *scenarios], rows))
     blocks.append(("h", 2, "Training and evaluation time"))
-    t = training.groupby(["scenario", "agent"], sort=False).agg(
-        seeds=("seed", "count"), train_seconds=("train_seconds", "mean"), cell_seconds=("cell_seconds", "mean"),
-        steps=("steps", "mean")).reset_index()
-    blocks.append(("table", ["scenario", "agent", "seeds", "mean training s", "mean cell s", "env steps"],
-                   [[r["scenario"], r["agent"], int(r["seeds"]), f"{r['train_seconds']:.1f}",
-                     f"{r['cell_seconds']:.1f}", "" if pd.isna(r["steps"]) else f"{int(r['steps']):,}"]
-                    for _, r in t.iterrows()]))
+    t = (
+        training.groupby(["scenario", "agent"], sort=False)
+        .agg(
+            seeds=("seed", "count"),
+            train_seconds=("train_seconds", "mean"),
+            cell_seconds=("cell_seconds", "mean"),
+            steps=("steps", "mean"),
+        )
+        .reset_index()
+    )
+    blocks.append(
+        (
+            "table",
+            ["scenario", "agent", "seeds", "mean training s", "mean cell s", "env steps"],
+            [
+                [
+                    r["scenario"],
+                    r["agent"],
+                    int(r["seeds"]),
+                    f"{r['train_seconds']:.1f}",
+                    f"{r['cell_seconds']:.1f}",
+                    "" if pd.isna(r["steps"]) else f"{int(r['steps']):,}",
+                ]
+                for _, r in t.iterrows()
+            ],
+        )
+    )
     blocks.append(("h", 2, "Reproduce"))
-    blocks.append(("code", f"stickyrec run {config['name']}  # or the YAML file; the resolved config is"
-                           " config.yaml beside this report"))
+    blocks.append(
+        (
+            "code",
+            f"stickyrec run {config['name']}  # or the YAML file; the resolved config is"
+            " config.yaml beside this report",
+        )
+    )
     return blocks
 
 
@@ -544,11 +714,18 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path) -> Path:
     curves = pd.concat(all_curves, ignore_index=True)
     scenarios = list(dict.fromkeys(curves["scenario"]))
     images = {"retention_curves.png": plot_retention(curves, labels, scenarios, "Retention: runs compared")}
-    blocks: list[tuple] = [("h", 1, "stickyrec comparison"),
-                           ("p", "Runs: " + ", ".join(f"`{Path(r)}`" for r in run_dirs)),
-                           ("img", "retention_curves.png", "Kaplan-Meier retention by run and agent")]
-    blocks.append(("table", ["scenario", "run/agent", *(METRIC_LABELS[m] for m in METRICS)],
-                   [[r["scenario"], r["label"], *(_ci(r, m) for m in METRICS)] for _, r in table.iterrows()]))
+    blocks: list[tuple] = [
+        ("h", 1, "stickyrec comparison"),
+        ("p", "Runs: " + ", ".join(f"`{Path(r)}`" for r in run_dirs)),
+        ("img", "retention_curves.png", "Kaplan-Meier retention by run and agent"),
+    ]
+    blocks.append(
+        (
+            "table",
+            ["scenario", "run/agent", *(METRIC_LABELS[m] for m in METRICS)],
+            [[r["scenario"], r["label"], *(_ci(r, m) for m in METRICS)] for _, r in table.iterrows()],
+        )
+    )
     for name, data in images.items():
         write_bytes_atomic(out_dir / "figures" / name, data)
     _write_frame(table, out_dir / "summary.csv")
@@ -557,8 +734,14 @@ def compare_runs(run_dirs: list[str | Path], out_dir: str | Path) -> Path:
     return out_dir / "report.html"
 
 
-def compare_agents(run_dir: str | Path, agent_a: str, agent_b: str, scenario: str | None = None,
-                   run_dir_b: str | Path | None = None, out: str | Path | None = None) -> tuple[Path, str]:
+def compare_agents(
+    run_dir: str | Path,
+    agent_a: str,
+    agent_b: str,
+    scenario: str | None = None,
+    run_dir_b: str | Path | None = None,
+    out: str | Path | None = None,
+) -> tuple[Path, str]:
     """Two agents' retention curves side by side (PNG) and a text table with the log-rank test between them."""
     from lifelines import KaplanMeierFitter
 
@@ -596,8 +779,10 @@ def compare_agents(run_dir: str | Path, agent_a: str, agent_b: str, scenario: st
     for agent, part in ((a, pa), (b, pb)):
         churn = part["churn_day"].to_numpy()
         lines.append(f"{agent:<{width}} " + " ".join(f"{(churn > d).mean():>8.3f}" for d in days))
-    lines.append(f"log-rank test: chi2 {test.test_statistic:.2f}, p {_p(float(test.p_value))}"
-                 f" ({len(pa):,} vs {len(pb):,} shoppers)")
+    lines.append(
+        f"log-rank test: chi2 {test.test_statistic:.2f}, p {_p(float(test.p_value))}"
+        f" ({len(pa):,} vs {len(pb):,} shoppers)"
+    )
     return out, "\n".join(lines)
 
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.baselines import EVAL_SEED_OFFSET
-from experiments.evaluate import METRICS, _metrics, format_markdown
+from stickyrec.experiments.baselines import EVAL_SEED_OFFSET
+from stickyrec.experiments.evaluate import METRICS, _metrics, format_markdown
 
 BASELINE_ORDER = ("random", "popularity", "item_cf_brief_rhat", "item_cf", "mlp", "myopic_oracle")
 
@@ -40,27 +40,40 @@ def _run_cell(task: dict) -> dict:
     """Train and evaluate one cell (runs in a worker process)."""
     import torch
 
-    from envs.config import RetentionConfig
-    from experiments.evaluate import per_shopper_frame
-    from experiments.io import write_parquet_atomic
-    from experiments.simulate import simulate_cohort
-    from experiments.train import train_agent
+    from stickyrec.envs.config import RetentionConfig
+    from stickyrec.experiments.evaluate import per_shopper_frame
+    from stickyrec.experiments.simulate import simulate_cohort
+    from stickyrec.experiments.train import train_agent
+    from stickyrec.io import write_parquet_atomic
 
     torch.set_num_threads(1)
     config = RetentionConfig(**task["config"])
     out = Path(task["dir"])
     t0 = time.perf_counter()
-    agent = train_agent(task["agent"], config, out, reward=task["reward"], steps=task["steps"], seed=task["seed"],
-                        hyperparameters=task["params"], progress=False)
+    agent = train_agent(
+        task["agent"],
+        config,
+        out,
+        reward=task["reward"],
+        steps=task["steps"],
+        seed=task["seed"],
+        hyperparameters=task["params"],
+        progress=False,
+    )
     train_seconds = time.perf_counter() - t0
     frame = per_shopper_frame(simulate_cohort(agent, config, task["eval_shoppers"], seed=task["eval_seed"]))
     write_parquet_atomic(frame, out / "eval.parquet")  # the cell counts as done only once this exists
-    return {"cell": out.name, "train_seconds": train_seconds, "steps": agent.history["steps"],
-            "retention_day30": float(frame["retained_day30"].mean())}
+    return {
+        "cell": out.name,
+        "train_seconds": train_seconds,
+        "steps": agent.history["steps"],
+        "retention_day30": float(frame["retained_day30"].mean()),
+    }
 
 
-def _bootstrap_rows(baselines: dict[str, pd.DataFrame], rl: dict[str, list[pd.DataFrame]], resamples: int,
-                    seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _bootstrap_rows(
+    baselines: dict[str, pd.DataFrame], rl: dict[str, list[pd.DataFrame]], resamples: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metric table with 95% intervals, and the targets table (RL vs MLP and vs the long-term oracle)."""
     rng = np.random.default_rng(seed)
     n = len(next(iter(baselines.values())))
@@ -68,8 +81,9 @@ def _bootstrap_rows(baselines: dict[str, pd.DataFrame], rl: dict[str, list[pd.Da
         if any(len(f) != n for f in frames):
             raise ValueError(f"{name}: every evaluation must cover the same {n} held-out shoppers")
     estimates = {name: _metrics(f) for name, f in baselines.items()}
-    estimates |= {name: {m: float(np.mean([_metrics(f)[m] for f in frames])) for m in METRICS}
-                  for name, frames in rl.items()}
+    estimates |= {
+        name: {m: float(np.mean([_metrics(f)[m] for f in frames])) for m in METRICS} for name, frames in rl.items()
+    }
     draws: dict[str, dict[str, list[float]]] = {name: {m: [] for m in METRICS} for name in estimates}
     for _ in range(resamples):
         weights = rng.multinomial(n, np.full(n, 1.0 / n)).astype(float)
@@ -85,8 +99,13 @@ def _bootstrap_rows(baselines: dict[str, pd.DataFrame], rl: dict[str, list[pd.Da
     for name, estimate in estimates.items():
         row = {"agent": name, "seeds": len(rl[name]) if name in rl else 1}
         for m in METRICS:
-            row.update({m: estimate[m], f"{m}_low": float(np.percentile(draws[name][m], 2.5)),
-                        f"{m}_high": float(np.percentile(draws[name][m], 97.5))})
+            row.update(
+                {
+                    m: estimate[m],
+                    f"{m}_low": float(np.percentile(draws[name][m], 2.5)),
+                    f"{m}_high": float(np.percentile(draws[name][m], 97.5)),
+                }
+            )
         rows.append(row)
     targets = []
     mlp, oracle = "mlp", "long_term_oracle"
@@ -96,40 +115,61 @@ def _bootstrap_rows(baselines: dict[str, pd.DataFrame], rl: dict[str, list[pd.Da
         diff = np.array(draws[name]["retention_day30"]) - np.array(draws[mlp]["retention_day30"])
         share = np.array(draws[name]["retention_day30"]) / np.array(draws[oracle]["retention_day30"])
         wk1 = np.array(draws[mlp]["click_rate_week1"]) - np.array(draws[name]["click_rate_week1"])
-        targets.append({
-            "agent": name,
-            "d30_minus_mlp": estimates[name]["retention_day30"] - estimates[mlp]["retention_day30"],
-            "d30_minus_mlp_low": float(np.percentile(diff, 2.5)),
-            "d30_minus_mlp_high": float(np.percentile(diff, 97.5)),
-            "share_of_oracle_d30": estimates[name]["retention_day30"] / estimates[oracle]["retention_day30"],
-            "share_low": float(np.percentile(share, 2.5)), "share_high": float(np.percentile(share, 97.5)),
-            "mlp_wk1_ctr_minus_agent": estimates[mlp]["click_rate_week1"] - estimates[name]["click_rate_week1"],
-            "wk1_low": float(np.percentile(wk1, 2.5)), "wk1_high": float(np.percentile(wk1, 97.5))})
+        targets.append(
+            {
+                "agent": name,
+                "d30_minus_mlp": estimates[name]["retention_day30"] - estimates[mlp]["retention_day30"],
+                "d30_minus_mlp_low": float(np.percentile(diff, 2.5)),
+                "d30_minus_mlp_high": float(np.percentile(diff, 97.5)),
+                "share_of_oracle_d30": estimates[name]["retention_day30"] / estimates[oracle]["retention_day30"],
+                "share_low": float(np.percentile(share, 2.5)),
+                "share_high": float(np.percentile(share, 97.5)),
+                "mlp_wk1_ctr_minus_agent": estimates[mlp]["click_rate_week1"] - estimates[name]["click_rate_week1"],
+                "wk1_low": float(np.percentile(wk1, 2.5)),
+                "wk1_high": float(np.percentile(wk1, 97.5)),
+            }
+        )
     return pd.DataFrame(rows), pd.DataFrame(targets)
 
 
 def _targets_markdown(targets: pd.DataFrame) -> str:
-    lines = ["| agent | d30 retention minus MLP [95% CI] | share of long-term oracle d30 [95% CI] |"
-             " MLP week-1 CTR minus agent [95% CI] |", "|---|---|---|---|"]
+    lines = [
+        "| agent | d30 retention minus MLP [95% CI] | share of long-term oracle d30 [95% CI] |"
+        " MLP week-1 CTR minus agent [95% CI] |",
+        "|---|---|---|---|",
+    ]
     for _, r in targets.iterrows():
-        lines.append(f"| {r['agent']} | {r['d30_minus_mlp']:+.3f} [{r['d30_minus_mlp_low']:+.3f},"
-                     f" {r['d30_minus_mlp_high']:+.3f}] | {r['share_of_oracle_d30']:.1%} [{r['share_low']:.1%},"
-                     f" {r['share_high']:.1%}] | {r['mlp_wk1_ctr_minus_agent']:+.3f} [{r['wk1_low']:+.3f},"
-                     f" {r['wk1_high']:+.3f}] |")
+        lines.append(
+            f"| {r['agent']} | {r['d30_minus_mlp']:+.3f} [{r['d30_minus_mlp_low']:+.3f},"
+            f" {r['d30_minus_mlp_high']:+.3f}] | {r['share_of_oracle_d30']:.1%} [{r['share_low']:.1%},"
+            f" {r['share_high']:.1%}] | {r['mlp_wk1_ctr_minus_agent']:+.3f} [{r['wk1_low']:+.3f},"
+            f" {r['wk1_high']:+.3f}] |"
+        )
     return "\n".join(lines)
 
 
-def run_rl_benchmark(out_dir, config, agents=("ppo", "slateq"), rewards=("quality_stickiness", "click"), seeds=5,
-                     click_seeds: int | None = None, steps: dict | None = None, params: dict | None = None,
-                     eval_shoppers: int = 2000,
-                     train_shoppers: int = 3000, workers: int = 2, resamples: int = 300, progress: bool = True):
+def run_rl_benchmark(
+    out_dir,
+    config,
+    agents=("ppo", "slateq"),
+    rewards=("quality_stickiness", "click"),
+    seeds=5,
+    click_seeds: int | None = None,
+    steps: dict | None = None,
+    params: dict | None = None,
+    eval_shoppers: int = 2000,
+    train_shoppers: int = 3000,
+    workers: int = 2,
+    resamples: int = 300,
+    progress: bool = True,
+):
     """Run (or resume) the comparison into ``out_dir``; returns the Markdown report (also ``results.md``)."""
     from tqdm.auto import tqdm
 
-    from agents.rl import make_reward, make_rl_agent
-    from experiments.baselines import run_baselines
-    from experiments.io import write_bytes_atomic, write_json_atomic
-    from experiments.train import DEFAULT_STEPS
+    from stickyrec.agents.rl import make_reward, make_rl_agent
+    from stickyrec.experiments.baselines import run_baselines
+    from stickyrec.experiments.train import DEFAULT_STEPS
+    from stickyrec.io import write_bytes_atomic, write_json_atomic
 
     out = Path(out_dir)
     steps = {**DEFAULT_STEPS, **(steps or {})}
@@ -147,12 +187,15 @@ def run_rl_benchmark(out_dir, config, agents=("ppo", "slateq"), rewards=("qualit
     baseline_dir = out / "baselines"
     timings["baselines_reused"] = (baseline_dir / "results.json").exists()
     if not timings["baselines_reused"]:
-        run_baselines(baseline_dir, config, train_shoppers=train_shoppers, eval_shoppers=eval_shoppers, seed=0,
-                      progress=progress)
+        run_baselines(
+            baseline_dir, config, train_shoppers=train_shoppers, eval_shoppers=eval_shoppers, seed=0, progress=progress
+        )
     timings["baselines"] = round(time.perf_counter() - t_start, 1)
     per_shopper = pd.read_csv(baseline_dir / "per_shopper.csv")
-    baselines = {name: frame.drop(columns="agent").reset_index(drop=True)
-                 for name, frame in per_shopper.groupby("agent", sort=False)}
+    baselines = {
+        name: frame.drop(columns="agent").reset_index(drop=True)
+        for name, frame in per_shopper.groupby("agent", sort=False)
+    }
     if len(next(iter(baselines.values()))) != eval_shoppers:
         raise ValueError(f"{baseline_dir} was evaluated on another number of shoppers; use another --out")
 
@@ -162,22 +205,34 @@ def run_rl_benchmark(out_dir, config, agents=("ppo", "slateq"), rewards=("qualit
         for reward in rewards:
             for seed in range(seeds if reward == rewards[0] else other_seeds):
                 cell = out / "cells" / _cell_name(agent, reward, seed)
-                tasks.append({"agent": agent, "reward": reward, "seed": seed, "steps": steps[agent],
-                              "params": params.get(agent, {}), "dir": str(cell), "config": config.to_dict(),
-                              "eval_shoppers": eval_shoppers, "eval_seed": EVAL_SEED_OFFSET})
+                tasks.append(
+                    {
+                        "agent": agent,
+                        "reward": reward,
+                        "seed": seed,
+                        "steps": steps[agent],
+                        "params": params.get(agent, {}),
+                        "dir": str(cell),
+                        "config": config.to_dict(),
+                        "eval_shoppers": eval_shoppers,
+                        "eval_seed": EVAL_SEED_OFFSET,
+                    }
+                )
     pending = [t for t in tasks if not (Path(t["dir"]) / "eval.parquet").exists()]
     t_cells = time.perf_counter()
     cell_log = []
     if pending:
-        bar = tqdm(total=len(tasks), initial=len(tasks) - len(pending), desc="RL cells", unit="cell",
-                   disable=not progress)
+        bar = tqdm(
+            total=len(tasks), initial=len(tasks) - len(pending), desc="RL cells", unit="cell", disable=not progress
+        )
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
             futures = {pool.submit(_run_cell, task): task for task in pending}
             for future in as_completed(futures):
                 result = future.result()
                 cell_log.append(result)
-                bar.set_postfix_str(f"{result['cell']}: d30 {result['retention_day30']:.3f},"
-                                    f" {result['train_seconds']:.0f}s")
+                bar.set_postfix_str(
+                    f"{result['cell']}: d30 {result['retention_day30']:.3f}, {result['train_seconds']:.0f}s"
+                )
                 bar.update(1)
         bar.close()
     timings["cells"] = round(time.perf_counter() - t_cells, 1)
@@ -193,27 +248,45 @@ def run_rl_benchmark(out_dir, config, agents=("ppo", "slateq"), rewards=("qualit
     order += [n for n in baselines if n not in order]
     table = table.set_index("agent").loc[order].reset_index()
     timings["total"] = round(time.perf_counter() - t_start, 1)
-    training = {label: {"seeds": len(h), "steps": int(np.mean([x["steps"] for x in h])),
-                        "train_seconds_mean": float(np.mean([x["seconds"] for x in h])),
-                        "train_seconds_max": float(np.max([x["seconds"] for x in h])),
-                        "steps_per_second": float(np.mean([x["steps_per_second"] for x in h]))}
-                for label, h in train_info.items()}
-    markdown = format_markdown(table.assign(agent=[f"{a} ({n} seeds)" if a in rl else a
-                                                   for a, n in zip(table["agent"], table["seeds"])]))
-    report = (f"# RL agents against baselines on held-out shoppers\n\n{eval_shoppers} held-out shoppers (population"
-              f" seed {EVAL_SEED_OFFSET}), {config.horizon_days:g}-day horizon. RL rows: mean over the training"
-              " seeds (as shown); 95% intervals from a bootstrap over seeds and shoppers (baselines: over"
-              " shoppers).\n\n"
-              f"{markdown}\n\n## Targets\n\n{_targets_markdown(targets)}\n\n## Training\n\n"
-              "| agent | seeds | steps | mean seconds | max seconds | steps/s |\n|---|---|---|---|---|---|\n"
-              + "\n".join(f"| {k} | {v['seeds']} | {v['steps']:,} | {v['train_seconds_mean']:.0f} |"
-                          f" {v['train_seconds_max']:.0f} | {v['steps_per_second']:,.0f} |"
-                          for k, v in training.items())
-              + f"\n\nWall time (seconds): {timings}\n")
+    training = {
+        label: {
+            "seeds": len(h),
+            "steps": int(np.mean([x["steps"] for x in h])),
+            "train_seconds_mean": float(np.mean([x["seconds"] for x in h])),
+            "train_seconds_max": float(np.max([x["seconds"] for x in h])),
+            "steps_per_second": float(np.mean([x["steps_per_second"] for x in h])),
+        }
+        for label, h in train_info.items()
+    }
+    markdown = format_markdown(
+        table.assign(agent=[f"{a} ({n} seeds)" if a in rl else a for a, n in zip(table["agent"], table["seeds"])])
+    )
+    report = (
+        f"# RL agents against baselines on held-out shoppers\n\n{eval_shoppers} held-out shoppers (population"
+        f" seed {EVAL_SEED_OFFSET}), {config.horizon_days:g}-day horizon. RL rows: mean over the training"
+        " seeds (as shown); 95% intervals from a bootstrap over seeds and shoppers (baselines: over"
+        " shoppers).\n\n"
+        f"{markdown}\n\n## Targets\n\n{_targets_markdown(targets)}\n\n## Training\n\n"
+        "| agent | seeds | steps | mean seconds | max seconds | steps/s |\n|---|---|---|---|---|---|\n"
+        + "\n".join(
+            f"| {k} | {v['seeds']} | {v['steps']:,} | {v['train_seconds_mean']:.0f} |"
+            f" {v['train_seconds_max']:.0f} | {v['steps_per_second']:,.0f} |"
+            for k, v in training.items()
+        )
+        + f"\n\nWall time (seconds): {timings}\n"
+    )
     write_bytes_atomic(out / "results.md", report.encode())
-    write_json_atomic(out / "results.json", {"table": table.to_dict(orient="records"),
-                                             "targets": targets.to_dict(orient="records"), "training": training,
-                                             "timings": timings, "cells_run_now": cell_log, "seeds": seeds,
-                                             "eval_shoppers": eval_shoppers, "config": config.to_dict()})
+    write_json_atomic(
+        out / "results.json",
+        {
+            "table": table.to_dict(orient="records"),
+            "targets": targets.to_dict(orient="records"),
+            "training": training,
+            "timings": timings,
+            "cells_run_now": cell_log,
+            "seeds": seeds,
+            "eval_shoppers": eval_shoppers,
+            "config": config.to_dict(),
+        },
+    )
     return report
-

@@ -34,8 +34,8 @@ from typing import Any
 
 import yaml
 
-from experiments.experiment import AgentSpec, ExperimentConfig
-from experiments.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
+from stickyrec.experiments.experiment import AgentSpec, ExperimentConfig
+from stickyrec.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
 CELL_MARKER = "cell.json"
 DATA_MARKER = "done.json"
@@ -67,21 +67,36 @@ def plan(experiment: ExperimentConfig, run_dir: Path) -> tuple[list[dict], list[
         env = scenario.env.to_dict()
         if experiment.needs_data:
             for seed in range(experiment.seeds):
-                data_tasks.append({
-                    "type": "data", "name": f"{scenario.name}__s{seed}", "env": env, "seed": seed,
-                    "dir": str(run_dir / "data" / f"{scenario.name}__s{seed}"),
-                    "shoppers": experiment.data_shoppers,
-                    "population_seed": experiment.data_population_seed(seed)})
+                data_tasks.append(
+                    {
+                        "type": "data",
+                        "name": f"{scenario.name}__s{seed}",
+                        "env": env,
+                        "seed": seed,
+                        "dir": str(run_dir / "data" / f"{scenario.name}__s{seed}"),
+                        "shoppers": experiment.data_shoppers,
+                        "population_seed": experiment.data_population_seed(seed),
+                    }
+                )
         for spec in experiment.agents:
             for seed in range(experiment.seeds):
                 name = cell_name(scenario.name, spec.label, seed)
-                agent_tasks.append({
-                    "type": "agent", "name": name, "scenario": scenario.name, "env": env, "seed": seed,
-                    "spec": dataclasses.asdict(spec), "dir": str(run_dir / "cells" / name),
-                    "data_dir": (str(run_dir / "data" / f"{scenario.name}__s{seed}") if spec.needs == "data"
-                                 else None),
-                    "eval_shoppers": experiment.eval_shoppers,
-                    "eval_seed": experiment.eval_population_seed(seed)})
+                agent_tasks.append(
+                    {
+                        "type": "agent",
+                        "name": name,
+                        "scenario": scenario.name,
+                        "env": env,
+                        "seed": seed,
+                        "spec": dataclasses.asdict(spec),
+                        "dir": str(run_dir / "cells" / name),
+                        "data_dir": (
+                            str(run_dir / "data" / f"{scenario.name}__s{seed}") if spec.needs == "data" else None
+                        ),
+                        "eval_shoppers": experiment.eval_shoppers,
+                        "eval_seed": experiment.eval_population_seed(seed),
+                    }
+                )
     return data_tasks, agent_tasks
 
 
@@ -111,16 +126,24 @@ def run_task(task: dict) -> dict:
 
 
 def _run_data(task: dict, out: Path) -> dict:
-    from agents import RandomPolicy
-    from envs.catalog import make_catalog
-    from envs.config import RetentionConfig
-    from envs.logstore import collect
-    from experiments.data import load_training_log, split_log
+    from stickyrec.agents import RandomPolicy
+    from stickyrec.envs.catalog import make_catalog
+    from stickyrec.envs.config import RetentionConfig
+    from stickyrec.envs.logstore import collect
+    from stickyrec.experiments.data import load_training_log, split_log
 
     config = RetentionConfig(**task["env"])
     store, contexts = out / "impressions.duckdb", out / "contexts.parquet"
-    collect(RandomPolicy(task["seed"]), config, task["shoppers"], store=store, run_id="logging",
-            seed=task["population_seed"], progress=False, contexts=contexts)
+    collect(
+        RandomPolicy(task["seed"]),
+        config,
+        task["shoppers"],
+        store=store,
+        run_id="logging",
+        seed=task["population_seed"],
+        progress=False,
+        contexts=contexts,
+    )
     table = load_training_log(store, "logging", contexts, make_catalog(config))
     splits = split_log(table, seed=task["seed"])
     for part in ("train", "validation"):
@@ -129,15 +152,23 @@ def _run_data(task: dict, out: Path) -> dict:
 
 
 def _train(task: dict, spec: AgentSpec, config, out: Path):
-    from envs.catalog import make_catalog
-    from experiments.experiment import make_agent
+    from stickyrec.envs.catalog import make_catalog
+    from stickyrec.experiments.experiment import make_agent
 
     if spec.needs == "rl":
-        from agents.rl import DEFAULT_REWARD
-        from experiments.train import train_agent
+        from stickyrec.agents.rl import DEFAULT_REWARD
+        from stickyrec.experiments.train import train_agent
 
-        agent = train_agent(spec.kind, config, out, reward=spec.reward or DEFAULT_REWARD, steps=spec.steps,
-                            seed=task["seed"], hyperparameters=spec.params, progress=False)
+        agent = train_agent(
+            spec.kind,
+            config,
+            out,
+            reward=spec.reward or DEFAULT_REWARD,
+            steps=spec.steps,
+            seed=task["seed"],
+            hyperparameters=spec.params,
+            progress=False,
+        )
         return agent, {"steps": agent.history["steps"], "steps_per_second": agent.history["steps_per_second"]}
     agent = make_agent(spec, task["seed"])
     if spec.needs != "data":
@@ -163,9 +194,9 @@ def _train(task: dict, spec: AgentSpec, config, out: Path):
 def _run_agent(task: dict, out: Path) -> dict:
     import pandas as pd
 
-    from envs.config import RetentionConfig
-    from experiments.evaluate import _metrics, per_shopper_frame
-    from experiments.simulate import simulate_cohort
+    from stickyrec.envs.config import RetentionConfig
+    from stickyrec.experiments.evaluate import _metrics, per_shopper_frame
+    from stickyrec.experiments.simulate import simulate_cohort
 
     spec = AgentSpec(**task["spec"])
     config = RetentionConfig(**task["env"])
@@ -182,9 +213,16 @@ def _run_agent(task: dict, out: Path) -> dict:
     daily = pd.DataFrame({"day": range(len(result.daily["sessions"])), **result.daily})
     write_parquet_atomic(shoppers, out / "shoppers.parquet")
     write_parquet_atomic(daily, out / "daily.parquet")
-    return {"scenario": task["scenario"], "agent": spec.label, "kind": spec.kind, "seed": task["seed"],
-            "eval_population_seed": task["eval_seed"], "train_seconds": round(train_seconds, 2),
-            "training": training, "metrics": _metrics(shoppers)}
+    return {
+        "scenario": task["scenario"],
+        "agent": spec.label,
+        "kind": spec.kind,
+        "seed": task["seed"],
+        "eval_population_seed": task["eval_seed"],
+        "train_seconds": round(train_seconds, 2),
+        "training": training,
+        "metrics": _metrics(shoppers),
+    }
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -238,8 +276,11 @@ class _RayBackend:
         self.started_here = not ray.is_initialized()
         if self.started_here:
             env_vars = {v: "1" for v in THREAD_VARIABLES}
-            kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False,
-                                      "runtime_env": {"env_vars": env_vars}}
+            kwargs: dict[str, Any] = {
+                "log_to_driver": False,
+                "include_dashboard": False,
+                "runtime_env": {"env_vars": env_vars},
+            }
             if address is None:
                 kwargs["num_cpus"] = workers
             ray.init(address=address, **kwargs)
@@ -295,16 +336,25 @@ def _check_run_dir(run_dir: Path, resolved: dict) -> None:
     stored = yaml.safe_load(stored_path.read_text())
     if stored != resolved:
         changed = sorted(k for k in set(stored) | set(resolved) if stored.get(k) != resolved.get(k))
-        raise ValueError(f"{run_dir} holds a run of a different config (differs in: {', '.join(changed)}); resume"
-                         " it with the same config and --set values, or choose another --out")
+        raise ValueError(
+            f"{run_dir} holds a run of a different config (differs in: {', '.join(changed)}); resume"
+            " it with the same config and --set values, or choose another --out"
+        )
 
 
 def resolved_config(experiment: ExperimentConfig) -> dict:
     return {**experiment.to_dict(), "resolved_env": experiment.resolved_envs()}
 
 
-def run_experiment(experiment: ExperimentConfig, run_dir: str | Path, backend: str = "local", workers: int = 2,
-                   ray_address: str | None = None, progress: bool = True, report: bool = True) -> RunResult:
+def run_experiment(
+    experiment: ExperimentConfig,
+    run_dir: str | Path,
+    backend: str = "local",
+    workers: int = 2,
+    ray_address: str | None = None,
+    progress: bool = True,
+    report: bool = True,
+) -> RunResult:
     """Run (or resume) every cell of ``experiment`` into ``run_dir``, then write the report."""
     from tqdm.auto import tqdm
 
@@ -331,8 +381,14 @@ def run_experiment(experiment: ExperimentConfig, run_dir: str | Path, backend: s
     # slow cell that becomes ready late (the MLP, once its logged data exists) still overtakes the quick ones.
     queue = sorted([*data_pending, *(t for t in pending if t not in waiting)], key=_priority)
     failed: dict[str, str] = {}
-    bar = tqdm(total=len(agent_tasks), initial=len(done_cells), desc=f"{experiment.name}: cells", unit="cell",
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(agent_tasks),
+        initial=len(done_cells),
+        desc=f"{experiment.name}: cells",
+        unit="cell",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     executor = None
     if pending:
         executor = _LocalBackend(workers) if backend == "local" else _RayBackend(workers, ray_address)
@@ -360,16 +416,20 @@ def run_experiment(experiment: ExperimentConfig, run_dir: str | Path, backend: s
                         bar.update(1)
                     continue
                 if task["type"] == "data":
-                    tqdm.write(f"data  {task['name']}: {result['impressions']:,} impressions logged"
-                               f" ({result['seconds']:.0f} s)")
+                    tqdm.write(
+                        f"data  {task['name']}: {result['impressions']:,} impressions logged"
+                        f" ({result['seconds']:.0f} s)"
+                    )
                     for dependent in [w for w in waiting if w["data_dir"] == task["dir"]]:
                         waiting.remove(dependent)
                         queue.append(dependent)
                     queue.sort(key=_priority)
                     continue
                 metrics = result["metrics"]
-                line = (f"done  {task['name']}: d30 retention {metrics['retention_day30']:.3f}, CTR wk1"
-                        f" {metrics['click_rate_week1']:.3f} ({result['seconds']:.0f} s)")
+                line = (
+                    f"done  {task['name']}: d30 retention {metrics['retention_day30']:.3f}, CTR wk1"
+                    f" {metrics['click_rate_week1']:.3f} ({result['seconds']:.0f} s)"
+                )
                 tqdm.write(line)
                 bar.update(1)
         aborted = False
@@ -384,7 +444,7 @@ def run_experiment(experiment: ExperimentConfig, run_dir: str | Path, backend: s
     failed_cells = sum(1 for t in pending if t["name"] in failed)
     result = RunResult(run_dir, len(agent_tasks), len(pending) - failed_cells, len(done_cells), failed, seconds)
     if not failed and report:
-        from experiments.report import build_report
+        from stickyrec.experiments.report import build_report
 
         build_report(run_dir, progress=progress)
     return result

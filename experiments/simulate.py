@@ -9,9 +9,9 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from tqdm.auto import tqdm
 
-from agents.base import Agent
-from envs.config import RetentionConfig
-from envs.vector import RetentionVectorEnv
+from stickyrec.agents.base import Agent
+from stickyrec.envs.config import RetentionConfig
+from stickyrec.envs.vector import RetentionVectorEnv
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,8 +55,9 @@ class CohortResult:
         return out
 
 
-def simulate_cohort(policy: Agent, config: RetentionConfig, n_shoppers: int, seed: int = 0,
-                    progress: bool = False) -> CohortResult:
+def simulate_cohort(
+    policy: Agent, config: RetentionConfig, n_shoppers: int, seed: int = 0, progress: bool = False
+) -> CohortResult:
     """Run ``n_shoppers`` shoppers (slots seeded ``seed + i``) under ``policy`` until all finish."""
     env = RetentionVectorEnv(n_shoppers, config=config, autoreset_mode=AutoresetMode.DISABLED)
     policy.bind(env)
@@ -107,5 +108,17 @@ def simulate_cohort(policy: Agent, config: RetentionConfig, n_shoppers: int, see
         if day > bar.n:  # advance by whole days only: no redraw on every step
             bar.update(day - bar.n)
     bar.close()
-    return CohortResult(policy.name, config.horizon_days, impressions, clicks, week_imp, week_clicks, purchases,
-                        revenue, sessions, churned, last_day, daily)
+    return CohortResult(
+        policy.name,
+        config.horizon_days,
+        impressions,
+        clicks,
+        week_imp,
+        week_clicks,
+        purchases,
+        revenue,
+        sessions,
+        churned,
+        last_day,
+        daily,
+    )

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from envs.config import RetentionConfig
+from stickyrec.envs.config import RetentionConfig
 
 DEFAULT_STEPS = {"ppo": 3_000_000, "slateq": 1_200_000}  # each under 5 minutes on one core here
 
@@ -34,12 +34,22 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-def train_agent(agent_name: str, config: RetentionConfig, out_dir, reward=None, steps: int | None = None,
-                seed: int = 0, hyperparameters: dict | None = None, max_seconds: float | None = None,
-                checkpoint_every: int = 500_000, progress: bool = True, threads: int = 1):
+def train_agent(
+    agent_name: str,
+    config: RetentionConfig,
+    out_dir,
+    reward=None,
+    steps: int | None = None,
+    seed: int = 0,
+    hyperparameters: dict | None = None,
+    max_seconds: float | None = None,
+    checkpoint_every: int = 500_000,
+    progress: bool = True,
+    threads: int = 1,
+):
     """Train, save and describe one agent; returns the trained agent (all inputs checked before training)."""
-    from agents.rl import make_rl_agent
-    from experiments.io import write_bytes_atomic, write_json_atomic
+    from stickyrec.agents.rl import make_rl_agent
+    from stickyrec.io import write_bytes_atomic, write_json_atomic
 
     params = dict(hyperparameters or {})
     for key in ("reward", "seed"):
@@ -51,11 +61,28 @@ def train_agent(agent_name: str, config: RetentionConfig, out_dir, reward=None, 
     out.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(out / "config.yaml", config.to_yaml().encode())
     t0 = time.perf_counter()
-    agent.train(config, steps, log_dir=out / "tb", checkpoint_dir=out / "checkpoints",
-                checkpoint_every=checkpoint_every, max_seconds=max_seconds, progress=progress, threads=threads)
+    agent.train(
+        config,
+        steps,
+        log_dir=out / "tb",
+        checkpoint_dir=out / "checkpoints",
+        checkpoint_every=checkpoint_every,
+        max_seconds=max_seconds,
+        progress=progress,
+        threads=threads,
+    )
     agent.save(out / "agent.pt")
-    write_json_atomic(out / "train.json", {
-        "agent": agent.name, "reward": agent.reward.describe(), "seed": seed, "steps_requested": steps,
-        "hyperparameters": agent.hyperparameters, "history": agent.history,
-        "wall_seconds": round(time.perf_counter() - t0, 2), "config": config.to_dict()})
+    write_json_atomic(
+        out / "train.json",
+        {
+            "agent": agent.name,
+            "reward": agent.reward.describe(),
+            "seed": seed,
+            "steps_requested": steps,
+            "hyperparameters": agent.hyperparameters,
+            "history": agent.history,
+            "wall_seconds": round(time.perf_counter() - t0, 2),
+            "config": config.to_dict(),
+        },
+    )
     return agent

@@ -8,13 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-import envs
+from stickyrec import envs
 
 # Modest example counts keep the default suite fast; HYPOTHESIS_PROFILE=thorough digs deeper on purpose.
-settings.register_profile("default", max_examples=25, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("thorough", max_examples=300, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("default", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 

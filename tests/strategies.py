@@ -13,7 +13,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from envs.config import RetentionConfig
+from stickyrec.envs.config import RetentionConfig
 
 
 def _sane(lo: float, hi: float) -> st.SearchStrategy[float]:
@@ -119,8 +119,9 @@ def configs(**kwargs) -> st.SearchStrategy[RetentionConfig]:
 
 def slates(n_candidates: int, slate_size: int) -> st.SearchStrategy[np.ndarray]:
     """One valid slate: ``slate_size`` distinct int64 indices into ``n_candidates`` candidates."""
-    return st.lists(st.integers(0, n_candidates - 1), min_size=slate_size, max_size=slate_size,
-                    unique=True).map(lambda picks: np.array(picks, dtype=np.int64))
+    return st.lists(st.integers(0, n_candidates - 1), min_size=slate_size, max_size=slate_size, unique=True).map(
+        lambda picks: np.array(picks, dtype=np.int64)
+    )
 
 
 def batched_slates(batch_size: int, n_candidates: int, slate_size: int) -> st.SearchStrategy[np.ndarray]:
@@ -131,6 +132,8 @@ def batched_slates(batch_size: int, n_candidates: int, slate_size: int) -> st.Se
 def utilities(max_batch: int = 6, max_slate: int = 12, bound: float = 1e6) -> st.SearchStrategy[np.ndarray]:
     """(B, k) finite utilities, extremes (up to +-bound) included."""
     shapes = st.tuples(st.integers(1, max_batch), st.integers(1, max_slate))
-    elements = st.one_of(st.floats(-bound, bound, allow_nan=False, allow_infinity=False),
-                         st.sampled_from([-bound, -700.0, -1e-300, 0.0, 1e-300, 700.0, bound]))
+    elements = st.one_of(
+        st.floats(-bound, bound, allow_nan=False, allow_infinity=False),
+        st.sampled_from([-bound, -700.0, -1e-300, 0.0, 1e-300, 700.0, bound]),
+    )
     return shapes.flatmap(lambda shape: hnp.arrays(np.float64, shape, elements=elements))

@@ -9,25 +9,28 @@ import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
 
-import envs
-from envs import RetentionConfig
+from stickyrec import envs
+from stickyrec.envs import RetentionConfig
 from tests.helpers import assert_step_equal
 
 # --- config: single fields ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field, value, allowed", [
-    ("n_items", 1, "integer in [2, "),
-    ("n_categories", 0, "integer in [1, "),
-    ("slate_size", 0, "integer in [1, "),
-    ("temperature", 0.0, "number in (0, 100]"),  # open lower bound: 0 itself is out
-    ("temperature", 100.5, "number in (0, 100]"),
-    ("clickbait_share", 1.5, "number in [0, 1]"),
-    ("clickbait_share", -0.1, "number in [0, 1]"),
-    ("position_decay", 0.0, "number in (0, 1]"),
-    ("horizon_days", -1.0, "number in (0, "),
-    ("catalog_seed", -1, "integer in [0, "),
-])
+@pytest.mark.parametrize(
+    "field, value, allowed",
+    [
+        ("n_items", 1, "integer in [2, "),
+        ("n_categories", 0, "integer in [1, "),
+        ("slate_size", 0, "integer in [1, "),
+        ("temperature", 0.0, "number in (0, 100]"),  # open lower bound: 0 itself is out
+        ("temperature", 100.5, "number in (0, 100]"),
+        ("clickbait_share", 1.5, "number in [0, 1]"),
+        ("clickbait_share", -0.1, "number in [0, 1]"),
+        ("position_decay", 0.0, "number in (0, 1]"),
+        ("horizon_days", -1.0, "number in (0, "),
+        ("catalog_seed", -1, "integer in [0, "),
+    ],
+)
 def test_out_of_range_value_names_field_value_and_allowed_range(field, value, allowed):
     """A value outside a field's range is a ValueError naming the field, the value and the allowed range."""
     with pytest.raises(ValueError) as error:
@@ -37,24 +40,28 @@ def test_out_of_range_value_names_field_value_and_allowed_range(field, value, al
     assert allowed in message
 
 
-@pytest.mark.parametrize("field, value", [
-    ("clickbait_share", float("nan")), ("temperature", float("inf")), ("reward_click", float("-inf"))])
+@pytest.mark.parametrize(
+    "field, value", [("clickbait_share", float("nan")), ("temperature", float("inf")), ("reward_click", float("-inf"))]
+)
 def test_non_finite_value_is_rejected(field, value):
     """NaN and infinities are rejected, even for reward weights whose range is unbounded."""
     with pytest.raises(ValueError, match=rf"'{field}'.*not finite.*allowed: number in"):
         RetentionConfig(**{field: value})
 
 
-@pytest.mark.parametrize("field, value, kind", [
-    ("n_items", "300", "has type str"),
-    ("clickbait_share", "0.3", "has type str"),
-    ("n_items", True, "has type bool"),
-    ("clickbait_share", False, "has type bool"),
-    ("n_items", 300.0, "is not an integer"),
-    ("slate_size", 2.5, "is not an integer"),
-    ("temperature", None, "has type NoneType"),
-    ("temperature", [0.4], "has type list"),
-])
+@pytest.mark.parametrize(
+    "field, value, kind",
+    [
+        ("n_items", "300", "has type str"),
+        ("clickbait_share", "0.3", "has type str"),
+        ("n_items", True, "has type bool"),
+        ("clickbait_share", False, "has type bool"),
+        ("n_items", 300.0, "is not an integer"),
+        ("slate_size", 2.5, "is not an integer"),
+        ("temperature", None, "has type NoneType"),
+        ("temperature", [0.4], "has type list"),
+    ],
+)
 def test_wrong_type_names_field_and_allowed_kind(field, value, kind):
     """A str, bool, None or list, or a float for an integer field, is a ValueError naming field and allowed kind."""
     with pytest.raises(ValueError) as error:
@@ -71,12 +78,16 @@ def test_int_for_float_field_is_accepted():
     assert RetentionConfig(clickbait_share=0).clickbait_share == 0
 
 
-@pytest.mark.parametrize("key, suggestion", [("n_item", "n_items"), ("clickbait", "clickbait_share"),
-                                             ("temprature", "temperature")])
+@pytest.mark.parametrize(
+    "key, suggestion", [("n_item", "n_items"), ("clickbait", "clickbait_share"), ("temprature", "temperature")]
+)
 def test_unknown_key_suggests_close_names(key, suggestion):
     """An unknown key is a ValueError that names it and suggests the closest field names."""
-    for build in (lambda: RetentionConfig().replace(**{key: 1}), lambda: envs.make_config(**{key: 1}),
-                  lambda: RetentionConfig.from_dict({key: 1})):
+    for build in (
+        lambda: RetentionConfig().replace(**{key: 1}),
+        lambda: envs.make_config(**{key: 1}),
+        lambda: RetentionConfig.from_dict({key: 1}),
+    ):
         with pytest.raises(ValueError, match=rf"unknown config key.*'{key}'.*did you mean.*{suggestion}"):
             build()
 
@@ -102,15 +113,18 @@ def test_config_of_the_wrong_kind_is_rejected():
 # --- config: cross-field checks ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("overrides, names", [
-    ({"n_candidates": 20, "slate_size": 21}, ["slate_size", "n_candidates"]),
-    ({"n_items": 50, "n_candidates": 60}, ["n_candidates", "n_items"]),
-    ({"n_items": 50, "n_categories": 51, "n_candidates": 10, "popular_pool_size": 2}, ["n_categories", "n_items"]),
-    ({"nearest_share": 0.7, "popular_share": 0.4}, ["nearest_share", "popular_share"]),
-    ({"popular_pool_size": 19}, ["popular_pool_size"]),  # popular_share 0.2 * 100 candidates = 20 > 19
-    ({"n_items": 150, "n_candidates": 100, "popular_pool_size": 120}, ["n_items", "popular_pool_size"]),
-    ({"n_interest_clusters": 30_000}, ["n_interest_clusters"]),  # 30,000 x 2,000 items > 50,000,000
-])
+@pytest.mark.parametrize(
+    "overrides, names",
+    [
+        ({"n_candidates": 20, "slate_size": 21}, ["slate_size", "n_candidates"]),
+        ({"n_items": 50, "n_candidates": 60}, ["n_candidates", "n_items"]),
+        ({"n_items": 50, "n_categories": 51, "n_candidates": 10, "popular_pool_size": 2}, ["n_categories", "n_items"]),
+        ({"nearest_share": 0.7, "popular_share": 0.4}, ["nearest_share", "popular_share"]),
+        ({"popular_pool_size": 19}, ["popular_pool_size"]),  # popular_share 0.2 * 100 candidates = 20 > 19
+        ({"n_items": 150, "n_candidates": 100, "popular_pool_size": 120}, ["n_items", "popular_pool_size"]),
+        ({"n_interest_clusters": 30_000}, ["n_interest_clusters"]),  # 30,000 x 2,000 items > 50,000,000
+    ],
+)
 def test_cross_field_violation_names_the_fields_and_the_rule(overrides, names):
     """Inconsistent fields (slate larger than the candidates, pools larger than the catalog...) are a
     ValueError naming the fields involved and what is allowed."""
@@ -124,8 +138,16 @@ def test_cross_field_violation_names_the_fields_and_the_rule(overrides, names):
 
 def test_cross_field_edge_values_are_accepted():
     """The boundary of each cross-field rule is allowed: slate = candidates = items, shares summing to 1."""
-    config = RetentionConfig(n_items=60, n_categories=60, n_candidates=60, slate_size=60, nearest_share=0.5,
-                             popular_share=0.5, popular_pool_size=30, n_interest_clusters=4)
+    config = RetentionConfig(
+        n_items=60,
+        n_categories=60,
+        n_candidates=60,
+        slate_size=60,
+        nearest_share=0.5,
+        popular_share=0.5,
+        popular_pool_size=30,
+        n_interest_clusters=4,
+    )
     assert (config.n_nearest, config.n_popular) == (30, 30)
 
 
@@ -321,8 +343,7 @@ def test_bad_autoreset_mode_and_batch_size_are_value_errors():
 
 # --- a rejected slate changes nothing ---------------------------------------------------------------------------
 
-BAD_FOR_STATE = ["repeated index", "negative index", "index equal to M", "too short", "non-integer floats",
-                 "booleans"]
+BAD_FOR_STATE = ["repeated index", "negative index", "index equal to M", "too short", "non-integer floats", "booleans"]
 
 
 def test_rejected_slates_leave_the_single_env_unchanged(rng):

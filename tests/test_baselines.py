@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from gymnasium.vector import AutoresetMode
 
-from agents.baselines import ItemCFPolicy, PopularityPolicy, item_cosine_similarity
-from agents.oracles import LongTermOracle, MyopicOracle, capped_greedy_slate, true_click_probabilities
-from envs.vector import RetentionVectorEnv
+from stickyrec.agents.baselines import ItemCFPolicy, PopularityPolicy, item_cosine_similarity
+from stickyrec.agents.oracles import LongTermOracle, MyopicOracle, capped_greedy_slate, true_click_probabilities
+from stickyrec.envs.vector import RetentionVectorEnv
 from tests.helpers import random_slates
 
 N_SHOPPERS = 12
@@ -20,30 +20,48 @@ N_SHOPPERS = 12
 
 def fake_env(n_items: int, slate_size: int):
     """What ``Agent.bind`` reads from an env, for agents that need no simulator."""
-    return SimpleNamespace(config=SimpleNamespace(slate_size=slate_size, n_items=n_items),
-                           catalog=SimpleNamespace(n_items=n_items))
+    return SimpleNamespace(
+        config=SimpleNamespace(slate_size=slate_size, n_items=n_items), catalog=SimpleNamespace(n_items=n_items)
+    )
 
 
 def step_info(clicked_item, active=None) -> dict:
     clicked_item = np.asarray(clicked_item, dtype=np.int64)
-    return {"clicked_item": clicked_item,
-            "active": np.ones(clicked_item.shape, dtype=bool) if active is None else np.asarray(active)}
+    return {
+        "clicked_item": clicked_item,
+        "active": np.ones(clicked_item.shape, dtype=bool) if active is None else np.asarray(active),
+    }
 
 
 def log_frame(rows: list[tuple[int, int, bool, bool]]) -> pd.DataFrame:
     shopper, item, clicked, purchased = zip(*rows)
-    return pd.DataFrame({"shopper": np.array(shopper, dtype=np.int64), "item_id": np.array(item, dtype=np.int64),
-                         "clicked": np.array(clicked), "purchased": np.array(purchased)})
+    return pd.DataFrame(
+        {
+            "shopper": np.array(shopper, dtype=np.int64),
+            "item_id": np.array(item, dtype=np.int64),
+            "clicked": np.array(clicked),
+            "purchased": np.array(purchased),
+        }
+    )
 
 
 # The 3-item example. Clicks (shopper x item counts):  A: item 0 once, item 1 once;  B: item 0, item 2;
 # C: item 1 twice. Item click vectors over (A, B, C): e0 = (1, 1, 0), e1 = (1, 0, 2), e2 = (0, 1, 0);
 # |e0| = sqrt 2, |e1| = sqrt 5, |e2| = 1; e0.e1 = 1, e0.e2 = 1, e1.e2 = 0, so
 # s(0,1) = 1/sqrt 10 = 0.316228, s(0,2) = 1/sqrt 2 = 0.707107, s(1,2) = 0, s(i,i) = 1.
-THREE_ITEM_LOG = log_frame([
-    (0, 0, True, False), (0, 1, True, True), (0, 2, False, False),
-    (1, 0, True, False), (1, 2, True, False), (1, 1, False, False),
-    (2, 1, True, False), (2, 1, True, True), (2, 0, False, False)])
+THREE_ITEM_LOG = log_frame(
+    [
+        (0, 0, True, False),
+        (0, 1, True, True),
+        (0, 2, False, False),
+        (1, 0, True, False),
+        (1, 2, True, False),
+        (1, 1, False, False),
+        (2, 1, True, False),
+        (2, 1, True, True),
+        (2, 0, False, False),
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +80,16 @@ def small_log(small_config):
         obs, _, _, _, info = env.step(slate)
         clicked = np.arange(config.slate_size)[None, :] == info["clicked_position"][:, None]
         live = active
-        parts.append(pd.DataFrame({
-            "shopper": np.repeat(np.flatnonzero(live), config.slate_size), "item_id": items[live].ravel(),
-            "clicked": clicked[live].ravel(), "purchased": (clicked & info["purchased"][:, None])[live].ravel()}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "shopper": np.repeat(np.flatnonzero(live), config.slate_size),
+                    "item_id": items[live].ravel(),
+                    "clicked": clicked[live].ravel(),
+                    "purchased": (clicked & info["purchased"][:, None])[live].ravel(),
+                }
+            )
+        )
         active = info["active"]
     log = pd.concat(parts, ignore_index=True)
     assert log["clicked"].sum() > 50
@@ -117,12 +142,15 @@ def test_popularity_ranks_candidates_best_first_ties_to_lower_index():
     assert tied.act({"candidate_ids": np.array([[2, 0, 1]])}).tolist() == [[0, 1]]
 
 
-@pytest.mark.parametrize("bad, match", [
-    (THREE_ITEM_LOG.iloc[:0], "empty"),
-    (THREE_ITEM_LOG.drop(columns="clicked"), "clicked"),
-    (THREE_ITEM_LOG.assign(item_id=THREE_ITEM_LOG["item_id"] + 5), "outside the catalog"),
-    (THREE_ITEM_LOG.assign(clicked=2), "boolean"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (THREE_ITEM_LOG.iloc[:0], "empty"),
+        (THREE_ITEM_LOG.drop(columns="clicked"), "clicked"),
+        (THREE_ITEM_LOG.assign(item_id=THREE_ITEM_LOG["item_id"] + 5), "outside the catalog"),
+        (THREE_ITEM_LOG.assign(clicked=2), "boolean"),
+    ],
+)
 def test_fit_rejects_bad_logs(bad, match):
     for agent in (PopularityPolicy(), ItemCFPolicy()):
         with pytest.raises(ValueError, match=match):
@@ -132,16 +160,16 @@ def test_fit_rejects_bad_logs(bad, match):
 # --- item-item collaborative filtering ------------------------------------------------------------------------
 def test_cosine_similarity_of_click_vectors():
     cf = ItemCFPolicy().fit(THREE_ITEM_LOG, 3)
-    expected = np.array([[1.0, 1 / math.sqrt(10), 1 / math.sqrt(2)],
-                         [1 / math.sqrt(10), 1.0, 0.0],
-                         [1 / math.sqrt(2), 0.0, 1.0]])
+    expected = np.array(
+        [[1.0, 1 / math.sqrt(10), 1 / math.sqrt(2)], [1 / math.sqrt(10), 1.0, 0.0], [1 / math.sqrt(2), 0.0, 1.0]]
+    )
     np.testing.assert_allclose(cf.similarity, expected, rtol=1e-6)
     assert cf.similarity.dtype == np.float32
 
 
 def test_cosine_similarity_blocks_match_one_dense_matrix(monkeypatch):
     """Accumulating R^T R over blocks of shoppers gives the same matrix as all shoppers at once."""
-    import agents.baselines as baselines
+    import stickyrec.agents.baselines as baselines
 
     rng = np.random.default_rng(0)
     shopper, items = rng.integers(0, 50, 400), rng.integers(0, 20, 400)
@@ -227,8 +255,13 @@ def test_cf_history_keeps_last_clicked_items_with_counts_per_row():
 
 # --- acting in the env, save and load -------------------------------------------------------------------------
 def test_agents_act_distinct_valid_slates_in_the_env(small_config, small_log):
-    agents = [PopularityPolicy().fit(small_log, small_config), ItemCFPolicy().fit(small_log, small_config),
-              ItemCFPolicy(ranking="weighted_sum").fit(small_log, small_config), MyopicOracle(), LongTermOracle()]
+    agents = [
+        PopularityPolicy().fit(small_log, small_config),
+        ItemCFPolicy().fit(small_log, small_config),
+        ItemCFPolicy(ranking="weighted_sum").fit(small_log, small_config),
+        MyopicOracle(),
+        LongTermOracle(),
+    ]
     for lead in range(len(agents)):  # each one drives the env once (env.step checks its slates too)
         run_cohort(agents[lead:] + agents[:lead], small_config, n_steps=15)
 
@@ -300,8 +333,15 @@ def test_myopic_oracle_maximises_the_true_click_probability(bound_env, rng):
     oracle = MyopicOracle().bind(env)
     assert oracle.uses_latent_state and oracle.simulator is env.simulator
     best = 1.0 - true_click_probabilities(env.simulator, oracle.act(obs))[:, -1]
-    random_clicks = np.stack([1.0 - true_click_probabilities(env.simulator, random_slates(
-        rng, 64, config.n_candidates, config.slate_size))[:, -1] for _ in range(30)])
+    random_clicks = np.stack(
+        [
+            1.0
+            - true_click_probabilities(env.simulator, random_slates(rng, 64, config.n_candidates, config.slate_size))[
+                :, -1
+            ]
+            for _ in range(30)
+        ]
+    )
     assert best.mean() > random_clicks.mean() + 0.05
     assert (best[None, :] >= random_clicks - 1e-12).all()
 
@@ -338,8 +378,14 @@ def test_long_term_oracle_reads_latent_state(bound_env):
     assert not (tired == top_category[:, None]).any()
     sim.state.fatigue[:] = fatigue
 
-    quality_only = LongTermOracle(relevance_weight=0.0, quality_weight=1.0, appeal_weight=0.0, price_weight=0.0,
-                                  fatigue_weight=0.0, max_per_category=0).bind(env)
+    quality_only = LongTermOracle(
+        relevance_weight=0.0,
+        quality_weight=1.0,
+        appeal_weight=0.0,
+        price_weight=0.0,
+        fatigue_weight=0.0,
+        max_per_category=0,
+    ).bind(env)
     picked = np.take_along_axis(obs["candidate_ids"], quality_only.act(obs), axis=1)
     assert (np.diff(catalog.quality[picked], axis=1) <= 0).all()  # latent quality, best first
 
@@ -347,6 +393,7 @@ def test_long_term_oracle_reads_latent_state(bound_env):
 def test_capped_greedy_slate_equals_the_greedy_fill():
     """The sort-based selection gives exactly the greedy fill: best open candidate whose category is not full,
     ties to the lower index, and the best of the rest once every open candidate's category is full."""
+
     def greedy(score, categories, k, cap):
         taken, counts = [], {}
         for _ in range(k):
@@ -376,9 +423,9 @@ def test_long_term_oracle_rejects_bad_weights():
 
 def test_collect_calls_the_policy_update_hook(tmp_path):
     """A logging policy sees its own traffic through ``update`` (item CF builds its click history that way)."""
-    from agents import RandomPolicy
-    from envs.config import get_preset
-    from envs.logstore import collect
+    from stickyrec.agents import RandomPolicy
+    from stickyrec.envs.config import get_preset
+    from stickyrec.envs.logstore import collect
 
     clicks_seen = []
 
@@ -386,7 +433,14 @@ def test_collect_calls_the_policy_update_hook(tmp_path):
         def update(self, observation, slates, info):
             clicks_seen.append(int((info["clicked_item"] >= 0).sum()))
 
-    result = collect(Recording(0), get_preset("small").replace(horizon_days=5.0), 40,
-                     store=tmp_path / "log.duckdb", run_id="hook", seed=0, progress=False)
+    result = collect(
+        Recording(0),
+        get_preset("small").replace(horizon_days=5.0),
+        40,
+        store=tmp_path / "log.duckdb",
+        run_id="hook",
+        seed=0,
+        progress=False,
+    )
     assert len(clicks_seen) > 0 and sum(clicks_seen) > 0
     assert result.impressions > 0

@@ -7,14 +7,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from envs import choice
+from stickyrec.envs import choice
 from tests.strategies import utilities
 
 
 def _probabilities(utility, temperature, no_click_utility, position_decay):
     log_examination = choice.examination_log_weights(utility.shape[1], position_decay)
-    return choice.choice_probabilities(choice.slate_logits(utility, temperature, no_click_utility,
-                                                           log_examination))
+    return choice.choice_probabilities(choice.slate_logits(utility, temperature, no_click_utility, log_examination))
 
 
 def test_examination_weights_decay_geometrically_with_position():
@@ -48,10 +47,15 @@ def test_hand_derived_three_item_slate_with_temperature():
     assert np.allclose(probabilities, np.array([[3.0, 0.5, 0.25, 1.0]]) / 4.75)
 
 
-@given(utility=utilities(), temperature=st.floats(1e-3, 100.0), no_click_utility=st.floats(-100.0, 100.0),
-       position_decay=st.floats(1e-3, 1.0))
-def test_choice_probabilities_are_a_distribution_even_for_extreme_utilities(utility, temperature,
-                                                                           no_click_utility, position_decay):
+@given(
+    utility=utilities(),
+    temperature=st.floats(1e-3, 100.0),
+    no_click_utility=st.floats(-100.0, 100.0),
+    position_decay=st.floats(1e-3, 1.0),
+)
+def test_choice_probabilities_are_a_distribution_even_for_extreme_utilities(
+    utility, temperature, no_click_utility, position_decay
+):
     """With the no-click column, each row is finite, in [0, 1] and sums to 1, whatever the utilities."""
     probabilities = _probabilities(utility, temperature, no_click_utility, position_decay)
     assert probabilities.shape == (utility.shape[0], utility.shape[1] + 1)
@@ -125,9 +129,12 @@ def test_choose_never_picks_a_zero_weight_option_even_at_uniform_zero():
     assert choice.choose(np.array([[0.0, 1.0, 1.0]]), np.array([0.0])).tolist() == [1]
 
 
-@given(weights=st.lists(st.one_of(st.just(0.0), st.floats(1e-6, 1e6)), min_size=1, max_size=12)
-       .filter(lambda w: sum(w) > 0),
-       uniform=st.floats(1e-12, 1.0, exclude_max=True))
+@given(
+    weights=st.lists(st.one_of(st.just(0.0), st.floats(1e-6, 1e6)), min_size=1, max_size=12).filter(
+        lambda w: sum(w) > 0
+    ),
+    uniform=st.floats(1e-12, 1.0, exclude_max=True),
+)
 def test_choose_returns_an_index_of_positive_weight(weights, uniform):
     """choose() returns an index in 0..k whose weight is positive, for uniforms in (0, 1).
 
@@ -141,6 +148,7 @@ def test_choose_returns_an_index_of_positive_weight(weights, uniform):
 
 # --- the hot-path sampler (no (B, k + 1) array): same choices as choose() on the full weights ------------
 
+
 def _sample_choice():
     sampler = getattr(choice, "sample_choice", None)
     if sampler is None:
@@ -148,16 +156,22 @@ def _sample_choice():
     return sampler
 
 
-@given(utility=utilities(max_slate=10, bound=50.0), no_click_utility=st.floats(-50.0, 50.0),
-       temperature=st.floats(0.05, 5.0), position_decay=st.floats(0.05, 1.0),
-       uniform=st.lists(st.floats(1e-9, 1.0, exclude_max=True), min_size=6, max_size=6))
-def test_sample_choice_agrees_with_choose_on_the_same_uniforms(utility, no_click_utility, temperature,
-                                                              position_decay, uniform):
+@given(
+    utility=utilities(max_slate=10, bound=50.0),
+    no_click_utility=st.floats(-50.0, 50.0),
+    temperature=st.floats(0.05, 5.0),
+    position_decay=st.floats(0.05, 1.0),
+    uniform=st.lists(st.floats(1e-9, 1.0, exclude_max=True), min_size=6, max_size=6),
+)
+def test_sample_choice_agrees_with_choose_on_the_same_uniforms(
+    utility, no_click_utility, temperature, position_decay, uniform
+):
     """sample_choice(item logits, no-click logit, u) picks exactly what choose(weights of all k + 1 options, u)
     picks, for the same uniforms."""
     sample_choice = _sample_choice()
-    logits = choice.slate_logits(utility, temperature, no_click_utility,
-                                 choice.examination_log_weights(utility.shape[1], position_decay))
+    logits = choice.slate_logits(
+        utility, temperature, no_click_utility, choice.examination_log_weights(utility.shape[1], position_decay)
+    )
     u = np.array(uniform[: utility.shape[0]])
     expected = choice.choose(choice.choice_weights(logits), u)
     assert np.array_equal(sample_choice(logits[:, :-1].copy(), logits[0, -1], u), expected)

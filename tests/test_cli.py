@@ -8,8 +8,9 @@ import pytest
 
 
 def run_cli(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "experiments.cli", *args], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "stickyrec.experiments.cli", *args], capture_output=True, text=True, timeout=300
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
     return result
@@ -17,8 +18,9 @@ def run_cli(*args, check=True):
 
 def test_simulate_prints_the_retention_summary_and_writes_json(tmp_path):
     out = tmp_path / "summary.json"
-    result = run_cli("simulate", "--config", "small", "--shoppers", "200", "--quiet", "--set", "horizon_days=20",
-                     "--json", str(out))
+    result = run_cli(
+        "simulate", "--config", "small", "--shoppers", "200", "--quiet", "--set", "horizon_days=20", "--json", str(out)
+    )
     for policy in ("random", "click_chaser", "relevance_quality"):
         assert policy in result.stdout
     assert "ret d7" in result.stdout
@@ -27,13 +29,16 @@ def test_simulate_prints_the_retention_summary_and_writes_json(tmp_path):
     assert 0.0 <= payload["summary"]["random"]["retention_day7"] <= 1.0
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("simulate", "--policies", "nope"), "unknown policy 'nope'"),
-    (("simulate", "--set", "clickbait_shar=0.2"), "did you mean clickbait_share"),
-    (("simulate", "--set", "slate_size=0"), "'slate_size' = 0 is out of range"),
-    (("simulate", "--config", "missing.yaml"), "does not exist"),
-    (("simulate", "--set", "noequals"), "expects key=value"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("simulate", "--policies", "nope"), "unknown policy 'nope'"),
+        (("simulate", "--set", "clickbait_shar=0.2"), "did you mean clickbait_share"),
+        (("simulate", "--set", "slate_size=0"), "'slate_size' = 0 is out of range"),
+        (("simulate", "--config", "missing.yaml"), "does not exist"),
+        (("simulate", "--set", "noequals"), "expects key=value"),
+    ],
+)
 def test_bad_input_exits_2_with_a_clear_message(args, message):
     result = run_cli(*args, check=False)
     assert result.returncode == 2

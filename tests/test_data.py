@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import envs
-from agents import RandomPolicy
-from envs.logstore import collect
-from envs.shoppers import SHOPPER_FEATURES
-from experiments.data import (
+from stickyrec import envs
+from stickyrec.agents import RandomPolicy
+from stickyrec.envs.logstore import collect
+from stickyrec.envs.shoppers import SHOPPER_FEATURES
+from stickyrec.experiments.data import (
     TRUE_CLICK_PROB,
     item_log_features,
     load_training_log,
@@ -88,8 +88,16 @@ def test_empty_log_cannot_be_split():
 def test_contexts_of_another_run_are_refused(logged, tmp_path):
     config, catalog, _, store, _ = logged
     other = tmp_path / "other.parquet"
-    collect(RandomPolicy(1), config, 20, store=tmp_path / "other.duckdb", run_id="other", seed=99, progress=False,
-            contexts=other)
+    collect(
+        RandomPolicy(1),
+        config,
+        20,
+        store=tmp_path / "other.duckdb",
+        run_id="other",
+        seed=99,
+        progress=False,
+        contexts=other,
+    )
     with pytest.raises(ValueError, match="no logged features"):
         load_training_log(store, "data", other, catalog)
 

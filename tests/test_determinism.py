@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
 
-import envs
+from stickyrec import envs
 from tests.helpers import assert_info_equal, assert_obs_equal, assert_step_equal, random_slate, random_slates
 
 
@@ -55,8 +55,7 @@ def test_reset_without_seed_continues_reproducibly(small_config):
         first = _episode(env, seed=11, action_seed=4)
         rng = np.random.default_rng(5)
         obs, info = env.reset()
-        steps = [env.step(random_slate(rng, small_config.n_candidates, small_config.slate_size))
-                 for _ in range(3)]
+        steps = [env.step(random_slate(rng, small_config.n_candidates, small_config.slate_size)) for _ in range(3)]
         runs.append((first, obs, info, steps))
     _assert_trajectories_equal(runs[0][0], runs[1][0])
     assert_obs_equal(runs[0][1], runs[1][1])
@@ -200,10 +199,11 @@ def test_batched_env_equals_single_envs_over_whole_default_episodes():
 
 def test_drawing_for_no_rows_leaves_a_one_shopper_stream_untouched():
     """An empty row selection draws nothing, also on the one-shopper fast path."""
-    from envs.rng import ShopperStreams, keys_from_seeds
+    from stickyrec.envs.rng import ShopperStreams, keys_from_seeds
 
     streams = ShopperStreams(keys_from_seeds([3]))
     assert streams.uniform(np.zeros(0, dtype=np.int64), 2).shape == (0, 2)
     assert int(streams.counters[0]) == 0
-    assert np.array_equal(streams.uniform(slice(None), 2), ShopperStreams(keys_from_seeds([3])).uniform(
-        np.array([0]), 2))
+    assert np.array_equal(
+        streams.uniform(slice(None), 2), ShopperStreams(keys_from_seeds([3])).uniform(np.array([0]), 2)
+    )

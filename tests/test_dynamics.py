@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import envs
-from envs import dynamics
-from envs.rng import key_from_seed
+from stickyrec import envs
+from stickyrec.envs import dynamics
+from stickyrec.envs.rng import key_from_seed
 from tests.helpers import random_slate
 
 
@@ -23,10 +23,15 @@ def test_purchase_probability_hand_derived():
     # g0 = -1, g1 = 2, g2 = 2, rel = 0.5, q = 0.5, beta = 1, log p = 0:
     #   logit = -1 + 2*0.5 + 2*0.5 - 1*0 = 1  ->  1 / (1 + e^-1) = 0.7310585786
     # same, but beta = 0.5 and log p = 2: logit = 1 - 0.5*2 = 0  ->  0.5
-    p = dynamics.purchase_probability(relevance=np.array([0.5, 0.5]), quality=np.array([0.5, 0.5]),
-                                      log_relative_price=np.array([0.0, 2.0]),
-                                      price_sensitivity=np.array([1.0, 0.5]), bias=-1.0, w_relevance=2.0,
-                                      w_quality=2.0)
+    p = dynamics.purchase_probability(
+        relevance=np.array([0.5, 0.5]),
+        quality=np.array([0.5, 0.5]),
+        log_relative_price=np.array([0.0, 2.0]),
+        price_sensitivity=np.array([1.0, 0.5]),
+        bias=-1.0,
+        w_relevance=2.0,
+        w_quality=2.0,
+    )
     assert np.allclose(p, [0.7310585786, 0.5])
 
 
@@ -36,16 +41,23 @@ def test_update_satisfaction_on_click_purchase_and_no_click():
     #   click only:        0.5 + 0.25 * (0.9 - 0.5) = 0.6
     #   click + purchase:  0.6 + 0.5 * (0.9 - 0.6)  = 0.75
     #   no click:          0.5 * (1 - 0.1)          = 0.45
-    s = dynamics.update_satisfaction(satisfaction=np.full(3, 0.5), clicked=np.array([True, True, False]),
-                                     purchased=np.array([False, True, False]), quality=np.full(3, 0.9),
-                                     click_rate=0.25, purchase_rate=0.5, no_click_drop=0.1)
+    s = dynamics.update_satisfaction(
+        satisfaction=np.full(3, 0.5),
+        clicked=np.array([True, True, False]),
+        purchased=np.array([False, True, False]),
+        quality=np.full(3, 0.9),
+        click_rate=0.25,
+        purchase_rate=0.5,
+        no_click_drop=0.1,
+    )
     assert np.allclose(s, [0.6, 0.75, 0.45])
 
 
 def test_update_satisfaction_moves_down_toward_low_quality():
     """Clicking a poor item lowers satisfaction: s = 0.8, quality 0.2, click rate 0.5 -> 0.8 - 0.5*0.6 = 0.5."""
-    s = dynamics.update_satisfaction(np.array([0.8]), np.array([True]), np.array([False]), np.array([0.2]),
-                                     0.5, 0.2, 0.1)
+    s = dynamics.update_satisfaction(
+        np.array([0.8]), np.array([True]), np.array([False]), np.array([0.2]), 0.5, 0.2, 0.1
+    )
     assert np.allclose(s, [0.5])
 
 
@@ -53,7 +65,7 @@ def test_drift_interest_moves_toward_the_item_and_stays_unit():
     """theta = [1, 0], e = [0, 1], rho = 0.5 -> normalise([0.5, 0.5]) = [1/sqrt 2, 1/sqrt 2]; rho 0 and 1 are
     the end points."""
     theta, item = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
-    assert np.allclose(dynamics.drift_interest(theta, item, 0.5), [[2 ** -0.5, 2 ** -0.5]])
+    assert np.allclose(dynamics.drift_interest(theta, item, 0.5), [[2**-0.5, 2**-0.5]])
     assert np.allclose(dynamics.drift_interest(theta, item, 0.0), theta)
     assert np.allclose(dynamics.drift_interest(theta, item, 1.0), item)
     # rho = 0.2 toward [0.6, 0.8]: 0.8*[1, 0] + 0.2*[0.6, 0.8] = [0.92, 0.16], norm sqrt(0.872)
@@ -72,16 +84,22 @@ def test_leave_probability_hand_derived():
     # base -1, wf 1, ws 2, wnc 0.5, f = 1, s = 0.5, patience 0.5:
     #   no click: -1 + 1*1 - 2*0.5 + 0.5*1 - 0.5 = -1   -> 1 / (1 + e) = 0.2689414214
     #   clicked:  -1 + 1   - 1     + 0     - 0.5 = -1.5 -> 1 / (1 + e^1.5) = 0.1824255238
-    p = dynamics.leave_probability(mean_slate_fatigue=np.ones(2), satisfaction=np.full(2, 0.5),
-                                   clicked=np.array([False, True]), patience=np.full(2, 0.5), base=-1.0,
-                                   w_fatigue=1.0, w_satisfaction=2.0, w_no_click=0.5)
+    p = dynamics.leave_probability(
+        mean_slate_fatigue=np.ones(2),
+        satisfaction=np.full(2, 0.5),
+        clicked=np.array([False, True]),
+        patience=np.full(2, 0.5),
+        base=-1.0,
+        w_fatigue=1.0,
+        w_satisfaction=2.0,
+        w_no_click=0.5,
+    )
     assert np.allclose(p, [0.2689414214, 0.1824255238])
 
 
 def test_return_rate_grows_exponentially_with_satisfaction():
     """lambda exp(psi s): 0.1 * exp(2 * 0.5) = 0.1 e = 0.2718281828; at s = 0 it is lambda."""
-    assert np.allclose(dynamics.return_rate(np.array([0.1, 0.1]), np.array([0.5, 0.0]), 2.0),
-                       [0.2718281828, 0.1])
+    assert np.allclose(dynamics.return_rate(np.array([0.1, 0.1]), np.array([0.5, 0.0]), 2.0), [0.2718281828, 0.1])
 
 
 def test_return_gap_days_inverts_the_exponential_cdf():
@@ -154,8 +172,7 @@ def test_simulator_fatigue_rises_per_impression_and_click(small_config, rng, met
         items = simulator.candidate_ids[0, slate]
         response = _step(simulator, method, slate)
         # expected: f + per_impression * (items shown of each category) + per_click on the clicked category
-        fatigue += config.fatigue_per_impression * np.bincount(catalog.category[items],
-                                                               minlength=config.n_categories)
+        fatigue += config.fatigue_per_impression * np.bincount(catalog.category[items], minlength=config.n_categories)
         if response["clicked_position"] >= 0:
             assert response["clicked_item"] == items[response["clicked_position"]]
             fatigue[catalog.category[response["clicked_item"]]] += config.fatigue_per_click
@@ -189,16 +206,22 @@ def test_click_updates_fatigue_satisfaction_and_interest(small_config, rng, meth
         position, item = response["clicked_position"], response["clicked_item"]
         assert 0 <= position < config.slate_size and item == items[position]
         category = catalog.category[item]
-        fatigue += config.fatigue_per_impression * np.bincount(catalog.category[items],
-                                                               minlength=config.n_categories)
+        fatigue += config.fatigue_per_impression * np.bincount(catalog.category[items], minlength=config.n_categories)
         fatigue[category] += config.fatigue_per_click
         assert np.allclose(state.fatigue[0], fatigue)
         expected_satisfaction = dynamics.update_satisfaction(
-            satisfaction, np.array([True]), np.array([response["purchased"]]), catalog.quality[item],
-            config.satisfaction_click_rate, config.satisfaction_purchase_rate, config.satisfaction_no_click_drop)
+            satisfaction,
+            np.array([True]),
+            np.array([response["purchased"]]),
+            catalog.quality[item],
+            config.satisfaction_click_rate,
+            config.satisfaction_purchase_rate,
+            config.satisfaction_no_click_drop,
+        )
         assert np.allclose(state.satisfaction, expected_satisfaction)
-        assert np.allclose(state.interest, dynamics.drift_interest(interest, catalog.embedding[item][None, :],
-                                                                   config.interest_drift))
+        assert np.allclose(
+            state.interest, dynamics.drift_interest(interest, catalog.embedding[item][None, :], config.interest_drift)
+        )
         recent[category] += 1.0
         assert np.array_equal(state.recent_category_clicks[0], recent)
         assert state.clicks[0] == clicks + 1 and state.session_step[0] == session_step + 1
@@ -232,13 +255,13 @@ def test_no_click_shrinks_satisfaction_and_leaves_interest(small_config, rng, me
 def test_return_visit_reverts_satisfaction_and_decays_fatigue_over_the_gap(small_config, method):
     """When a session ends with a return visit, satisfaction relaxes toward the baseline and fatigue decays
     over the drawn gap; the day, visit count and session counters move to the new session."""
-    config = small_config.replace(**NEVER_CLICK, leave_base=100.0, churn_base=-100.0, churn_window_days=1000.0,
-                                  horizon_days=1000.0)  # every slate ends the session; she always returns
+    config = small_config.replace(
+        **NEVER_CLICK, leave_base=100.0, churn_base=-100.0, churn_window_days=1000.0, horizon_days=1000.0
+    )  # every slate ends the session; she always returns
     simulator = _one_shopper(config, seed=4)
     state = simulator.state
     slate = np.arange(config.slate_size)
-    shown = np.bincount(simulator.catalog.category[simulator.candidate_ids[0, slate]],
-                        minlength=config.n_categories)
+    shown = np.bincount(simulator.catalog.category[simulator.candidate_ids[0, slate]], minlength=config.n_categories)
     fatigue = state.fatigue[0] + config.fatigue_per_impression * shown
     satisfaction = state.satisfaction * (1.0 - config.satisfaction_no_click_drop)
 
@@ -250,8 +273,10 @@ def test_return_visit_reverts_satisfaction_and_decays_fatigue_over_the_gap(small
     assert gap >= config.min_return_gap_days
     # fatigue * 2^(-gap / half-life); s -> b + (s - b) exp(-gap / memory)
     assert np.allclose(state.fatigue[0], fatigue * 2.0 ** (-gap / config.fatigue_half_life_days))
-    assert np.allclose(state.satisfaction, dynamics.revert_satisfaction(
-        satisfaction, gap, config.satisfaction_baseline, config.satisfaction_memory_days))
+    assert np.allclose(
+        state.satisfaction,
+        dynamics.revert_satisfaction(satisfaction, gap, config.satisfaction_baseline, config.satisfaction_memory_days),
+    )
     assert state.day[0] == gap and state.days_since_last_visit[0] == gap
     assert state.visits[0] == 2 and state.session_step[0] == 0 and state.session_clicks[0] == 0
     assert np.all(state.session_category_impressions[0] == 0)
@@ -261,8 +286,9 @@ def test_return_visit_reverts_satisfaction_and_decays_fatigue_over_the_gap(small
 @pytest.mark.parametrize("method", STEP_METHODS)
 def test_gap_past_the_churn_window_is_churn(small_config, method):
     """A return gap longer than churn_window_days ends the shopper's life: churned, not returned."""
-    config = small_config.replace(leave_base=100.0, churn_base=-100.0, min_return_gap_days=20.0,
-                                  churn_window_days=14.0, reward_churn=-3.0)
+    config = small_config.replace(
+        leave_base=100.0, churn_base=-100.0, min_return_gap_days=20.0, churn_window_days=14.0, reward_churn=-3.0
+    )
     simulator = _one_shopper(config, seed=5)
     response = _step(simulator, method, np.arange(config.slate_size))
     assert response["session_ended"] and response["churned"] and not response["returned"]
@@ -273,8 +299,9 @@ def test_gap_past_the_churn_window_is_churn(small_config, method):
 @pytest.mark.parametrize("method", STEP_METHODS)
 def test_next_visit_past_the_horizon_is_truncation(small_config, method):
     """A next visit that would fall past horizon_days ends the episode as truncated, not churned."""
-    config = small_config.replace(leave_base=100.0, churn_base=-100.0, min_return_gap_days=5.0,
-                                  churn_window_days=1000.0, horizon_days=2.0)
+    config = small_config.replace(
+        leave_base=100.0, churn_base=-100.0, min_return_gap_days=5.0, churn_window_days=1000.0, horizon_days=2.0
+    )
     simulator = _one_shopper(config, seed=6)
     response = _step(simulator, method, np.arange(config.slate_size))
     assert response["session_ended"] and response["horizon_reached"]

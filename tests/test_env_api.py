@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
+from stickyrec import envs
 from tests.helpers import assert_info_equal, assert_obs_equal, assert_step_equal, random_slate
 
 # Our shopper features are unbounded counts and days: Gymnasium's checker flags any infinite Box bound.
@@ -202,8 +202,7 @@ def test_vector_infos_carry_info_keys_and_active_flags(short_config, rng):
     vec = envs.RetentionVectorEnv(3, short_config)
     vec.reset(seed=0)
     for _ in range(5):
-        actions = np.stack([random_slate(rng, short_config.n_candidates, short_config.slate_size)
-                            for _ in range(3)])
+        actions = np.stack([random_slate(rng, short_config.n_candidates, short_config.slate_size) for _ in range(3)])
         _, reward, terminated, truncated, infos = vec.step(actions)
         assert reward.shape == terminated.shape == truncated.shape == (3,)
         for key in (*envs.INFO_KEYS, envs.LATENT_SATISFACTION_KEY, "active"):
@@ -213,7 +212,7 @@ def test_vector_infos_carry_info_keys_and_active_flags(short_config, rng):
 def test_recent_click_rating_is_the_recency_weighted_mean_rating_of_clicked_items(short_config):
     """The observable satisfaction proxy: 0 before any click, then the mean public rating of what she clicked,
     each click weighted like the recent clicks (7-day half-life across sessions)."""
-    from envs.shoppers import RECENT_CLICKS_HALF_LIFE_DAYS, SHOPPER_FEATURES
+    from stickyrec.envs.shoppers import RECENT_CLICKS_HALF_LIFE_DAYS, SHOPPER_FEATURES
 
     column = SHOPPER_FEATURES.index("recent_click_rating")
     env = envs.RetentionVectorEnv(64, config=short_config, autoreset_mode="Disabled")

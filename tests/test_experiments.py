@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from experiments.experiment import CONFIG_DIR, apply_overrides, load_experiment
-from experiments.report import RunNotFinishedError, build_report, compare_agents, compare_runs, load_run
-from experiments.runner import CELL_MARKER, run_experiment
+from stickyrec.experiments.experiment import CONFIG_DIR, apply_overrides, load_experiment
+from stickyrec.experiments.report import RunNotFinishedError, build_report, compare_agents, compare_runs, load_run
+from stickyrec.experiments.runner import CELL_MARKER, run_experiment
 
-STICKYREC = [sys.executable, "-m", "experiments.cli"]
+STICKYREC = [sys.executable, "-m", "stickyrec.experiments.cli"]
 QUICK_AGENTS = ["random", "popularity", "item_cf", "mlp", "myopic_oracle", "ppo", "slateq", "long_term_oracle"]
 
 
@@ -32,8 +32,9 @@ def frames_equal(a: Path, b: Path) -> None:
     assert cells_a == sorted(p.name for p in (b / "cells").iterdir())
     for cell in cells_a:
         for name in ("shoppers.parquet", "daily.parquet"):
-            pd.testing.assert_frame_equal(pd.read_parquet(a / "cells" / cell / name),
-                                          pd.read_parquet(b / "cells" / cell / name), check_exact=True)
+            pd.testing.assert_frame_equal(
+                pd.read_parquet(a / "cells" / cell / name), pd.read_parquet(b / "cells" / cell / name), check_exact=True
+            )
     pd.testing.assert_frame_equal(pd.read_csv(a / "summary.csv"), pd.read_csv(b / "summary.csv"), check_exact=True)
 
 
@@ -70,8 +71,16 @@ def test_clickbait_config_sweeps_the_clickbait_share():
 
 
 def test_set_overrides_reach_the_resolved_config():
-    experiment = load_experiment("quick", ["env.clickbait_share=0.3", "seeds=3", "agents.ppo.steps=1234",
-                                           "agents.mlp.params.epochs=1", "evaluation.shoppers=50"])
+    experiment = load_experiment(
+        "quick",
+        [
+            "env.clickbait_share=0.3",
+            "seeds=3",
+            "agents.ppo.steps=1234",
+            "agents.mlp.params.epochs=1",
+            "evaluation.shoppers=50",
+        ],
+    )
     assert experiment.scenarios[0].env.clickbait_share == 0.3
     assert experiment.seeds == 3 and experiment.eval_shoppers == 50
     assert experiment.agent("ppo").steps == 1234 and experiment.agent("mlp").params["epochs"] == 1
@@ -84,25 +93,28 @@ def test_rl_defaults_are_resolved_in_the_saved_config():
     assert ppo.steps is not None and ppo.steps > 0 and ppo.reward == "quality_stickiness"
 
 
-@pytest.mark.parametrize("override, names", [
-    ("env.clickbate_share=0.3", "clickbate_share"),
-    ("env.clickbait_share=1.7", "clickbait_share"),
-    ("seeds=0", "seeds"),
-    ("seeds=two", "seeds"),
-    ("sedes=2", "sedes"),
-    ("agents.ppo.steps=-5", "agents.ppo.steps"),
-    ("agents.ppo.params.learning_rate=-1", "agents.ppo"),
-    ("agents.ppo.params.not_a_param=1", "agents.ppo"),
-    ("agents.mlp.params.epochs=0", "agents.mlp.params.epochs"),
-    ("agents.random.reward=click", "agents.random.reward"),
-    ("agents.ppo.reward=clicks", "agents.ppo"),
-    ("agents.dqn.steps=5", "dqn"),
-    ("evaluation.shoppers=3", "evaluation.shoppers"),
-    ("evaluation.population_seed=500100", "evaluation.population_seed"),
-    ("report.reference=nobody", "report.reference"),
-    ("report.cohort_days=[0]", "report.cohort_days"),
-    ("data.shopers=10", "data.shopers"),
-])
+@pytest.mark.parametrize(
+    "override, names",
+    [
+        ("env.clickbate_share=0.3", "clickbate_share"),
+        ("env.clickbait_share=1.7", "clickbait_share"),
+        ("seeds=0", "seeds"),
+        ("seeds=two", "seeds"),
+        ("sedes=2", "sedes"),
+        ("agents.ppo.steps=-5", "agents.ppo.steps"),
+        ("agents.ppo.params.learning_rate=-1", "agents.ppo"),
+        ("agents.ppo.params.not_a_param=1", "agents.ppo"),
+        ("agents.mlp.params.epochs=0", "agents.mlp.params.epochs"),
+        ("agents.random.reward=click", "agents.random.reward"),
+        ("agents.ppo.reward=clicks", "agents.ppo"),
+        ("agents.dqn.steps=5", "dqn"),
+        ("evaluation.shoppers=3", "evaluation.shoppers"),
+        ("evaluation.population_seed=500100", "evaluation.population_seed"),
+        ("report.reference=nobody", "report.reference"),
+        ("report.cohort_days=[0]", "report.cohort_days"),
+        ("data.shopers=10", "data.shopers"),
+    ],
+)
 def test_bad_config_values_fail_naming_the_key(override, names):
     with pytest.raises(ValueError, match=names.replace(".", r"\.")):
         load_experiment("quick", [override])
@@ -142,7 +154,7 @@ def test_a_run_directory_of_another_config_is_refused(tmp_path):
 
 def test_an_unfinished_run_cannot_be_reported(tmp_path):
     experiment = load_experiment("quick")
-    from experiments.runner import resolved_config
+    from stickyrec.experiments.runner import resolved_config
 
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(resolved_config(experiment)))
     with pytest.raises(RunNotFinishedError, match="not finished"):
@@ -157,9 +169,20 @@ def test_quick_config_runs_end_to_end_from_the_cli(quick_run):
     assert done.returncode == 0, done.stderr[-3000:]
     print(f"stickyrec run quick: {seconds:.1f} s end to end")  # quoted in the docs; no timed assert here
     assert "stickyrec run quick: done: 16 cells (16 run now" in done.stdout
-    for name in ("config.yaml", "summary.csv", "summary.json", "differences.csv", "km.csv", "engagement.csv",
-                 "cohorts.csv", "lifetimes.parquet", "report.md", "report.html", "figures/retention_curves.png",
-                 "figures/engagement_default.png"):
+    for name in (
+        "config.yaml",
+        "summary.csv",
+        "summary.json",
+        "differences.csv",
+        "km.csv",
+        "engagement.csv",
+        "cohorts.csv",
+        "lifetimes.parquet",
+        "report.md",
+        "report.html",
+        "figures/retention_curves.png",
+        "figures/engagement_default.png",
+    ):
         assert (out / name).is_file(), name
     assert not list(out.rglob("*.tmp")), "no temporary files are left behind"
     resolved = yaml.safe_load((out / "config.yaml").read_text())
@@ -170,8 +193,16 @@ def test_summary_has_every_agent_with_intervals_around_the_estimate(quick_run):
     out = quick_run[0]
     table = pd.read_csv(out / "summary.csv")
     assert list(table["agent"]) == QUICK_AGENTS
-    for metric in ("click_rate", "purchases_per_shopper", "revenue_per_shopper", "sessions_per_shopper",
-                   "retention_day1", "retention_day7", "retention_day30", "mean_lifetime_days"):
+    for metric in (
+        "click_rate",
+        "purchases_per_shopper",
+        "revenue_per_shopper",
+        "sessions_per_shopper",
+        "retention_day1",
+        "retention_day7",
+        "retention_day30",
+        "mean_lifetime_days",
+    ):
         assert (table[f"{metric}_low"] <= table[metric] + 1e-12).all()
         assert (table[metric] <= table[f"{metric}_high"] + 1e-12).all()
         assert (table[f"{metric}_low"] < table[f"{metric}_high"]).all(), metric
@@ -225,7 +256,7 @@ def test_log_rank_against_the_reference_is_reported(quick_run):
 
 
 def test_oracle_share_is_the_ratio_of_day30_retention_with_an_interval(quick_run):
-    from experiments.oracle_share import oracle_shares
+    from stickyrec.experiments.oracle_share import oracle_shares
 
     run_dir = quick_run[0]
     table = pd.read_csv(run_dir / "summary.csv").set_index("agent")
@@ -234,8 +265,11 @@ def test_oracle_share_is_the_ratio_of_day30_retention_with_an_interval(quick_run
     for agent, row in rows.items():
         lifetimes = pd.read_parquet(run_dir / "lifetimes.parquet")
         mine = lifetimes[lifetimes.agent == agent].groupby("seed")["churn_day"].apply(lambda d: (d > 29).mean())
-        oracle = lifetimes[lifetimes.agent == "long_term_oracle"].groupby("seed")["churn_day"].apply(
-            lambda d: (d > 29).mean())
+        oracle = (
+            lifetimes[lifetimes.agent == "long_term_oracle"]
+            .groupby("seed")["churn_day"]
+            .apply(lambda d: (d > 29).mean())
+        )
         assert row["share"] == pytest.approx(mine.mean() / oracle.mean())
         assert row["low"] <= row["share"] <= row["high"]
     with pytest.raises(ValueError, match="no agent 'oracle'"):
@@ -275,8 +309,12 @@ def test_report_and_compare_commands(quick_run, tmp_path):
 def test_a_killed_run_resumes_to_identical_results(quick_run, tmp_path):
     reference = quick_run[0]
     out = tmp_path / "run"
-    process = subprocess.Popen([*STICKYREC, "run", "quick", "--out", str(out), "--quiet"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [*STICKYREC, "run", "quick", "--out", str(out), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline and process.poll() is None:
@@ -299,8 +337,14 @@ def test_a_killed_run_resumes_to_identical_results(quick_run, tmp_path):
 
 def test_ray_backend_gives_the_same_numbers_as_local(tmp_path):
     pytest.importorskip("ray", reason="the ray extra is installed by ./dev.sh test")
-    overrides = ["agents.ppo.steps=2048", "agents.slateq.steps=1024", "seeds=1", "evaluation.shoppers=100",
-                 "data.shoppers=100", "report.resamples=50"]
+    overrides = [
+        "agents.ppo.steps=2048",
+        "agents.slateq.steps=1024",
+        "seeds=1",
+        "evaluation.shoppers=100",
+        "data.shoppers=100",
+        "report.resamples=50",
+    ]
     experiment = load_experiment("quick", overrides)
     local = run_experiment(experiment, tmp_path / "local", backend="local", workers=2, progress=False)
     ray = run_experiment(experiment, tmp_path / "ray", backend="ray", workers=2, progress=False)
@@ -320,9 +364,9 @@ def test_backend_and_workers_are_checked(tmp_path):
 
 
 def test_simulated_daily_totals_match_the_per_shopper_totals():
-    from agents import RandomPolicy
-    from envs.config import make_config
-    from experiments.simulate import simulate_cohort
+    from stickyrec.agents import RandomPolicy
+    from stickyrec.envs.config import make_config
+    from stickyrec.experiments.simulate import simulate_cohort
 
     result = simulate_cohort(RandomPolicy(0), make_config("small", horizon_days=20), 150, seed=11)
     assert result.daily["sessions"].sum() == result.sessions.sum()
@@ -336,13 +380,22 @@ def test_simulated_daily_totals_match_the_per_shopper_totals():
 def test_a_sweep_over_scenarios_reports_each_and_across(tmp_path):
     """Several scenarios (as in clickbait.yaml): a table per scenario, and day-30 retention across them."""
     config = tmp_path / "sweep.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": "sweep", "env": {"preset": "small", "horizon_days": 20},
-        "scenarios": [{"name": "cb00", "env": {"clickbait_share": 0.0}},
-                      {"name": "cb40", "env": {"clickbait_share": 0.4}}],
-        "agents": {"random": {}, "myopic_oracle": {}, "long_term_oracle": {}}, "seeds": 2,
-        "evaluation": {"shoppers": 60}, "report": {"reference": "myopic_oracle", "resamples": 40,
-                                                  "cohort_days": [1, 7, 14]}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "sweep",
+                "env": {"preset": "small", "horizon_days": 20},
+                "scenarios": [
+                    {"name": "cb00", "env": {"clickbait_share": 0.0}},
+                    {"name": "cb40", "env": {"clickbait_share": 0.4}},
+                ],
+                "agents": {"random": {}, "myopic_oracle": {}, "long_term_oracle": {}},
+                "seeds": 2,
+                "evaluation": {"shoppers": 60},
+                "report": {"reference": "myopic_oracle", "resamples": 40, "cohort_days": [1, 7, 14]},
+            }
+        )
+    )
     done = stickyrec("run", str(config), "--out", str(tmp_path / "run"), "--quiet", "--workers", "1")
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "run"
@@ -381,10 +434,23 @@ def _interactive_sigint() -> None:
 def test_ctrl_c_stops_the_workers_at_once(tmp_path):
     """SIGINT to the CLI: it exits promptly (not after the running cells), with no worker left behind."""
     out = tmp_path / "run"
-    process = subprocess.Popen([*STICKYREC, "run", "quick", "--out", str(out), "--quiet",
-                                "--set", "agents.ppo.steps=2000000"],  # a cell that would run for minutes
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               preexec_fn=_interactive_sigint)
+    process = subprocess.Popen(
+        [
+            *STICKYREC,
+            "run",
+            "quick",
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "agents.ppo.steps=2000000",
+        ],  # a cell that would run for minutes
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_interactive_sigint,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not list((out / "cells").glob("*ppo*/started.json")):

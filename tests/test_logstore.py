@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import envs
-from envs import logstore
-from envs.logstore import (
+from stickyrec import envs
+from stickyrec.envs import logstore
+from stickyrec.envs.logstore import (
     IMPRESSION_COLUMNS,
     IMPRESSION_SCHEMA,
     EmptyLogError,
@@ -110,8 +110,10 @@ def mysql_server_url() -> str:
             pytest.skip(f"no MariaDB server: could not run {script}: {exc}")
         lines = [ln for ln in done.stdout.splitlines() if ln.startswith("export STICKYREC_TEST_MYSQL_URL=")]
         if done.returncode != 0 or not lines:
-            pytest.skip(f"no MariaDB server could be started by {script} (set STICKYREC_TEST_MYSQL_URL to use one):"
-                        f" {done.stderr.strip()[-500:]}")
+            pytest.skip(
+                f"no MariaDB server could be started by {script} (set STICKYREC_TEST_MYSQL_URL to use one):"
+                f" {done.stderr.strip()[-500:]}"
+            )
         url = lines[-1].split("=", 1)[1]
     try:
         open_store(url).close()
@@ -154,8 +156,22 @@ def any_store(request, tmp_path):
 
 # --- schema and round trips ---------------------------------------------------------------------------------------
 def test_schema_constant_lists_every_column_once_and_only_propensity_is_nullable():
-    assert IMPRESSION_COLUMNS == ("run_id", "shopper", "day", "session", "step", "position", "item_id", "clicked",
-                                  "purchased", "revenue", "returned", "churned", "policy", "propensity")
+    assert IMPRESSION_COLUMNS == (
+        "run_id",
+        "shopper",
+        "day",
+        "session",
+        "step",
+        "position",
+        "item_id",
+        "clicked",
+        "purchased",
+        "revenue",
+        "returned",
+        "churned",
+        "policy",
+        "propensity",
+    )
     assert [c.name for c in IMPRESSION_SCHEMA if c.nullable] == ["propensity"]
     for column in IMPRESSION_COLUMNS:
         assert f"\n{column} " in logstore.__doc__, f"{column} is not documented in the module docstring"
@@ -163,8 +179,9 @@ def test_schema_constant_lists_every_column_once_and_only_propensity_is_nullable
 
 def test_round_trip_exact_counts_on_every_backend(any_store, config, reference):
     """Rows in = rows out, exactly, and the same rows on DuckDB, SQLite and MariaDB."""
-    result = collect(SeededRandomPolicy(0), config, N_SHOPPERS, any_store, "run-a", seed=SEED, progress=False,
-                     flush_rows=5_000)
+    result = collect(
+        SeededRandomPolicy(0), config, N_SHOPPERS, any_store, "run-a", seed=SEED, progress=False, flush_rows=5_000
+    )
     frame = read_impressions(any_store, "run-a")
     assert result.impressions == result.impressions_written == len(frame) == len(reference)
     assert result.commits > 1
@@ -183,7 +200,7 @@ def test_round_trip_exact_counts_on_every_backend(any_store, config, reference):
 
 def test_log_agrees_with_simulate_cohort(config, reference):
     """Per shopper, the log has the impressions, clicks, purchases, revenue and sessions simulate_cohort counts."""
-    from experiments.simulate import simulate_cohort
+    from stickyrec.experiments.simulate import simulate_cohort
 
     cohort = simulate_cohort(SeededRandomPolicy(0), config, N_SHOPPERS, seed=SEED)
     k = config.slate_size
@@ -241,8 +258,8 @@ CHILD = """
 import sys, time
 sys.path.insert(0, {repo!r})
 import numpy as np
-import envs
-from envs import logstore
+from stickyrec import envs
+from stickyrec.envs import logstore
 
 {policy}
 
@@ -272,10 +289,12 @@ print("FINISHED", flush=True)
 
 def _run_until_killed(store: str, while_paused=None) -> tuple[int, int]:
     """Run a collection in a child process, SIGKILL it inside its third transaction; (committed, pending) rows."""
-    script = CHILD.format(repo=str(REPO), policy=textwrap.dedent(inspect.getsource(SeededRandomPolicy)),
-                          n=N_SHOPPERS, seed=SEED)
-    child = subprocess.Popen([sys.executable, "-c", script, store], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, cwd=REPO)
+    script = CHILD.format(
+        repo=str(REPO), policy=textwrap.dedent(inspect.getsource(SeededRandomPolicy)), n=N_SHOPPERS, seed=SEED
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, store], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
     watchdog = threading.Timer(120, child.kill)
     watchdog.start()
     try:
@@ -296,8 +315,9 @@ def _run_until_killed(store: str, while_paused=None) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("backend", ["duckdb", "mariadb"])
-def test_sigkill_mid_collection_leaves_no_partial_session_and_rerun_completes(backend, tmp_path, config, reference,
-                                                                             request):
+def test_sigkill_mid_collection_leaves_no_partial_session_and_rerun_completes(
+    backend, tmp_path, config, reference, request
+):
     store = str(tmp_path / "log.duckdb") if backend == "duckdb" else request.getfixturevalue("mysql_url")
 
     def locked_while_writing():
@@ -349,8 +369,7 @@ def test_failed_transaction_rolls_back_and_a_different_policy_cannot_resume(any_
     store = open_store(any_store)
     _crash_on_commit(store, 4)
     with pytest.raises(_Crash):
-        collect(SeededRandomPolicy(0), config, N_SHOPPERS, store, "crash", seed=SEED, progress=False,
-                flush_rows=2_000)
+        collect(SeededRandomPolicy(0), config, N_SHOPPERS, store, "crash", seed=SEED, progress=False, flush_rows=2_000)
     store.close()
     partial = read_impressions(any_store, "crash")
     got = _sessions(partial)
@@ -363,8 +382,15 @@ def test_failed_transaction_rolls_back_and_a_different_policy_cannot_resume(any_
     with pytest.raises(RunMismatchError, match="seed"):
         collect(SeededRandomPolicy(0), config, N_SHOPPERS, any_store, "crash", seed=SEED + 1, progress=False)
     with pytest.raises(RunMismatchError, match="config_hash"):
-        collect(SeededRandomPolicy(0), config.replace(horizon_days=7.0), N_SHOPPERS, any_store, "crash", seed=SEED,
-                progress=False)
+        collect(
+            SeededRandomPolicy(0),
+            config.replace(horizon_days=7.0),
+            N_SHOPPERS,
+            any_store,
+            "crash",
+            seed=SEED,
+            progress=False,
+        )
     pd.testing.assert_frame_equal(read_impressions(any_store, "crash"), partial)
     # the right re-run completes it
     collect(SeededRandomPolicy(0), config, N_SHOPPERS, any_store, "crash", seed=SEED, progress=False)
@@ -387,10 +413,13 @@ def _all_text(exc: BaseException) -> str:
     return str(exc) + repr(exc) + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
-@pytest.mark.parametrize("url", [
-    f"mysql+pymysql://someone:{SECRET}@127.0.0.1:1/stickyrec",  # nothing listens on port 1
-    f"mysql+pymysql://someone:{SECRET}@192.0.2.1:3306/stickyrec",  # TEST-NET-1: never answers
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"mysql+pymysql://someone:{SECRET}@127.0.0.1:1/stickyrec",  # nothing listens on port 1
+        f"mysql+pymysql://someone:{SECRET}@192.0.2.1:3306/stickyrec",  # TEST-NET-1: never answers
+    ],
+)
 def test_unreachable_url_fails_fast_with_masked_password(url, config, tmp_path):
     pytest.importorskip("pymysql")
     started = time.monotonic()
@@ -403,11 +432,14 @@ def test_unreachable_url_fails_fast_with_masked_password(url, config, tmp_path):
     assert SECRET not in _all_text(info.value)
 
 
-@pytest.mark.parametrize("url", [
-    f"mysql+pymysql://someone:{SECRET}@127.0.0.1:notaport/db",  # unparsable
-    f"postgresql+nosuchdriver://someone:{SECRET}@127.0.0.1/db",  # no such driver
-    f"nosuchdb://someone:{SECRET}@127.0.0.1/db",  # no such dialect
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"mysql+pymysql://someone:{SECRET}@127.0.0.1:notaport/db",  # unparsable
+        f"postgresql+nosuchdriver://someone:{SECRET}@127.0.0.1/db",  # no such driver
+        f"nosuchdb://someone:{SECRET}@127.0.0.1/db",  # no such dialect
+    ],
+)
 def test_password_never_appears_in_url_errors(url):
     with pytest.raises(StoreConnectionError) as info:
         open_store(url)

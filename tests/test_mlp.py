@@ -10,9 +10,9 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 
-import envs
-from agents.mlp import FORMAT, MLPClickModel, roc_auc
-from envs.wrappers import top_k
+from stickyrec import envs
+from stickyrec.agents.mlp import FORMAT, MLPClickModel, roc_auc
+from stickyrec.envs.wrappers import top_k
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,8 +37,9 @@ def collect_log(config, n_shoppers: int, seed: int) -> pd.DataFrame:
         items = np.take_along_axis(obs["candidate_ids"], slates, axis=1)
         next_obs, _, _, _, info = env.step(slates)
         clicked = info["clicked_position"][rows, None] == positions
-        frame = pd.DataFrame(np.repeat(obs["shopper"][rows], k, axis=0),
-                             columns=[f"s{j}" for j in range(obs["shopper"].shape[1])])
+        frame = pd.DataFrame(
+            np.repeat(obs["shopper"][rows], k, axis=0), columns=[f"s{j}" for j in range(obs["shopper"].shape[1])]
+        )
         frame.insert(0, "shopper", np.repeat(rows, k))
         frame.insert(1, "day", np.repeat(info["day"][rows], k))
         frame.insert(2, "step", step)
@@ -57,8 +58,10 @@ def world():
     log = collect_log(config, 200, seed=0)
     shopper = log["shopper"].to_numpy()
     part = np.random.default_rng(1).permutation(200)[shopper] % 5  # shoppers 3:1:1 into train, val, test
-    splits = {name: log[mask].reset_index(drop=True)
-              for name, mask in (("train", part < 3), ("val", part == 3), ("test", part == 4))}
+    splits = {
+        name: log[mask].reset_index(drop=True)
+        for name, mask in (("train", part < 3), ("val", part == 3), ("test", part == 4))
+    }
     return config, envs.make_catalog(config), splits
 
 
@@ -114,8 +117,10 @@ def test_save_load_round_trip_is_exact(world, trained, tmp_path):
     obs, _ = env.reset(seed=5)
     model.bind(env)
     loaded.bind(env)
-    assert np.array_equal(model.score_candidates(obs["shopper"], obs["candidate_ids"]),
-                          loaded.score_candidates(obs["shopper"], obs["candidate_ids"]))
+    assert np.array_equal(
+        model.score_candidates(obs["shopper"], obs["candidate_ids"]),
+        loaded.score_candidates(obs["shopper"], obs["candidate_ids"]),
+    )
     assert np.array_equal(model.act(obs), loaded.act(obs))
 
 
@@ -140,9 +145,14 @@ def test_load_refuses_corrupt_foreign_and_mismatched_files(world, trained, tmp_p
     state = dict(payload["state"])
     state["head.weight"] = torch.zeros(2, 7)
     torch.save({**payload, "state": state}, cases["wrong weights"])
-    messages = {"garbage": "not a readable", "truncated": "not a readable", "tensor": "holds a Tensor",
-                "other agent": "holds agent 'item_cf'", "damaged": "shopper_mean",
-                "wrong weights": "head.weight"}
+    messages = {
+        "garbage": "not a readable",
+        "truncated": "not a readable",
+        "tensor": "holds a Tensor",
+        "other agent": "holds agent 'item_cf'",
+        "damaged": "shopper_mean",
+        "wrong weights": "head.weight",
+    }
     for name, path in cases.items():
         with pytest.raises(ValueError, match=messages[name]):
             MLPClickModel.load(path)
@@ -172,7 +182,7 @@ def test_act_returns_distinct_valid_slates_ranked_by_click_score(world, trained)
         scores = model.score_candidates(obs["shopper"], obs["candidate_ids"])
         ranked = np.take_along_axis(scores, slates, axis=1)
         assert np.all(np.diff(ranked, axis=1) <= 0)  # best first
-        assert np.all(np.sort(scores, axis=1)[:, -config.slate_size:][:, ::-1] == ranked)  # the k best
+        assert np.all(np.sort(scores, axis=1)[:, -config.slate_size :][:, ::-1] == ranked)  # the k best
         obs, *_ = env.step(slates)  # the env accepts them
 
     # The act-time fast path (cached item part, folded cross features) equals the training path's logit, both for

@@ -9,8 +9,8 @@ from gymnasium.vector import AutoresetMode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import envs
-from envs import choice, dynamics
+from stickyrec import envs
+from stickyrec.envs import choice, dynamics
 from tests.helpers import float_leaves
 from tests.strategies import batched_slates, config_overrides, configs
 
@@ -22,12 +22,18 @@ def _design_logits(simulator: envs.RetentionSimulator, slate: np.ndarray) -> np.
     u = theta.e + w_a a - beta log p - w_f f_c, logit = u / tau + log eta_j, no click v0 / tau last."""
     cfg, catalog, state = simulator.config, simulator.catalog, simulator.state
     items = np.take_along_axis(simulator.candidate_ids, slate, axis=1)
-    utility = (np.einsum("bkd,bd->bk", catalog.embedding[items], state.interest)
-               + cfg.appeal_weight * catalog.appeal[items]
-               - state.price_sensitivity[:, None] * catalog.log_relative_price[items]
-               - cfg.fatigue_weight * np.take_along_axis(state.fatigue, catalog.category[items], axis=1))
-    return choice.slate_logits(utility, cfg.temperature, cfg.no_click_utility,
-                               choice.examination_log_weights(cfg.slate_size, cfg.position_decay))
+    utility = (
+        np.einsum("bkd,bd->bk", catalog.embedding[items], state.interest)
+        + cfg.appeal_weight * catalog.appeal[items]
+        - state.price_sensitivity[:, None] * catalog.log_relative_price[items]
+        - cfg.fatigue_weight * np.take_along_axis(state.fatigue, catalog.category[items], axis=1)
+    )
+    return choice.slate_logits(
+        utility,
+        cfg.temperature,
+        cfg.no_click_utility,
+        choice.examination_log_weights(cfg.slate_size, cfg.position_decay),
+    )
 
 
 @st.composite
@@ -35,8 +41,7 @@ def rollouts(draw: st.DrawFn, autoreset_modes=(AutoresetMode.SAME_STEP, Autorese
     """(config, batch size, autoreset mode, seed, a cycle of batched slates) for a short rollout."""
     config = draw(configs())
     batch_size = draw(st.integers(1, 6))
-    plan = draw(st.lists(batched_slates(batch_size, config.n_candidates, config.slate_size), min_size=1,
-                         max_size=6))
+    plan = draw(st.lists(batched_slates(batch_size, config.n_candidates, config.slate_size), min_size=1, max_size=6))
     return config, batch_size, draw(st.sampled_from(autoreset_modes)), draw(st.integers(0, 2**31)), plan
 
 
@@ -129,16 +134,24 @@ def test_finished_shopper_stays_gone_when_autoreset_is_disabled(rollout):
         frozen_obs = obs
 
 
-@given(satisfaction=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=8).map(np.array),
-       quality=st.floats(0.0, 1.0), rates=st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0)),
-       clicked=st.booleans(), purchased=st.booleans(), gap=st.floats(0.0, 1e4), baseline=st.floats(0.0, 1.0),
-       memory=st.floats(1e-3, 1e5))
-def test_satisfaction_updates_stay_in_unit_interval(satisfaction, quality, rates, clicked, purchased, gap, baseline,
-                                                   memory):
+@given(
+    satisfaction=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=8).map(np.array),
+    quality=st.floats(0.0, 1.0),
+    rates=st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0)),
+    clicked=st.booleans(),
+    purchased=st.booleans(),
+    gap=st.floats(0.0, 1e4),
+    baseline=st.floats(0.0, 1.0),
+    memory=st.floats(1e-3, 1e5),
+)
+def test_satisfaction_updates_stay_in_unit_interval(
+    satisfaction, quality, rates, clicked, purchased, gap, baseline, memory
+):
     """Every satisfaction update (click, purchase, no click, reversion over a gap) maps [0, 1] into [0, 1]."""
     n = satisfaction.size
-    updated = dynamics.update_satisfaction(satisfaction, np.full(n, clicked), np.full(n, clicked and purchased),
-                                           np.full(n, quality), *rates)
+    updated = dynamics.update_satisfaction(
+        satisfaction, np.full(n, clicked), np.full(n, clicked and purchased), np.full(n, quality), *rates
+    )
     reverted = dynamics.revert_satisfaction(updated, gap, baseline, memory)
     for s in (updated, reverted):
         assert np.all((s >= 0.0) & (s <= 1.0))

@@ -7,15 +7,28 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import envs
-from envs.catalog import make_catalog, normalise_rows
-from envs.retrieval import CandidateRetriever
+from stickyrec import envs
+from stickyrec.envs.catalog import make_catalog, normalise_rows
+from stickyrec.envs.retrieval import CandidateRetriever
 from tests.helpers import random_slate
 from tests.strategies import configs
 
-CATALOG_FIELDS = ("category", "embedding", "price", "quality", "appeal", "is_clickbait", "popularity", "rating",
-                  "ctr_estimate", "centroids", "items_by_category", "log_relative_price", "popularity_cdf",
-                  "permutation")
+CATALOG_FIELDS = (
+    "category",
+    "embedding",
+    "price",
+    "quality",
+    "appeal",
+    "is_clickbait",
+    "popularity",
+    "rating",
+    "ctr_estimate",
+    "centroids",
+    "items_by_category",
+    "log_relative_price",
+    "popularity_cdf",
+    "permutation",
+)
 
 
 def _assert_catalogs_equal(a: envs.Catalog, b: envs.Catalog) -> None:
@@ -119,8 +132,12 @@ def test_retrieval_returns_m_distinct_items_for_many_interests(small_config):
     catalog = make_catalog(small_config)
     retriever = CandidateRetriever(small_config, catalog)
     rng = np.random.default_rng(0)
-    interests = np.concatenate([_arrival_interests(small_config, catalog, 2000, 1),
-                                normalise_rows(rng.standard_normal((2000, small_config.embedding_dim)))])
+    interests = np.concatenate(
+        [
+            _arrival_interests(small_config, catalog, 2000, 1),
+            normalise_rows(rng.standard_normal((2000, small_config.embedding_dim))),
+        ]
+    )
     uniform = rng.random((interests.shape[0], retriever.uniforms_per_call))
     uniform[:4] = [[0.0, 0.0], [1.0 - 2**-53, 1.0 - 2**-53], [0.0, 1.0 - 2**-53], [1.0 - 2**-53, 0.0]]
     ids = retriever.retrieve(interests, uniform)
@@ -150,12 +167,12 @@ def test_nearest_candidates_are_closer_to_the_interest_than_random_ones(small_co
     relevance = np.einsum("emd,ed->em", catalog.embedding[ids], interests)
     n_nearest, n_popular = small_config.n_nearest, small_config.n_popular
     nearest = relevance[:, :n_nearest].mean()
-    random_part = relevance[:, n_nearest + n_popular:].mean()
+    random_part = relevance[:, n_nearest + n_popular :].mean()
     chance = (interests @ catalog.embedding.T).mean()
     assert nearest > random_part + 0.2, (nearest, random_part)
     assert nearest > chance + 0.2
     # per shopper, too: the nearest block wins for the vast majority
-    per_shopper = relevance[:, :n_nearest].mean(axis=1) > relevance[:, n_nearest + n_popular:].mean(axis=1)
+    per_shopper = relevance[:, :n_nearest].mean(axis=1) > relevance[:, n_nearest + n_popular :].mean(axis=1)
     assert per_shopper.mean() > 0.9
 
 
@@ -167,7 +184,8 @@ def test_candidates_are_refreshed_only_when_a_session_starts(small_config, rng):
     for _ in range(400):
         previous = obs["candidate_ids"]
         obs, _, terminated, truncated, info = env.step(
-            random_slate(rng, small_config.n_candidates, small_config.slate_size))
+            random_slate(rng, small_config.n_candidates, small_config.slate_size)
+        )
         if terminated or truncated:
             break
         if info["returned"]:

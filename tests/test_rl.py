@@ -9,23 +9,29 @@ import numpy as np
 import pytest
 import torch
 
-from agents.rl import load_agent, make_reward, make_rl_agent
-from agents.rl.base import isolated_global_rng
-from agents.rl.ppo import PPOAgent, gumbel_top_k, plackett_luce
-from agents.rl.rewards import RewardMix
-from agents.rl.slateq import SlateQAgent
-from agents.rl.vec_env import RetentionVecEnv, flatten_observation
-from envs.vector import RetentionVectorEnv
+from stickyrec.agents.rl import load_agent, make_reward, make_rl_agent
+from stickyrec.agents.rl.base import isolated_global_rng
+from stickyrec.agents.rl.ppo import PPOAgent, gumbel_top_k, plackett_luce
+from stickyrec.agents.rl.rewards import RewardMix
+from stickyrec.agents.rl.slateq import SlateQAgent
+from stickyrec.agents.rl.vec_env import RetentionVecEnv, flatten_observation
+from stickyrec.envs.vector import RetentionVectorEnv
 
-TINY = {"ppo": {"n_envs": 16, "n_steps": 8, "batch_size": 64, "n_epochs": 2, "hidden": 16, "embed": 8},
-        "slateq": {"n_envs": 16, "batch_size": 32, "learning_starts": 32, "buffer_size": 2000, "hidden": 16,
-                   "embed": 8}}
+TINY = {
+    "ppo": {"n_envs": 16, "n_steps": 8, "batch_size": 64, "n_epochs": 2, "hidden": 16, "embed": 8},
+    "slateq": {"n_envs": 16, "batch_size": 32, "learning_starts": 32, "buffer_size": 2000, "hidden": 16, "embed": 8},
+}
 
 
 def _info(**overrides):
-    info = {"clicked_position": np.array([0, -1, 2]), "purchased": np.array([True, False, False]),
-            "revenue": np.array([5.0, 0.0, 0.0]), "returned": np.array([False, True, False]),
-            "return_gap_days": np.array([0.0, 3.0, 0.0]), "churned": np.array([False, False, True])}
+    info = {
+        "clicked_position": np.array([0, -1, 2]),
+        "purchased": np.array([True, False, False]),
+        "revenue": np.array([5.0, 0.0, 0.0]),
+        "returned": np.array([False, True, False]),
+        "return_gap_days": np.array([0.0, 3.0, 0.0]),
+        "churned": np.array([False, False, True]),
+    }
     return {**info, **overrides}
 
 
@@ -54,15 +60,22 @@ def test_rated_click_pays_the_public_rating_of_the_clicked_item_and_needs_the_ca
 
 
 def test_the_default_reward_is_retention_aware():
-    from agents.rl import DEFAULT_REWARD
+    from stickyrec.agents.rl import DEFAULT_REWARD
 
     default = make_reward(None)
     assert make_reward(DEFAULT_REWARD) == default and default.return_visit > 0 and default.click == 0
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("clicks", "unknown reward 'clicks'"), ({"clickz": 1.0}, "unknown reward term"),
-    ({"click": float("nan")}, "click=nan"), ({}, "every reward weight is zero"), (3, "allowed: a name")])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("clicks", "unknown reward 'clicks'"),
+        ({"clickz": 1.0}, "unknown reward term"),
+        ({"click": float("nan")}, "click=nan"),
+        ({}, "every reward weight is zero"),
+        (3, "allowed: a name"),
+    ],
+)
 def test_bad_reward_is_refused(spec, message):
     with pytest.raises(ValueError, match=message):
         make_reward(spec)
@@ -238,15 +251,18 @@ def test_pickled_object_checkpoint_is_refused(tmp_path):
         load_agent(path)
 
 
-@pytest.mark.parametrize("name, kwargs, message", [
-    ("dqn", {}, "unknown RL agent 'dqn'; allowed: ppo, slateq"),
-    ("ppo", {"n_envs": 0}, "n_envs must be an integer >= 1"),
-    ("ppo", {"gamma": 1.5}, "gamma must be a finite number in"),
-    ("slateq", {"learning_rate": "fast"}, "learning_rate must be a finite number"),
-    ("slateq", {"not_a_param": 1}, "unexpected keyword argument 'not_a_param'"),
-    ("slateq", {"n_step": 0}, "n_step must be an integer >= 1"),
-    ("slateq", {"n_step": 4, "n_envs": 64, "buffer_size": 200}, "buffer_size=200 cannot hold n_step=4 env steps"),
-])
+@pytest.mark.parametrize(
+    "name, kwargs, message",
+    [
+        ("dqn", {}, "unknown RL agent 'dqn'; allowed: ppo, slateq"),
+        ("ppo", {"n_envs": 0}, "n_envs must be an integer >= 1"),
+        ("ppo", {"gamma": 1.5}, "gamma must be a finite number in"),
+        ("slateq", {"learning_rate": "fast"}, "learning_rate must be a finite number"),
+        ("slateq", {"not_a_param": 1}, "unexpected keyword argument 'not_a_param'"),
+        ("slateq", {"n_step": 0}, "n_step must be an integer >= 1"),
+        ("slateq", {"n_step": 4, "n_envs": 64, "buffer_size": 200}, "buffer_size=200 cannot hold n_step=4 env steps"),
+    ],
+)
 def test_bad_agent_arguments(name, kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_rl_agent(name, **kwargs)
@@ -264,12 +280,33 @@ def test_untrained_agent_cannot_act_or_save(small_config, tmp_path):
 
 # --- the CLI ----------------------------------------------------------------------------------------------------
 def test_cli_train_writes_agent_logs_and_checkpoints(tmp_path, capsys):
-    from experiments.cli import main
+    from stickyrec.experiments.cli import main
 
     out = tmp_path / "run"
-    code = main(["train", "--agent", "ppo", "--config", "small", "--steps", "256", "--seed", "3", "--quiet",
-                 "--param", "n_envs=16", "--param", "n_steps=8", "--param", "batch_size=64", "--out", str(out),
-                 "--eval-shoppers", "20"])
+    code = main(
+        [
+            "train",
+            "--agent",
+            "ppo",
+            "--config",
+            "small",
+            "--steps",
+            "256",
+            "--seed",
+            "3",
+            "--quiet",
+            "--param",
+            "n_envs=16",
+            "--param",
+            "n_steps=8",
+            "--param",
+            "batch_size=64",
+            "--out",
+            str(out),
+            "--eval-shoppers",
+            "20",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "trained ppo on 256 shopper-steps" in printed and "retained d30" in printed
@@ -282,14 +319,17 @@ def test_cli_train_writes_agent_logs_and_checkpoints(tmp_path, capsys):
     assert isinstance(load_agent(out / "agent.pt"), PPOAgent)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--reward", "clicks"], "unknown reward 'clicks'"),
-    (["--param", "n_envs=0"], "n_envs must be an integer >= 1"),
-    (["--param", "reward=click"], "set reward with its own option"),
-    (["--steps", "0"], "--steps must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--reward", "clicks"], "unknown reward 'clicks'"),
+        (["--param", "n_envs=0"], "n_envs must be an integer >= 1"),
+        (["--param", "reward=click"], "set reward with its own option"),
+        (["--steps", "0"], "--steps must be at least 1"),
+    ],
+)
 def test_cli_train_refuses_bad_input_before_training(tmp_path, capsys, argv, message):
-    from experiments.cli import main
+    from stickyrec.experiments.cli import main
 
     out = tmp_path / "run"
     assert main(["train", "--agent", "slateq", "--config", "small", "--out", str(out), "--quiet", *argv]) == 2
@@ -317,15 +357,25 @@ def _frame(n, retained, week1_clicks, seed):
 
     rng = np.random.default_rng(seed)
     ret = rng.random(n) < retained
-    return pd.DataFrame({"impressions": np.full(n, 100), "clicks": np.full(n, 30),
-                         "week1_impressions": np.full(n, 20), "week1_clicks": np.full(n, week1_clicks),
-                         "sessions": np.full(n, 10), "purchases": np.full(n, 2), "revenue": np.full(n, 5.0),
-                         "retained_day1": np.ones(n, bool), "retained_day7": ret, "retained_day30": ret,
-                         "lifetime_days": np.where(ret, 60.0, 20.0)})
+    return pd.DataFrame(
+        {
+            "impressions": np.full(n, 100),
+            "clicks": np.full(n, 30),
+            "week1_impressions": np.full(n, 20),
+            "week1_clicks": np.full(n, week1_clicks),
+            "sessions": np.full(n, 10),
+            "purchases": np.full(n, 2),
+            "revenue": np.full(n, 5.0),
+            "retained_day1": np.ones(n, bool),
+            "retained_day7": ret,
+            "retained_day30": ret,
+            "lifetime_days": np.where(ret, 60.0, 20.0),
+        }
+    )
 
 
 def test_rl_table_pools_seeds_and_pairs_the_difference_with_the_mlp():
-    from experiments.rl_benchmark import _bootstrap_rows
+    from stickyrec.experiments.rl_benchmark import _bootstrap_rows
 
     n = 400
     baselines = {"mlp": _frame(n, 0.5, 8, 0), "long_term_oracle": _frame(n, 0.9, 5, 1)}
@@ -337,8 +387,9 @@ def test_rl_table_pools_seeds_and_pairs_the_difference_with_the_mlp():
     assert row["retention_day30_low"] < row["retention_day30"] < row["retention_day30_high"]
     target = targets.set_index("agent").loc["ppo"]
     assert 0.2 < target["d30_minus_mlp_low"] < target["d30_minus_mlp"] < target["d30_minus_mlp_high"] < 0.4
-    assert target["share_of_oracle_d30"] == pytest.approx(row["retention_day30"]
-                                                           / baselines["long_term_oracle"]["retained_day30"].mean())
+    assert target["share_of_oracle_d30"] == pytest.approx(
+        row["retention_day30"] / baselines["long_term_oracle"]["retained_day30"].mean()
+    )
     assert target["mlp_wk1_ctr_minus_agent"] == pytest.approx(0.2)
     with pytest.raises(ValueError, match="same 400 held-out shoppers"):
         _bootstrap_rows(baselines, {"ppo": [_frame(n - 1, 0.8, 4, 0)]}, resamples=10, seed=0)
@@ -349,7 +400,7 @@ def _filled_buffers(gap_days, gamma_day, gamma=0.9, lam=0.8):
     from gymnasium import spaces
     from stable_baselines3.common.buffers import RolloutBuffer
 
-    from agents.rl.ppo import TimeDiscountedRolloutBuffer
+    from stickyrec.agents.rl.ppo import TimeDiscountedRolloutBuffer
 
     class Source:
         last_gap_days = np.zeros(1)
@@ -362,8 +413,14 @@ def _filled_buffers(gap_days, gamma_day, gamma=0.9, lam=0.8):
         buffer.reset()
         for t, gap in enumerate(gap_days):
             Source.last_gap_days = np.array([gap])
-            buffer.add(np.zeros((1, 2)), np.zeros((1, 2)), np.array([1.0 + t]), np.array([t == 2]),
-                       torch.tensor([0.5 * t]), torch.zeros(1))
+            buffer.add(
+                np.zeros((1, 2)),
+                np.zeros((1, 2)),
+                np.array([1.0 + t]),
+                np.array([t == 2]),
+                torch.tensor([0.5 * t]),
+                torch.zeros(1),
+            )
         buffer.compute_returns_and_advantage(torch.tensor([2.0]), np.array([False]))
         out.append(buffer)
     return out
@@ -386,7 +443,7 @@ def test_time_discount_discounts_the_days_between_sessions():
 
 # --- SlateQ's n-step replay ------------------------------------------------------------------------------------------
 def test_slateq_n_step_returns_follow_each_shopper_and_stop_at_her_episode_end():
-    from agents.rl.slateq import ReplayBuffer
+    from stickyrec.agents.rl.slateq import ReplayBuffer
 
     n_envs, steps, capacity, n_step = 3, 9, 21, 3  # wraps: 27 transitions into 21 rows
     rng = np.random.default_rng(5)
@@ -397,9 +454,18 @@ def test_slateq_n_step_returns_follow_each_shopper_and_stop_at_her_episode_end()
     buffer = ReplayBuffer(capacity, n_candidates=4, slate_size=2, shopper_dim=2, n_envs=n_envs)
     for t in range(steps):  # shopper vector = (step, slot), next shopper = (step + 1, slot): tags to check with
         tag = np.stack([np.full(n_envs, t), np.arange(n_envs)], axis=1).astype(np.float32)
-        buffer.add(tag, np.zeros((n_envs, 4), np.int32), np.zeros((n_envs, 2)), np.zeros(n_envs), reward[t],
-                   tag + [1, 0], np.zeros((n_envs, 4), np.int32), churned[t].astype(np.float32), discount[t],
-                   done[t])
+        buffer.add(
+            tag,
+            np.zeros((n_envs, 4), np.int32),
+            np.zeros((n_envs, 2)),
+            np.zeros(n_envs),
+            reward[t],
+            tag + [1, 0],
+            np.zeros((n_envs, 4), np.int32),
+            churned[t].astype(np.float32),
+            discount[t],
+            done[t],
+        )
     with pytest.raises(ValueError, match="3 env slots got 2"):
         buffer.add(*[np.zeros(2)] * 10)
     batch = buffer.sample(500, np.random.default_rng(0), n_step=n_step)

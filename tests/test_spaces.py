@@ -11,7 +11,7 @@ from gymnasium.vector.utils import batch_space
 from hypothesis import given
 from hypothesis import strategies as st
 
-from envs import SlateSpace
+from stickyrec.envs import SlateSpace
 from tests.strategies import slates
 
 

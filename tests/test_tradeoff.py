@@ -5,9 +5,9 @@ Measured over 2,000 simulated shoppers per policy with the default config (60-da
 
 import pytest
 
-from agents import ClickChaserPolicy, RelevanceQualityPolicy
-from envs import RetentionConfig
-from experiments.simulate import simulate_cohort
+from stickyrec.agents import ClickChaserPolicy, RelevanceQualityPolicy
+from stickyrec.envs import RetentionConfig
+from stickyrec.experiments.simulate import simulate_cohort
 
 N_SHOPPERS = 2000
 
@@ -15,8 +15,10 @@ N_SHOPPERS = 2000
 @pytest.fixture(scope="module")
 def outcomes():
     config = RetentionConfig()
-    return {policy.name: simulate_cohort(policy, config, N_SHOPPERS, seed=12345).summary()
-            for policy in (ClickChaserPolicy(), RelevanceQualityPolicy())}
+    return {
+        policy.name: simulate_cohort(policy, config, N_SHOPPERS, seed=12345).summary()
+        for policy in (ClickChaserPolicy(), RelevanceQualityPolicy())
+    }
 
 
 def test_click_chaser_gets_more_first_week_clicks(outcomes):

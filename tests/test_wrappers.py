@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import envs
-from envs.wrappers import (
+from stickyrec import envs
+from stickyrec.envs.wrappers import (
     FlattenSlateObservation,
     FlattenSlateObservationVector,
     ScoreSlateAction,

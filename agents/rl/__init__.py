@@ -6,12 +6,12 @@
 
 from __future__ import annotations
 
-from agents.rl.rewards import DEFAULT_REWARD, REWARDS, RewardMix, make_reward
+from stickyrec.agents.rl.rewards import DEFAULT_REWARD, REWARDS, RewardMix, make_reward
 
 
 def _registry() -> dict:
-    from agents.rl.ppo import PPOAgent
-    from agents.rl.slateq import SlateQAgent
+    from stickyrec.agents.rl.ppo import PPOAgent
+    from stickyrec.agents.rl.slateq import SlateQAgent
 
     return {PPOAgent.name: PPOAgent, SlateQAgent.name: SlateQAgent}
 
@@ -32,8 +32,8 @@ def make_rl_agent(name: str, **hyperparameters):
 
 def load_agent(path):
     """Load a checkpoint as the agent it holds (``ppo``, ``slateq`` or ``mlp``)."""
-    from agents.mlp import MLPClickModel
-    from agents.rl.checkpoint import load_checkpoint
+    from stickyrec.agents.mlp import MLPClickModel
+    from stickyrec.agents.rl.checkpoint import load_checkpoint
 
     name = load_checkpoint(path, None).get("name")
     registry = {**_registry(), MLPClickModel.name: MLPClickModel}

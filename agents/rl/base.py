@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from agents.base import Agent
-from agents.rl.checkpoint import check_spaces, env_spaces, load_checkpoint, load_state, save_checkpoint
-from agents.rl.rewards import make_reward
-from envs.config import make_config
-from envs.wrappers import top_k
+from stickyrec.agents.base import Agent
+from stickyrec.agents.rl.checkpoint import check_spaces, env_spaces, load_checkpoint, load_state, save_checkpoint
+from stickyrec.agents.rl.rewards import make_reward
+from stickyrec.envs.config import make_config
+from stickyrec.envs.wrappers import top_k
 
 _ACT_CHUNK = 1024  # shoppers per forward pass at act time
 
@@ -63,8 +63,12 @@ def check_int(label: str, value, low: int) -> int:
 
 
 def check_float(label: str, value, low: float, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or not low <= value <= high:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
         raise ValueError(f"{label} must be a finite number in [{low}, {high}], got {value!r}")
     return float(value)
 
@@ -115,16 +119,22 @@ class RLAgent(Agent):
         self._require_trained("act")
         ids = np.asarray(observation["candidate_ids"])
         shopper = np.asarray(observation["shopper"], dtype=np.float32)
-        if ids.ndim != 2 or ids.shape[1] != self.spaces["n_candidates"] or shopper.shape != (
-                ids.shape[0], self.spaces["shopper_dim"]):
-            raise ValueError(f"observation has candidate_ids {ids.shape} and shopper {shopper.shape}; allowed: (B,"
-                             f" {self.spaces['n_candidates']}) and (B, {self.spaces['shopper_dim']})")
+        if (
+            ids.ndim != 2
+            or ids.shape[1] != self.spaces["n_candidates"]
+            or shopper.shape != (ids.shape[0], self.spaces["shopper_dim"])
+        ):
+            raise ValueError(
+                f"observation has candidate_ids {ids.shape} and shopper {shopper.shape}; allowed: (B,"
+                f" {self.spaces['n_candidates']}) and (B, {self.spaces['shopper_dim']})"
+            )
         out = np.empty(ids.shape, dtype=np.float32)
         self.net.eval()
         for start in range(0, ids.shape[0], _ACT_CHUNK):
             rows = slice(start, start + _ACT_CHUNK)
-            out[rows] = self.net.scores(torch.from_numpy(shopper[rows].copy()),
-                                        torch.from_numpy(ids[rows].astype(np.int64))).numpy()
+            out[rows] = self.net.scores(
+                torch.from_numpy(shopper[rows].copy()), torch.from_numpy(ids[rows].astype(np.int64))
+            ).numpy()
         return out
 
     def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
@@ -140,10 +150,16 @@ class RLAgent(Agent):
 
     def save(self, path) -> None:
         self._require_trained("save")
-        save_checkpoint(path, self.name, {
-            "hyperparameters": self.hyperparameters, "spaces": dict(self.spaces),
-            "history": _plain(self.history),
-            "state": {key: value.detach().clone() for key, value in self.net.state_dict().items()}})
+        save_checkpoint(
+            path,
+            self.name,
+            {
+                "hyperparameters": self.hyperparameters,
+                "spaces": dict(self.spaces),
+                "history": _plain(self.history),
+                "state": {key: value.detach().clone() for key, value in self.net.state_dict().items()},
+            },
+        )
 
     @classmethod
     def load(cls, path) -> RLAgent:
@@ -153,8 +169,19 @@ class RLAgent(Agent):
         except (TypeError, ValueError) as exc:
             raise ValueError(f"checkpoint {path!s} is a damaged {cls.name!r} checkpoint: {exc}") from None
         spaces = payload["spaces"]
-        missing = [key for key in ("n_items", "n_candidates", "slate_size", "shopper_dim", "n_categories",
-                                   "embedding_dim", "catalog_fingerprint") if key not in spaces]
+        missing = [
+            key
+            for key in (
+                "n_items",
+                "n_candidates",
+                "slate_size",
+                "shopper_dim",
+                "n_categories",
+                "embedding_dim",
+                "catalog_fingerprint",
+            )
+            if key not in spaces
+        ]
         if missing:
             raise ValueError(f"checkpoint {path!s} is a damaged {cls.name!r} checkpoint: spaces lack {missing}")
         agent.spaces = dict(spaces)
@@ -184,15 +211,17 @@ class TrainProgress:
     """A tqdm bar over environment steps, with the latest figures as its postfix; closes cleanly."""
 
     def __init__(self, total: int, description: str, enabled: bool) -> None:
-        self.bar = tqdm(total=total, desc=description, unit="step", unit_scale=True, disable=not enabled,
-                        dynamic_ncols=True)
+        self.bar = tqdm(
+            total=total, desc=description, unit="step", unit_scale=True, disable=not enabled, dynamic_ncols=True
+        )
         self.t0 = time.perf_counter()
 
     def update(self, steps: int, **postfix) -> None:
         self.bar.update(steps)
         if postfix:
-            self.bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in postfix.items()},
-                                 refresh=False)
+            self.bar.set_postfix(
+                {k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in postfix.items()}, refresh=False
+            )
 
     def close(self) -> None:
         self.bar.close()

@@ -13,26 +13,33 @@ from typing import Any
 
 import torch
 
-from agents.mlp import FORMAT, FORMAT_VERSION, catalog_fingerprint, read_agent_file
+from stickyrec.agents.mlp import FORMAT, FORMAT_VERSION, catalog_fingerprint, read_agent_file
 
 SPACE_KEYS = ("n_items", "n_candidates", "slate_size", "shopper_dim", "n_categories", "embedding_dim")
 
 
 def env_spaces(config, catalog) -> dict[str, Any]:
     """What a trained network depends on: the sizes of its inputs and the identity of the catalog."""
-    from envs.shoppers import n_shopper_features
+    from stickyrec.envs.shoppers import n_shopper_features
 
-    return {"n_items": int(config.n_items), "n_candidates": int(config.n_candidates),
-            "slate_size": int(config.slate_size),
-            "shopper_dim": int(n_shopper_features(config.n_categories, config.embedding_dim)),
-            "n_categories": int(config.n_categories), "embedding_dim": int(config.embedding_dim),
-            "catalog_fingerprint": catalog_fingerprint(catalog.public_features())}
+    return {
+        "n_items": int(config.n_items),
+        "n_candidates": int(config.n_candidates),
+        "slate_size": int(config.slate_size),
+        "shopper_dim": int(n_shopper_features(config.n_categories, config.embedding_dim)),
+        "n_categories": int(config.n_categories),
+        "embedding_dim": int(config.embedding_dim),
+        "catalog_fingerprint": catalog_fingerprint(catalog.public_features()),
+    }
 
 
 def check_spaces(saved: dict[str, Any], current: dict[str, Any], agent: str) -> None:
     """``ValueError`` naming every space that differs between a checkpoint and the env it is bound to."""
-    diffs = [f"{key} {saved.get(key)!r} (trained) != {current[key]!r} (env)"
-             for key in (*SPACE_KEYS, "catalog_fingerprint") if saved.get(key) != current[key]]
+    diffs = [
+        f"{key} {saved.get(key)!r} (trained) != {current[key]!r} (env)"
+        for key in (*SPACE_KEYS, "catalog_fingerprint")
+        if saved.get(key) != current[key]
+    ]
     if diffs:
         raise ValueError(f"this {agent} agent was trained on another env: {'; '.join(diffs)}")
 
@@ -69,8 +76,9 @@ def load_state(module: torch.nn.Module, state: dict, path, name: str) -> None:
     try:
         module.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, KeyError) as exc:
-        raise ValueError(f"checkpoint {os.fspath(path)!r} is a damaged {name!r} checkpoint: "
-                         f"{str(exc).splitlines()[0]}") from None
+        raise ValueError(
+            f"checkpoint {os.fspath(path)!r} is a damaged {name!r} checkpoint: {str(exc).splitlines()[0]}"
+        ) from None
     for key, value in module.state_dict().items():
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise ValueError(f"checkpoint {os.fspath(path)!r} is a damaged {name!r} checkpoint: {key} holds NaN or inf")

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from envs.shoppers import SHOPPER_FEATURES
+from stickyrec.envs.shoppers import SHOPPER_FEATURES
 
 N_CROSS = 3
 DENSE_RATIO = 40  # score the whole catalog, then gather, when it holds at most this many items per candidate
@@ -58,16 +58,21 @@ def catalog_tables(catalog) -> dict[str, np.ndarray]:
     features = catalog.public_features().astype(np.float32)
     mean, std = features.mean(axis=0), features.std(axis=0)
     std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
-    return {"item_features": (features - mean) / std,
-            "category": catalog.category.astype(np.int64),
-            "embedding": catalog.embedding.astype(np.float32)}
+    return {
+        "item_features": (features - mean) / std,
+        "category": catalog.category.astype(np.int64),
+        "embedding": catalog.embedding.astype(np.float32),
+    }
 
 
 def empty_tables(spaces: dict) -> dict[str, np.ndarray]:
     """Zero tables of the right shapes (a checkpoint's state fills them)."""
     n, d = spaces["n_items"], spaces["embedding_dim"]
-    return {"item_features": np.zeros((n, d + 3 + spaces["n_categories"]), np.float32),
-            "category": np.zeros(n, np.int64), "embedding": np.zeros((n, d), np.float32)}
+    return {
+        "item_features": np.zeros((n, d + 3 + spaces["n_categories"]), np.float32),
+        "category": np.zeros(n, np.int64),
+        "embedding": np.zeros((n, d), np.float32),
+    }
 
 
 class CandidateFeatures(nn.Module):
@@ -89,15 +94,15 @@ class CandidateFeatures(nn.Module):
     def shopper(self, shopper: torch.Tensor) -> torch.Tensor:
         """(N, F) raw shopper vectors -> (N, F) network inputs."""
         counts = torch.log1p(shopper[:, : self.n_counts].clamp_min(0.0))
-        return torch.cat([counts, shopper[:, self.n_counts:]], dim=1)
+        return torch.cat([counts, shopper[:, self.n_counts :]], dim=1)
 
     def cross(self, shopper: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """(N, F) raw shopper vectors and (N, M) int64 ids -> (N, M, N_CROSS) cross features."""
         n, c = len(SHOPPER_FEATURES), self.n_categories
         category = self.category[ids]
-        recent = torch.gather(shopper[:, n: n + c], 1, category)
-        session = torch.gather(shopper[:, n + c: n + 2 * c], 1, category)
-        relevance = dot_rows(shopper[:, n + 2 * c:], self.embedding, ids)
+        recent = torch.gather(shopper[:, n : n + c], 1, category)
+        session = torch.gather(shopper[:, n + c : n + 2 * c], 1, category)
+        relevance = dot_rows(shopper[:, n + 2 * c :], self.embedding, ids)
         return torch.stack([torch.log1p(recent.clamp_min(0.0)), torch.log1p(session.clamp_min(0.0)), relevance], dim=2)
 
 
@@ -107,23 +112,29 @@ class CandidateScorer(nn.Module):
     def __init__(self, shopper_dim: int, item_dim: int, hidden: int = 64, embed: int = 32) -> None:
         super().__init__()
         self.embed = embed
-        self.shopper_tower = nn.Sequential(nn.Linear(shopper_dim, hidden), nn.ReLU(),
-                                           nn.Linear(hidden, embed + N_CROSS))
+        self.shopper_tower = nn.Sequential(
+            nn.Linear(shopper_dim, hidden), nn.ReLU(), nn.Linear(hidden, embed + N_CROSS)
+        )
         self.item_tower = nn.Sequential(nn.Linear(item_dim, hidden), nn.ReLU(), nn.Linear(hidden, embed + 1))
 
-    def forward(self, features: CandidateFeatures, shopper_in: torch.Tensor, cross: torch.Tensor,
-                ids: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, features: CandidateFeatures, shopper_in: torch.Tensor, cross: torch.Tensor, ids: torch.Tensor
+    ) -> torch.Tensor:
         """Scores (N, M) of candidates ``ids`` from ``features.shopper(s)`` and ``features.cross(s, ids)``."""
         user = self.shopper_tower(shopper_in)  # (N, H + N_CROSS)
         items = self.item_tower(features.item_features)  # the catalog once: (n_items, H + 1)
-        return (dot_rows(user[:, : self.embed], items[:, : self.embed], ids) + items[:, self.embed][ids]
-                + (cross * user[:, None, self.embed:]).sum(dim=2))
+        return (
+            dot_rows(user[:, : self.embed], items[:, : self.embed], ids)
+            + items[:, self.embed][ids]
+            + (cross * user[:, None, self.embed :]).sum(dim=2)
+        )
 
 
 def shopper_mlp(shopper_dim: int, hidden: int = 64, out: int = 1) -> nn.Sequential:
     """A small MLP over the shopper vector (value heads, the no-click head)."""
-    return nn.Sequential(nn.Linear(shopper_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
-                         nn.Linear(hidden, out))
+    return nn.Sequential(
+        nn.Linear(shopper_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, out)
+    )
 
 
 def split_observation(flat: torch.Tensor, n_candidates: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -34,9 +34,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.policies import ActorCriticPolicy
 
-from agents.rl.base import RLAgent, TrainProgress, check_float, check_int, isolated_global_rng, torch_threads
-from agents.rl.checkpoint import env_spaces
-from agents.rl.networks import (
+from stickyrec.agents.rl.base import RLAgent, TrainProgress, check_float, check_int, isolated_global_rng, torch_threads
+from stickyrec.agents.rl.checkpoint import env_spaces
+from stickyrec.agents.rl.networks import (
     CandidateFeatures,
     CandidateScorer,
     catalog_tables,
@@ -44,8 +44,8 @@ from agents.rl.networks import (
     shopper_mlp,
     split_observation,
 )
-from agents.rl.rewards import DEFAULT_REWARD
-from agents.rl.vec_env import RetentionVecEnv
+from stickyrec.agents.rl.rewards import DEFAULT_REWARD
+from stickyrec.agents.rl.vec_env import RetentionVecEnv
 
 
 def gumbel_top_k(scores: torch.Tensor, k: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -70,8 +70,14 @@ def plackett_luce(scores: torch.Tensor, slates: torch.Tensor) -> tuple[torch.Ten
 class PPONet(torch.nn.Module):
     """The actor (candidate scorer) and the critic (shopper MLP), with the catalog's public table as buffers."""
 
-    def __init__(self, spaces: dict[str, Any], tables: dict[str, np.ndarray] | None, hidden: int, embed: int,
-                 score_scale: float = 1.0):
+    def __init__(
+        self,
+        spaces: dict[str, Any],
+        tables: dict[str, np.ndarray] | None,
+        hidden: int,
+        embed: int,
+        score_scale: float = 1.0,
+    ):
         super().__init__()
         self.score_scale = score_scale  # multiplies the scorer's output: the policy's logits
         if tables is None:  # shapes only: a checkpoint's state fills them
@@ -92,8 +98,9 @@ class PPONet(torch.nn.Module):
 class SlatePolicy(ActorCriticPolicy):
     """SB3 actor-critic policy over flat observations ``[ids ; shopper]`` and ``MultiDiscrete([M] * k)`` slates."""
 
-    def __init__(self, observation_space, action_space, lr_schedule, net: PPONet | None = None,
-                 sample_seed: int = 0, **kwargs) -> None:
+    def __init__(
+        self, observation_space, action_space, lr_schedule, net: PPONet | None = None, sample_seed: int = 0, **kwargs
+    ) -> None:
         self._pending = {"net": net}  # a plain dict: modules cannot be assigned before nn.Module.__init__
         self._sample_seed = sample_seed
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
@@ -128,8 +135,9 @@ class SlatePolicy(ActorCriticPolicy):
         return self.net.value(self.net.features.shopper(shopper))
 
     def get_distribution(self, obs: torch.Tensor):
-        raise NotImplementedError("the slate policy samples Plackett-Luce slates in forward(); it has no SB3"
-                                  " Distribution object")
+        raise NotImplementedError(
+            "the slate policy samples Plackett-Luce slates in forward(); it has no SB3 Distribution object"
+        )
 
     def _predict(self, observation: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         return self.forward(observation, deterministic)[0]
@@ -153,7 +161,7 @@ class TimeDiscountedRolloutBuffer(RolloutBuffer):
         self.discounts = np.ones((self.buffer_size, self.n_envs), dtype=np.float32)
 
     def add(self, *args, **kwargs) -> None:
-        self.discounts[self.pos] = self.gamma * self.gamma_day ** self.gap_source.last_gap_days
+        self.discounts[self.pos] = self.gamma * self.gamma_day**self.gap_source.last_gap_days
         super().add(*args, **kwargs)
 
     def compute_returns_and_advantage(self, last_values: torch.Tensor, dones: np.ndarray) -> None:
@@ -176,8 +184,15 @@ class TimeDiscountedRolloutBuffer(RolloutBuffer):
 class _TrainCallback(BaseCallback):
     """Progress bar, env statistics for TensorBoard, periodic checkpoints, and the optional wall-clock cap."""
 
-    def __init__(self, agent: PPOAgent, venv: RetentionVecEnv, progress: TrainProgress, checkpoint_dir,
-                 checkpoint_every: int, max_seconds: float | None) -> None:
+    def __init__(
+        self,
+        agent: PPOAgent,
+        venv: RetentionVecEnv,
+        progress: TrainProgress,
+        checkpoint_dir,
+        checkpoint_every: int,
+        max_seconds: float | None,
+    ) -> None:
         super().__init__()
         self.agent, self.venv, self.progress = agent, venv, progress
         self.checkpoint_dir, self.checkpoint_every = checkpoint_dir, checkpoint_every
@@ -199,14 +214,21 @@ class _TrainCallback(BaseCallback):
         delta = {key: stats[key] - self.last_stats[key] for key in stats}
         self.last_stats = stats
         steps = max(delta["steps"], 1.0)
-        figures = {"click_rate": delta["clicks"] / steps, "purchases_per_1k_steps": 1000 * delta["purchases"] / steps,
-                   "returns_per_1k_steps": 1000 * delta["returns"] / steps,
-                   "churn_share_of_episodes": delta["churns"] / max(delta["episodes"], 1.0),
-                   "steps_per_second": self.num_timesteps / max(time.perf_counter() - self.t0, 1e-9)}
+        figures = {
+            "click_rate": delta["clicks"] / steps,
+            "purchases_per_1k_steps": 1000 * delta["purchases"] / steps,
+            "returns_per_1k_steps": 1000 * delta["returns"] / steps,
+            "churn_share_of_episodes": delta["churns"] / max(delta["episodes"], 1.0),
+            "steps_per_second": self.num_timesteps / max(time.perf_counter() - self.t0, 1e-9),
+        }
         for key, value in figures.items():
             self.logger.record(f"env/{key}", value)
-        self.progress.update(0, click_rate=figures["click_rate"], returns_1k=figures["returns_per_1k_steps"],
-                             churn=figures["churn_share_of_episodes"])
+        self.progress.update(
+            0,
+            click_rate=figures["click_rate"],
+            returns_1k=figures["returns_per_1k_steps"],
+            churn=figures["churn_share_of_episodes"],
+        )
         if self.checkpoint_dir is not None and self.num_timesteps - self.last_checkpoint >= self.checkpoint_every:
             self.last_checkpoint = self.num_timesteps
             self.agent.save(f"{self.checkpoint_dir}/{self.agent.name}_{self.num_timesteps}_steps.pt")
@@ -223,11 +245,26 @@ class PPOAgent(RLAgent):
 
     name = "ppo"
 
-    def __init__(self, reward=DEFAULT_REWARD, n_envs: int = 256, n_steps: int = 32, batch_size: int = 1024,
-                 n_epochs: int = 1, learning_rate: float = 1e-3, gamma: float = 0.99, gae_lambda: float = 0.95,
-                 clip_range: float = 0.2, ent_coef: float = 0.0005, vf_coef: float = 0.5, score_scale: float = 1.0,
-                 lr_schedule: str = "constant", gamma_day: float = 1.0, hidden: int = 64, embed: int = 32,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        reward=DEFAULT_REWARD,
+        n_envs: int = 256,
+        n_steps: int = 32,
+        batch_size: int = 1024,
+        n_epochs: int = 1,
+        learning_rate: float = 1e-3,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        clip_range: float = 0.2,
+        ent_coef: float = 0.0005,
+        vf_coef: float = 0.5,
+        score_scale: float = 1.0,
+        lr_schedule: str = "constant",
+        gamma_day: float = 1.0,
+        hidden: int = 64,
+        embed: int = 32,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self._set_common(reward, n_envs, learning_rate, gamma, gamma_day, hidden, embed, seed)
         self.n_steps = check_int("n_steps", n_steps, 1)
@@ -245,13 +282,25 @@ class PPOAgent(RLAgent):
     @property
     def hyperparameters(self) -> dict[str, Any]:
         reward = {k: v for k, v in vars(self.reward).items() if v}
-        return {"reward": reward, "n_envs": self.n_envs, "n_steps": self.n_steps, "batch_size": self.batch_size,
-                "n_epochs": self.n_epochs, "learning_rate": self.learning_rate, "gamma": self.gamma,
-                "gamma_day": self.gamma_day,
-                "gae_lambda": self.gae_lambda, "clip_range": self.clip_range, "ent_coef": self.ent_coef,
-                "vf_coef": self.vf_coef, "score_scale": self.score_scale,
-                "lr_schedule": self.lr_schedule, "hidden": self.hidden, "embed": self.embed,
-                "seed": self.seed}
+        return {
+            "reward": reward,
+            "n_envs": self.n_envs,
+            "n_steps": self.n_steps,
+            "batch_size": self.batch_size,
+            "n_epochs": self.n_epochs,
+            "learning_rate": self.learning_rate,
+            "gamma": self.gamma,
+            "gamma_day": self.gamma_day,
+            "gae_lambda": self.gae_lambda,
+            "clip_range": self.clip_range,
+            "ent_coef": self.ent_coef,
+            "vf_coef": self.vf_coef,
+            "score_scale": self.score_scale,
+            "lr_schedule": self.lr_schedule,
+            "hidden": self.hidden,
+            "embed": self.embed,
+            "seed": self.seed,
+        }
 
     def _build_net(self, spaces, tables) -> PPONet:
         return PPONet(spaces, tables, self.hidden, self.embed, self.score_scale)
@@ -260,18 +309,40 @@ class PPOAgent(RLAgent):
         """SB3's PPO over ``venv`` with this agent's settings and network (training and ``bench_rl`` share it)."""
         rate = self.learning_rate
         learning_rate = rate if self.lr_schedule == "constant" else (lambda remaining: rate * remaining)
-        model = PPO(SlatePolicy, venv, learning_rate=learning_rate, n_steps=self.n_steps, batch_size=self.batch_size,
-                    n_epochs=self.n_epochs, gamma=self.gamma, gae_lambda=self.gae_lambda, clip_range=self.clip_range,
-                    ent_coef=self.ent_coef, vf_coef=self.vf_coef, rollout_buffer_class=TimeDiscountedRolloutBuffer,
-                    policy_kwargs={"net": self.net, "sample_seed": self.seed}, seed=self.seed, device="cpu",
-                    verbose=0)
+        model = PPO(
+            SlatePolicy,
+            venv,
+            learning_rate=learning_rate,
+            n_steps=self.n_steps,
+            batch_size=self.batch_size,
+            n_epochs=self.n_epochs,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+            clip_range=self.clip_range,
+            ent_coef=self.ent_coef,
+            vf_coef=self.vf_coef,
+            rollout_buffer_class=TimeDiscountedRolloutBuffer,
+            policy_kwargs={"net": self.net, "sample_seed": self.seed},
+            seed=self.seed,
+            device="cpu",
+            verbose=0,
+        )
         model.rollout_buffer.gap_source = venv
         model.rollout_buffer.gamma_day = self.gamma_day
         return model
 
-    def train(self, config=None, steps: int = 500_000, *, log_dir=None, checkpoint_dir=None,
-              checkpoint_every: int = 250_000, max_seconds: float | None = None, progress: bool = True,
-              threads: int | None = 1) -> PPOAgent:
+    def train(
+        self,
+        config=None,
+        steps: int = 500_000,
+        *,
+        log_dir=None,
+        checkpoint_dir=None,
+        checkpoint_every: int = 250_000,
+        max_seconds: float | None = None,
+        progress: bool = True,
+        threads: int | None = 1,
+    ) -> PPOAgent:
         """Train for ``steps`` shopper-steps (rounded up to whole rollouts of ``n_envs * n_steps``).
 
         ``log_dir``: TensorBoard and CSV logs (SB3's losses plus ``env/`` click rate, returns, churn, steps/s);
@@ -303,9 +374,13 @@ class PPOAgent(RLAgent):
             seconds = time.perf_counter() - t0
             self.net.eval()
             stats = venv.stats()
-        self.history = {"steps": int(model.num_timesteps), "seconds": seconds,
-                        "steps_per_second": model.num_timesteps / max(seconds, 1e-9),
-                        "stopped_early": callback.stopped_early, "reward": self.reward.describe(),
-                        "click_rate": stats["clicks"] / max(stats["steps"], 1.0),
-                        "reward_per_step": stats["reward"] / max(stats["steps"], 1.0)}
+        self.history = {
+            "steps": int(model.num_timesteps),
+            "seconds": seconds,
+            "steps_per_second": model.num_timesteps / max(seconds, 1e-9),
+            "stopped_early": callback.stopped_early,
+            "reward": self.reward.describe(),
+            "click_rate": stats["clicks"] / max(stats["steps"], 1.0),
+            "reward_per_step": stats["reward"] / max(stats["steps"], 1.0),
+        }
         return self

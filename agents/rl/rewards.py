@@ -71,12 +71,16 @@ class RewardMix:
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                    or not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.integer, np.floating))
+                or not math.isfinite(value)
+            ):
                 raise ValueError(f"reward weight {field.name}={value!r}; allowed: a finite number")
         if not any(getattr(self, f.name) for f in dataclasses.fields(self)):
-            raise ValueError("every reward weight is zero; allowed: at least one non-zero weight among"
-                             f" {', '.join(_TERMS)}")
+            raise ValueError(
+                f"every reward weight is zero; allowed: at least one non-zero weight among {', '.join(_TERMS)}"
+            )
 
     @property
     def needs_catalog(self) -> bool:
@@ -84,8 +88,10 @@ class RewardMix:
 
     def __call__(self, info: Mapping[str, np.ndarray], catalog=None) -> np.ndarray:
         if catalog is None and self.needs_catalog:
-            raise ValueError(f"the reward {self.describe()!r} reads item ratings from the catalog; call it as"
-                             " reward(info, catalog) or reward.bind(catalog)(info)")
+            raise ValueError(
+                f"the reward {self.describe()!r} reads item ratings from the catalog; call it as"
+                " reward(info, catalog) or reward.bind(catalog)(info)"
+            )
         reward = None
         for name, term in _TERMS.items():
             weight = getattr(self, name)
@@ -99,8 +105,9 @@ class RewardMix:
         return functools.partial(self.__call__, catalog=catalog)
 
     def describe(self) -> str:
-        return " + ".join(f"{getattr(self, f.name):g} * {f.name}" for f in dataclasses.fields(self)
-                          if getattr(self, f.name))
+        return " + ".join(
+            f"{getattr(self, f.name):g} * {f.name}" for f in dataclasses.fields(self) if getattr(self, f.name)
+        )
 
 
 REWARDS: dict[str, RewardMix] = {
@@ -123,8 +130,10 @@ def make_reward(spec: str | Mapping[str, float] | RewardMix | None = None) -> Re
         return spec
     if isinstance(spec, str):
         if spec not in REWARDS:
-            raise ValueError(f"unknown reward {spec!r}; allowed: {', '.join(REWARDS)} or a mapping of weights over"
-                             f" {', '.join(_TERMS)}")
+            raise ValueError(
+                f"unknown reward {spec!r}; allowed: {', '.join(REWARDS)} or a mapping of weights over"
+                f" {', '.join(_TERMS)}"
+            )
         return REWARDS[spec]
     if isinstance(spec, Mapping):
         unknown = sorted(set(spec) - set(_TERMS))

@@ -49,12 +49,12 @@ from stable_baselines3.common.utils import polyak_update
 from torch import nn
 from torch.nn import functional as F
 
-from agents.rl.base import RLAgent, TrainProgress, check_float, check_int, isolated_global_rng, torch_threads
-from agents.rl.checkpoint import env_spaces
-from agents.rl.networks import CandidateFeatures, CandidateScorer, catalog_tables, empty_tables, shopper_mlp
-from agents.rl.rewards import DEFAULT_REWARD
-from envs.vector import RetentionVectorEnv
-from envs.wrappers import top_k
+from stickyrec.agents.rl.base import RLAgent, TrainProgress, check_float, check_int, isolated_global_rng, torch_threads
+from stickyrec.agents.rl.checkpoint import env_spaces
+from stickyrec.agents.rl.networks import CandidateFeatures, CandidateScorer, catalog_tables, empty_tables, shopper_mlp
+from stickyrec.agents.rl.rewards import DEFAULT_REWARD
+from stickyrec.envs.vector import RetentionVectorEnv
+from stickyrec.envs.wrappers import top_k
 
 
 class SlateQNet(nn.Module):
@@ -62,8 +62,9 @@ class SlateQNet(nn.Module):
 
     def __init__(self, spaces: dict[str, Any], tables: dict[str, np.ndarray] | None, hidden: int, embed: int):
         super().__init__()
-        self.features = CandidateFeatures(tables if tables is not None else empty_tables(spaces),
-                                          spaces["n_categories"], spaces["embedding_dim"])
+        self.features = CandidateFeatures(
+            tables if tables is not None else empty_tables(spaces), spaces["n_categories"], spaces["embedding_dim"]
+        )
         f_user, f_item = spaces["shopper_dim"], self.features.item_dim
         self.q_item = CandidateScorer(f_user, f_item, hidden, embed)
         self.q_none = shopper_mlp(f_user, hidden)
@@ -150,9 +151,17 @@ class ReplayBuffer:
         if n != self.n_envs:
             raise ValueError(f"a replay buffer for {self.n_envs} env slots got {n} transitions")
         rows = (self.pos + np.arange(n)) % self.capacity
-        for name, value in (("shopper", shopper), ("ids", ids), ("slate", slate), ("clicked", clicked),
-                            ("reward", reward), ("next_shopper", next_shopper), ("next_ids", next_ids),
-                            ("discount", discount * (1.0 - np.asarray(churned))), ("done", done)):
+        for name, value in (
+            ("shopper", shopper),
+            ("ids", ids),
+            ("slate", slate),
+            ("clicked", clicked),
+            ("reward", reward),
+            ("next_shopper", next_shopper),
+            ("next_ids", next_ids),
+            ("discount", discount * (1.0 - np.asarray(churned))),
+            ("done", done),
+        ):
             getattr(self, name)[rows] = value
         self.pos = int((self.pos + n) % self.capacity)
         self.size = min(self.size + n, self.capacity)
@@ -172,10 +181,18 @@ class ReplayBuffer:
             last = np.where(going, later, last)
             discount = np.where(going, discount * self.discount[later], discount)
             going &= ~self.done[later]
-        out = {"reward": torch.from_numpy(np.ascontiguousarray(reward, dtype=np.float32)),
-               "discount": torch.from_numpy(np.ascontiguousarray(discount, dtype=np.float32))}  # 0 after a churn
-        for name, at in (("shopper", rows), ("ids", rows), ("slate", rows), ("clicked", rows),
-                         ("next_shopper", last), ("next_ids", last)):
+        out = {
+            "reward": torch.from_numpy(np.ascontiguousarray(reward, dtype=np.float32)),
+            "discount": torch.from_numpy(np.ascontiguousarray(discount, dtype=np.float32)),
+        }  # 0 after a churn
+        for name, at in (
+            ("shopper", rows),
+            ("ids", rows),
+            ("slate", rows),
+            ("clicked", rows),
+            ("next_shopper", last),
+            ("next_ids", last),
+        ):
             value = torch.from_numpy(getattr(self, name)[at])
             out[name] = value.long() if value.dtype == torch.int32 else value
         return out
@@ -194,11 +211,26 @@ class SlateQAgent(RLAgent):
 
     name = "slateq"
 
-    def __init__(self, reward=DEFAULT_REWARD, n_envs: int = 256, buffer_size: int = 200_000, batch_size: int = 256,
-                 gradient_steps: int = 2, learning_rate: float = 5e-4, gamma: float = 0.99, tau: float = 0.01,
-                 exploration_fraction: float = 0.2, epsilon_start: float = 1.0, epsilon_end: float = 0.05,
-                 learning_starts: int = 5_000, gamma_day: float = 1.0, hidden: int = 64, embed: int = 32,
-                 n_step: int = 1, seed: int = 0) -> None:
+    def __init__(
+        self,
+        reward=DEFAULT_REWARD,
+        n_envs: int = 256,
+        buffer_size: int = 200_000,
+        batch_size: int = 256,
+        gradient_steps: int = 2,
+        learning_rate: float = 5e-4,
+        gamma: float = 0.99,
+        tau: float = 0.01,
+        exploration_fraction: float = 0.2,
+        epsilon_start: float = 1.0,
+        epsilon_end: float = 0.05,
+        learning_starts: int = 5_000,
+        gamma_day: float = 1.0,
+        hidden: int = 64,
+        embed: int = 32,
+        n_step: int = 1,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self._set_common(reward, n_envs, learning_rate, gamma, gamma_day, hidden, embed, seed)
         self.buffer_size = check_int("buffer_size", buffer_size, 1)
@@ -211,15 +243,32 @@ class SlateQAgent(RLAgent):
         self.learning_starts = check_int("learning_starts", learning_starts, 0)
         self.n_step = check_int("n_step", n_step, 1)
         if self.buffer_size < self.n_step * self.n_envs:
-            raise ValueError(f"buffer_size={self.buffer_size} cannot hold n_step={self.n_step} env steps of"
-                             f" n_envs={self.n_envs} shoppers; allowed: buffer_size >= n_step * n_envs")
+            raise ValueError(
+                f"buffer_size={self.buffer_size} cannot hold n_step={self.n_step} env steps of"
+                f" n_envs={self.n_envs} shoppers; allowed: buffer_size >= n_step * n_envs"
+            )
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
         reward = {k: v for k, v in vars(self.reward).items() if v}
-        names = ("n_envs", "buffer_size", "batch_size", "gradient_steps", "learning_rate", "gamma", "tau",
-                 "exploration_fraction", "epsilon_start", "epsilon_end", "learning_starts", "gamma_day", "hidden",
-                 "embed", "n_step", "seed")
+        names = (
+            "n_envs",
+            "buffer_size",
+            "batch_size",
+            "gradient_steps",
+            "learning_rate",
+            "gamma",
+            "tau",
+            "exploration_fraction",
+            "epsilon_start",
+            "epsilon_end",
+            "learning_starts",
+            "gamma_day",
+            "hidden",
+            "embed",
+            "n_step",
+            "seed",
+        )
         return {"reward": reward, **{name: getattr(self, name) for name in names}}
 
     def _build_net(self, spaces, tables) -> SlateQNet:
@@ -262,12 +311,25 @@ class SlateQAgent(RLAgent):
         torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
         optimizer.step()
         polyak_update(net.parameters(), target.parameters(), self.tau)
-        return {"q_loss": q_loss.item(), "choice_loss": choice_loss.item(), "q_mean": q_taken.detach().mean().item(),
-                "click_share": (clicked < k).float().mean().item()}
+        return {
+            "q_loss": q_loss.item(),
+            "choice_loss": choice_loss.item(),
+            "q_mean": q_taken.detach().mean().item(),
+            "click_share": (clicked < k).float().mean().item(),
+        }
 
-    def train(self, config=None, steps: int = 500_000, *, log_dir=None, checkpoint_dir=None,
-              checkpoint_every: int = 250_000, max_seconds: float | None = None, progress: bool = True,
-              threads: int | None = 1) -> SlateQAgent:
+    def train(
+        self,
+        config=None,
+        steps: int = 500_000,
+        *,
+        log_dir=None,
+        checkpoint_dir=None,
+        checkpoint_every: int = 250_000,
+        max_seconds: float | None = None,
+        progress: bool = True,
+        threads: int | None = 1,
+    ) -> SlateQAgent:
         """Train for ``steps`` shopper-steps (rounded up to whole env steps of ``n_envs``); see ``PPOAgent.train``."""
         config, steps = self._train_arguments(config, steps, max_seconds)
         with isolated_global_rng(self.seed), torch_threads(threads):
@@ -287,10 +349,12 @@ class SlateQAgent(RLAgent):
         target = copy.deepcopy(net)
         target.requires_grad_(False)
         optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate)
-        buffer = ReplayBuffer(self.buffer_size, config.n_candidates, config.slate_size, spaces["shopper_dim"],
-                              self.n_envs)
-        logger = configure(None if log_dir is None else str(log_dir),
-                           ["tensorboard", "csv"] if log_dir is not None else [])
+        buffer = ReplayBuffer(
+            self.buffer_size, config.n_candidates, config.slate_size, spaces["shopper_dim"], self.n_envs
+        )
+        logger = configure(
+            None if log_dir is None else str(log_dir), ["tensorboard", "csv"] if log_dir is not None else []
+        )
         reward_fn = self.reward.bind(env.catalog)
         obs, _ = env.reset(seed=self.seed)
         m, k, b = config.n_candidates, config.slate_size, self.n_envs
@@ -319,8 +383,18 @@ class SlateQAgent(RLAgent):
                     next_ids[done] = info["final_obs"]["candidate_ids"][done]
                 clicked = np.where(info["clicked_position"] >= 0, info["clicked_position"], k)
                 gap = np.where(info["returned"], info["return_gap_days"], 0.0)
-                buffer.add(obs["shopper"], obs["candidate_ids"], slates, clicked, reward, next_shopper, next_ids,
-                           terminated.astype(np.float32), self.gamma * self.gamma_day ** gap, done)
+                buffer.add(
+                    obs["shopper"],
+                    obs["candidate_ids"],
+                    slates,
+                    clicked,
+                    reward,
+                    next_shopper,
+                    next_ids,
+                    terminated.astype(np.float32),
+                    self.gamma * self.gamma_day**gap,
+                    done,
+                )
                 obs = next_obs
                 done_steps += b
                 window["steps"] += b
@@ -341,8 +415,12 @@ class SlateQAgent(RLAgent):
                 if done_steps - last_log >= 50_000 or done_steps >= steps:
                     last_log = done_steps
                     figures = self._log(logger, window, losses, done_steps, updates, t0)
-                    bar.update(0, click_rate=figures["env/click_rate"], returns_1k=figures["env/returns_per_1k_steps"],
-                               q=figures.get("train/q_mean", float("nan")))
+                    bar.update(
+                        0,
+                        click_rate=figures["env/click_rate"],
+                        returns_1k=figures["env/returns_per_1k_steps"],
+                        q=figures.get("train/q_mean", float("nan")),
+                    )
                     window = dict.fromkeys(window, 0.0)
                     losses = []
                 if checkpoint_dir is not None and done_steps - last_checkpoint >= checkpoint_every:
@@ -356,20 +434,28 @@ class SlateQAgent(RLAgent):
             logger.close()
         seconds = time.perf_counter() - t0
         net.eval()
-        self.history = {"steps": done_steps, "seconds": seconds, "steps_per_second": done_steps / max(seconds, 1e-9),
-                        "updates": updates, "stopped_early": stopped_early, "reward": self.reward.describe(),
-                        "click_rate": total_clicks / max(done_steps, 1),
-                        "reward_per_step": total_reward / max(done_steps, 1)}
+        self.history = {
+            "steps": done_steps,
+            "seconds": seconds,
+            "steps_per_second": done_steps / max(seconds, 1e-9),
+            "updates": updates,
+            "stopped_early": stopped_early,
+            "reward": self.reward.describe(),
+            "click_rate": total_clicks / max(done_steps, 1),
+            "reward_per_step": total_reward / max(done_steps, 1),
+        }
         return self
 
     def _log(self, logger, window, losses, done_steps, updates, t0) -> dict[str, float]:
         steps = max(window["steps"], 1.0)
-        figures = {"env/click_rate": window["clicks"] / steps,
-                   "env/returns_per_1k_steps": 1000 * window["returns"] / steps,
-                   "env/churn_share_of_episodes": window["churns"] / max(window["episodes"], 1.0),
-                   "rollout/ep_rew_mean": window["episode_return"] / max(window["episodes"], 1.0),
-                   "time/steps_per_second": done_steps / max(time.perf_counter() - t0, 1e-9),
-                   "train/updates": float(updates)}
+        figures = {
+            "env/click_rate": window["clicks"] / steps,
+            "env/returns_per_1k_steps": 1000 * window["returns"] / steps,
+            "env/churn_share_of_episodes": window["churns"] / max(window["episodes"], 1.0),
+            "rollout/ep_rew_mean": window["episode_return"] / max(window["episodes"], 1.0),
+            "time/steps_per_second": done_steps / max(time.perf_counter() - t0, 1e-9),
+            "train/updates": float(updates),
+        }
         if losses:
             for key in losses[0]:
                 figures[f"train/{key}"] = float(np.mean([entry[key] for entry in losses]))

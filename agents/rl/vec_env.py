@@ -25,16 +25,17 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
-from envs.config import RetentionConfig
-from envs.vector import RetentionVectorEnv
+from stickyrec.envs.config import RetentionConfig
+from stickyrec.envs.vector import RetentionVectorEnv
 
 RewardFn = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
 def flat_observation_space(config: RetentionConfig, shopper_space: spaces.Box) -> spaces.Box:
     low = np.concatenate([np.zeros(config.n_candidates, np.float32), shopper_space.low]).astype(np.float32)
-    high = np.concatenate([np.full(config.n_candidates, config.n_items - 1, np.float32),
-                           shopper_space.high]).astype(np.float32)
+    high = np.concatenate([np.full(config.n_candidates, config.n_items - 1, np.float32), shopper_space.high]).astype(
+        np.float32
+    )
     return spaces.Box(low, high, dtype=np.float32)
 
 
@@ -65,8 +66,9 @@ class RetentionVecEnv(VecEnv):
         # days from each shopper's impression on the last step to her next one (0 within a session): for
         # discounting by simulated time (``agents.rl.ppo.TimeDiscountedRolloutBuffer``)
         self.last_gap_days = np.zeros(self.num_envs)
-        self._totals = dict.fromkeys(("steps", "reward", "clicks", "purchases", "revenue", "returns", "churns",
-                                      "episodes"), 0.0)
+        self._totals = dict.fromkeys(
+            ("steps", "reward", "clicks", "purchases", "revenue", "returns", "churns", "episodes"), 0.0
+        )
 
     @property
     def catalog(self):
@@ -99,8 +101,10 @@ class RetentionVecEnv(VecEnv):
         obs, _, terminated, truncated, info = self.venv.step(self._actions)
         reward = np.asarray(self.reward_fn(info), dtype=np.float32)
         if reward.shape != (self.num_envs,) or not np.isfinite(reward).all():
-            raise ValueError(f"the reward function returned shape {reward.shape} or non-finite values; allowed: a"
-                             f" finite array of shape ({self.num_envs},)")
+            raise ValueError(
+                f"the reward function returned shape {reward.shape} or non-finite values; allowed: a"
+                f" finite array of shape ({self.num_envs},)"
+            )
         done = terminated | truncated
         self.last_gap_days = np.where(info["returned"], info["return_gap_days"], 0.0)
         self._episode_return += reward
@@ -119,10 +123,15 @@ class RetentionVecEnv(VecEnv):
             final = flatten_observation({key: value[finished] for key, value in info["final_obs"].items()})
             elapsed = round(time.perf_counter() - self._t0, 6)
             for j, row in enumerate(finished.tolist()):  # only the few rows that finished on this step
-                infos[row] = {"terminal_observation": final[j],
-                              "TimeLimit.truncated": bool(truncated[row] and not terminated[row]),
-                              "episode": {"r": float(self._episode_return[row]), "l": int(self._episode_length[row]),
-                                          "t": elapsed}}
+                infos[row] = {
+                    "terminal_observation": final[j],
+                    "TimeLimit.truncated": bool(truncated[row] and not terminated[row]),
+                    "episode": {
+                        "r": float(self._episode_return[row]),
+                        "l": int(self._episode_length[row]),
+                        "t": elapsed,
+                    },
+                }
             self._episode_return[finished] = 0.0
             self._episode_length[finished] = 0
             totals["episodes"] += finished.size

@@ -1,4 +1,4 @@
-"""Atomic file writes: write to a temporary file in the same folder, then rename over the target."""
+"""Atomic file writes, shared by every layer: write to a temporary file in the same folder, then rename over it."""
 
 from __future__ import annotations
 
