@@ -3,6 +3,7 @@
 #   ./dev.sh demo  [args]   simulate shoppers under baseline policies and print the summary
 #   ./dev.sh test  [args]   the test suite (fast by default; `./dev.sh test -m slow` for the long ones)
 #   ./dev.sh bench [args]   the env benchmark
+#   ./dev.sh lint           ruff: lint and format check (CI runs it)
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${STICKYREC_VENV:-.venv}"
@@ -33,6 +34,7 @@ case "$cmd" in
   demo)  ensure_venv; exec "$VENV/bin/stickyrec" simulate "$@" ;;
   test)  ensure_venv; exec "$VENV/bin/python" -m pytest "$@" ;;
   bench) ensure_venv; exec "$VENV/bin/stickyrec" bench "$@" ;;
+  lint)  ensure_venv; "$VENV/bin/ruff" check . && exec "$VENV/bin/ruff" format --check . ;;
   setup) ensure_venv ;;
-  *) echo "usage: ./dev.sh {demo|test|bench|setup} [args...]" >&2; exit 2 ;;
+  *) echo "usage: ./dev.sh {demo|test|bench|lint|setup} [args...]" >&2; exit 2 ;;
 esac
