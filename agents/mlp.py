@@ -27,6 +27,10 @@ Data contract of ``fit`` / ``predict_click``: a DataFrame of logged impressions,
 with ``item_id`` (int), ``position`` (int, 0..k-1), ``clicked`` (bool), ``purchased`` (bool) and the serve-time
 shopper features ``s0 .. s{F_user - 1}`` (feature logging); other columns (``shopper``, ``day``, ``step``...) are
 ignored. Item features come from ``catalog.public_features()[item_id]``.
+
+The network (``ClickNet``) and the check of that data contract (``log_tensors``) live in ``agents/click_net.py``;
+the model's settings are typed (``MLPConfig``, ``MLPFitConfig``); it saves in the shared checkpoint format
+(``agents/checkpoint.py``).
 """
 
 from __future__ import annotations

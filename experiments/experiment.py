@@ -43,6 +43,7 @@ import yaml
 from stickyrec.agents.base import NEEDS_DATA, NEEDS_ENV
 from stickyrec.agents.hyperparameters import HyperparameterError
 from stickyrec.agents.registry import get_agent_class, kinds, needs
+from stickyrec.agents.rl.rewards import DEFAULT_REWARD
 from stickyrec.envs.config import RetentionConfig, flatten_groups
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -211,20 +212,11 @@ def make_agent(spec: AgentSpec, seed: int):
     return agent
 
 
-def _parse(raw: Mapping[str, Any], source: str) -> ExperimentConfig:
-    data = _check_keys(source, "", raw, TOP_KEYS)
-    for required in ("name", "agents", "seeds"):
-        if required not in data:
-            raise _fail(source, required, "missing; every experiment names itself, its agents and its seeds")
-    name = _name(source, "name", data["name"])
-    description = data.get("description") or ""
-    if not isinstance(description, str):
-        raise _fail(source, "description", f"must be a string, got {type(description).__name__}")
-    env_raw = data.get("env") or {}
-    base = _env(source, "env", None, env_raw)
-
+def _parse_scenarios(
+    source: str, raw_scenarios: Any, base: RetentionConfig
+) -> tuple[list[Scenario], list[dict[str, Any]]]:
+    """The scenarios (the base env plus each one's overrides) and the overrides as given."""
     scenarios, overrides = [], []
-    raw_scenarios = data.get("scenarios")
     if raw_scenarios is None:
         raw_scenarios = [{"name": "default", "env": {}}]
     if not isinstance(raw_scenarios, list) or not raw_scenarios:
@@ -241,51 +233,67 @@ def _parse(raw: Mapping[str, Any], source: str) -> ExperimentConfig:
             raise _fail(source, f"scenarios[{i}].env.preset", "set the preset once, in the top-level env")
         scenarios.append(Scenario(scenario_name, _env(source, f"scenarios[{i}].env", base, env_overrides)))
         overrides.append(env_overrides)
+    return scenarios, overrides
 
+
+def _parse_agent(source: str, label: Any, spec_raw: Any) -> AgentSpec:
+    """One agent entry, resolved (an RL agent's default budget and reward filled in) and built once to check it."""
+    label = _name(source, "agents", label)
+    if "__" in label:
+        raise _fail(source, f"agents.{label}", "labels may not contain '__' (it separates cell names)")
+    spec_raw = _check_keys(source, f"agents.{label}", spec_raw, _AGENT_KEYS)
+    kind = spec_raw.get("kind", label)
+    if kind not in kinds():
+        raise _fail(
+            source,
+            f"agents.{label}.kind" if "kind" in spec_raw else f"agents.{label}",
+            f"unknown agent kind {kind!r}; allowed: {', '.join(kinds())} (or set kind:)",
+        )
+    trains_in_env = needs(kind) == NEEDS_ENV
+    for rl_only in ("reward", "steps"):
+        if rl_only in spec_raw and not trains_in_env:
+            raise _fail(
+                source,
+                f"agents.{label}.{rl_only}",
+                f"only RL agents ({', '.join(kinds(needs=NEEDS_ENV))}) take {rl_only}",
+            )
+    steps = spec_raw.get("steps")
+    if steps is not None:
+        steps = _int(source, f"agents.{label}.steps", steps, 1)
+    reward = spec_raw.get("reward")
+    if reward is not None and not isinstance(reward, (str, Mapping)):
+        raise _fail(source, f"agents.{label}.reward", f"must be a preset name or a weight mapping, got {reward!r}")
+    params = spec_raw.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise _fail(source, f"agents.{label}.params", f"must be a mapping, got {type(params).__name__}")
+    for key in ("reward", "seed"):
+        if key in params:
+            raise _fail(source, f"agents.{label}.params.{key}", "set it in the spec (reward:) or with seeds:")
+    if trains_in_env:  # resolved: the saved config says exactly what ran
+        steps = get_agent_class(kind).default_steps if steps is None else steps
+        reward = DEFAULT_REWARD if reward is None else reward
+    spec = AgentSpec(label, kind, dict(reward) if isinstance(reward, Mapping) else reward, steps, dict(params))
+    _check_agent(source, spec)
+    return spec
+
+
+def _parse(raw: Mapping[str, Any], source: str) -> ExperimentConfig:
+    data = _check_keys(source, "", raw, TOP_KEYS)
+    for required in ("name", "agents", "seeds"):
+        if required not in data:
+            raise _fail(source, required, "missing; every experiment names itself, its agents and its seeds")
+    name = _name(source, "name", data["name"])
+    description = data.get("description") or ""
+    if not isinstance(description, str):
+        raise _fail(source, "description", f"must be a string, got {type(description).__name__}")
+    env_raw = data.get("env") or {}
+    base = _env(source, "env", None, env_raw)
+
+    scenarios, overrides = _parse_scenarios(source, data.get("scenarios"), base)
     agents_raw = data["agents"]
     if not isinstance(agents_raw, Mapping) or not agents_raw:
         raise _fail(source, "agents", "must be a non-empty mapping of label -> spec")
-    agents = []
-    for label, spec_raw in agents_raw.items():
-        label = _name(source, "agents", label)
-        if "__" in label:
-            raise _fail(source, f"agents.{label}", "labels may not contain '__' (it separates cell names)")
-        spec_raw = _check_keys(source, f"agents.{label}", spec_raw, _AGENT_KEYS)
-        kind = spec_raw.get("kind", label)
-        if kind not in kinds():
-            raise _fail(
-                source,
-                f"agents.{label}.kind" if "kind" in spec_raw else f"agents.{label}",
-                f"unknown agent kind {kind!r}; allowed: {', '.join(kinds())} (or set kind:)",
-            )
-        trains_in_env = needs(kind) == NEEDS_ENV
-        for rl_only in ("reward", "steps"):
-            if rl_only in spec_raw and not trains_in_env:
-                raise _fail(
-                    source,
-                    f"agents.{label}.{rl_only}",
-                    f"only RL agents ({', '.join(kinds(needs=NEEDS_ENV))}) take {rl_only}",
-                )
-        steps = spec_raw.get("steps")
-        if steps is not None:
-            steps = _int(source, f"agents.{label}.steps", steps, 1)
-        reward = spec_raw.get("reward")
-        if reward is not None and not isinstance(reward, (str, Mapping)):
-            raise _fail(source, f"agents.{label}.reward", f"must be a preset name or a weight mapping, got {reward!r}")
-        params = spec_raw.get("params") or {}
-        if not isinstance(params, Mapping):
-            raise _fail(source, f"agents.{label}.params", f"must be a mapping, got {type(params).__name__}")
-        for key in ("reward", "seed"):
-            if key in params:
-                raise _fail(source, f"agents.{label}.params.{key}", "set it in the spec (reward:) or with seeds:")
-        if trains_in_env:  # resolved: the saved config says exactly what ran
-            from stickyrec.agents.rl import DEFAULT_REWARD
-
-            steps = get_agent_class(kind).default_steps if steps is None else steps
-            reward = DEFAULT_REWARD if reward is None else reward
-        spec = AgentSpec(label, kind, dict(reward) if isinstance(reward, Mapping) else reward, steps, dict(params))
-        _check_agent(source, spec)
-        agents.append(spec)
+    agents = [_parse_agent(source, label, spec_raw) for label, spec_raw in agents_raw.items()]
 
     seeds = _int(source, "seeds", data["seeds"], 1, 1000)
     data_section = _check_keys(source, "data", data.get("data"), _SECTION_KEYS["data"])
