@@ -265,7 +265,7 @@ class MLPClickModel(Agent):
         return click * purchase_given_click
 
     # --- training -----------------------------------------------------------------------------------------------
-    def fit(self, train_df: pd.DataFrame, val_df: pd.DataFrame, catalog, progress: bool = True, **settings) -> dict:
+    def fit(self, train_df: pd.DataFrame, val_df: pd.DataFrame, catalog, *, progress: bool = True, **settings) -> dict:
         """Train on ``train_df``, early-stopping on ``val_df``'s click log-loss and keeping the best epoch's weights.
 
         ``settings``: the fields of ``MLPFitConfig`` (``epochs`` 30, ``batch_size`` 2048, ``lr`` 5e-4, ``patience``
