@@ -17,6 +17,7 @@ interface (``agents.base.Agent``) plus:
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stickyrec.agents.base import Agent
+from stickyrec.agents.base import NEEDS_DATA, Agent
 from stickyrec.envs.logstore import EmptyLogError, UnknownItemError
 from stickyrec.envs.wrappers import top_k
+from stickyrec.io import write_bytes_atomic
 
 FORMAT_VERSION = 1
 _SHOPPER_BLOCK = 4096  # training shoppers per dense block when accumulating the item-item co-click matrix
@@ -98,7 +100,15 @@ def _check_weight(owner: str, name: str, value: Any) -> float:
 class _LogTrainedAgent(Agent):
     """Shared plumbing: the fitted-or-not check, the catalog check on ``bind``, and ``.npz`` save/load."""
 
+    needs = NEEDS_DATA
+    priority = 3  # quick to fit: after the RL agents, the logged data and the MLP
+    file_suffix = ".npz"
     n_items: int | None = None
+
+    def fit_log(self, train, validation, catalog, seed: int) -> dict:
+        """``fit`` on the pipeline's training split (counting needs no validation split and no seed)."""
+        self.fit(train, catalog)
+        return {}
 
     def _require_fitted(self) -> None:
         if self.n_items is None:
@@ -118,10 +128,12 @@ class _LogTrainedAgent(Agent):
         """After each env step (see the module docstring). Nothing to do by default."""
 
     # --- persistence -------------------------------------------------------------------------------
-    def _arrays(self) -> dict[str, np.ndarray]:
+    def fitted_arrays(self) -> dict[str, np.ndarray]:
+        """What ``save`` writes: the fitted arrays (and settings) by name."""
         raise NotImplementedError
 
-    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+    def restore_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """What ``load`` does with the saved arrays: set the fitted state from them."""
         raise NotImplementedError
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -130,13 +142,15 @@ class _LogTrainedAgent(Agent):
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_name(path.name + ".npz")
+        buffer = io.BytesIO()
         np.savez(
-            path,
-            agent=np.array(self.name),
+            buffer,
+            agent=np.array(self.kind),  # the kind, not the display label: ``load`` reads it back
             n_items=np.array(self.n_items, dtype=np.int64),
             format_version=np.array(FORMAT_VERSION, dtype=np.int64),
-            **self._arrays(),
+            **self.fitted_arrays(),
         )
+        write_bytes_atomic(path, buffer.getvalue())
         return path
 
     @classmethod
@@ -156,9 +170,9 @@ class _LogTrainedAgent(Agent):
         if missing:
             raise ValueError(f"{str(path)!r} is not a saved stickyrec agent: it lacks {missing}")
         agent_name = str(arrays.pop("agent"))
-        if agent_name != cls.name:
+        if agent_name != cls.kind:
             raise ValueError(
-                f"{str(path)!r} holds a {agent_name!r} agent, not a {cls.name!r} agent"
+                f"{str(path)!r} holds a {agent_name!r} agent, not a {cls.kind!r} agent"
                 f" ({cls.__name__}); load it with that agent's class"
             )
         version = int(arrays.pop("format_version"))
@@ -173,7 +187,7 @@ class _LogTrainedAgent(Agent):
         agent = cls.__new__(cls)
         agent.n_items = n_items
         try:
-            agent._restore(arrays)
+            agent.restore_arrays(arrays)
         except KeyError as exc:
             raise ValueError(f"{str(path)!r} holds a {agent_name!r} agent without its array {exc}") from None
         return agent
@@ -186,7 +200,7 @@ class PopularityPolicy(_LogTrainedAgent):
         purchase_weight: what one purchase counts for, in clicks (default 1.0: a purchase adds to its click).
     """
 
-    name = "popularity"
+    kind = "popularity"
 
     def __init__(self, purchase_weight: float = 1.0) -> None:
         self.purchase_weight = _check_weight("PopularityPolicy", "purchase_weight", purchase_weight)
@@ -205,10 +219,10 @@ class PopularityPolicy(_LogTrainedAgent):
         self._require_fitted()
         return top_k(self.scores[observation["candidate_ids"]], self.config.slate_size)
 
-    def _arrays(self):
+    def fitted_arrays(self):
         return {"scores": self.scores, "purchase_weight": np.array(self.purchase_weight)}
 
-    def _restore(self, arrays):
+    def restore_arrays(self, arrays):
         self.scores = arrays["scores"].astype(np.float64)
         self.purchase_weight = float(arrays["purchase_weight"])
 
@@ -241,7 +255,7 @@ class ItemCFPolicy(_LogTrainedAgent):
         ranking: ``"r_hat"`` (the brief's normalised formula) or ``"weighted_sum"`` (its numerator).
     """
 
-    name = "item_cf"
+    kind = "item_cf"
     RANKINGS = ("r_hat", "weighted_sum")
 
     def __init__(self, history_length: int = 20, purchase_weight: float = 1.0, ranking: str = "r_hat") -> None:
@@ -256,6 +270,12 @@ class ItemCFPolicy(_LogTrainedAgent):
         self.similarity: np.ndarray | None = None
         self.popularity: np.ndarray | None = None
         self._history_items: np.ndarray | None = None
+
+    @classmethod
+    def from_spec(cls, params, seed: int, reward=None) -> ItemCFPolicy:
+        """A config entry ranks by ``weighted_sum`` unless its params say otherwise (the better ranking; the
+        constructor's default stays the brief's formula)."""
+        return super().from_spec({"ranking": "weighted_sum", **params}, seed, reward)
 
     # --- training ----------------------------------------------------------------------------------
     def fit(self, impressions: pd.DataFrame, catalog: Any) -> ItemCFPolicy:
@@ -362,7 +382,7 @@ class ItemCFPolicy(_LogTrainedAgent):
         return np.lexsort(keys, axis=1)[:, :k]
 
     # --- persistence -------------------------------------------------------------------------------
-    def _arrays(self):
+    def fitted_arrays(self):
         return {
             "similarity": self.similarity,
             "popularity": self.popularity,
@@ -371,7 +391,7 @@ class ItemCFPolicy(_LogTrainedAgent):
             "ranking": np.array(self.ranking),
         }
 
-    def _restore(self, arrays):
+    def restore_arrays(self, arrays):
         self.similarity = arrays["similarity"].astype(np.float32)
         self.popularity = arrays["popularity"].astype(np.float64)
         self.history_length = int(arrays["history_length"])

@@ -16,10 +16,17 @@ from stickyrec.agents.base import Agent, top_k_slate
 class RandomPolicy(Agent):
     """k distinct candidates uniformly at random, from the policy's own seeded generator."""
 
-    name = "random"
+    kind = "random"
 
     def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
+
+    @classmethod
+    def from_spec(cls, params, seed: int, reward=None) -> RandomPolicy:
+        """Seeded by the cell's seed."""
+        if reward is not None:
+            raise ValueError(f"{cls.kind} takes no reward; only agents that train in the env do")
+        return cls(seed=seed, **params)
 
     def act(self, observation):
         ids = observation["candidate_ids"]
@@ -30,7 +37,7 @@ class RandomPolicy(Agent):
 class ClickChaserPolicy(Agent):
     """The k most appealing candidates (latent appeal): maximal clicks now, at any cost later."""
 
-    name = "click_chaser"
+    kind = "click_chaser"
     uses_latent_state = True
 
     def act(self, observation):
@@ -40,7 +47,7 @@ class ClickChaserPolicy(Agent):
 class RelevanceQualityPolicy(Agent):
     """Rank by theta . e + quality_weight * quality (latent interest and quality)."""
 
-    name = "relevance_quality"
+    kind = "relevance_quality"
     uses_latent_state = True
 
     def __init__(self, quality_weight: float = 1.0) -> None:

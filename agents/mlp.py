@@ -27,12 +27,16 @@ Data contract of ``fit`` / ``predict_click``: a DataFrame of logged impressions,
 with ``item_id`` (int), ``position`` (int, 0..k-1), ``clicked`` (bool), ``purchased`` (bool) and the serve-time
 shopper features ``s0 .. s{F_user - 1}`` (feature logging); other columns (``shopper``, ``day``, ``step``...) are
 ignored. Item features come from ``catalog.public_features()[item_id]``.
+
+The network (``ClickNet``) and the check of that data contract (``log_tensors``) live in ``agents/click_net.py``;
+the model's settings are typed (``MLPConfig``, ``MLPFitConfig``); it saves in the shared checkpoint format
+(``agents/checkpoint.py``).
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
+import dataclasses
 import math
 import os
 import time
@@ -40,22 +44,23 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from stickyrec.agents.base import Agent
+from stickyrec.agents.base import NEEDS_DATA, Agent
+from stickyrec.agents.checkpoint import CHECKPOINT_SUFFIX, catalog_fingerprint, read_checkpoint, write_checkpoint
+from stickyrec.agents.click_net import (
+    CROSS_FEATURES,
+    ClickNet,
+    as_tensor,
+    check_item_ids,
+    log_tensors,
+    moments,
+    shopper_columns,
+)
+from stickyrec.agents.hyperparameters import Hyperparameters, flag, integer, number
 from stickyrec.envs.shoppers import SHOPPER_FEATURES, n_shopper_features
 from stickyrec.envs.wrappers import top_k
 
-FORMAT = "stickyrec.agent"
-FORMAT_VERSION = 1
-CROSS_FEATURES = (
-    "recent_category_clicks",
-    "session_category_impressions",
-    "click_direction_relevance",
-    "log_relative_price",
-)
-_REQUIRED_COLUMNS = ("item_id", "position", "clicked", "purchased")
 _ACT_CHUNK = 64  # shoppers per block at act time: a (64 * M, H) block stays in cache
 
 
@@ -87,120 +92,93 @@ def roc_auc(labels, scores) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def catalog_fingerprint(item_features) -> str:
-    """A short hash of a public item feature table: tells one catalog from another of the same size."""
-    array = np.ascontiguousarray(np.asarray(item_features, dtype=np.float32))
-    return hashlib.sha256(array.tobytes() + str(array.shape).encode()).hexdigest()[:16]
+@dataclasses.dataclass(frozen=True)
+class MLPConfig(Hyperparameters):
+    """The model's shape and loss (saved with it)."""
+
+    embed_dim: int = integer(64, low=1, doc="E: width of both towers and of the item-id embedding")
+    hidden_dim: int = integer(32, low=1, doc="H: the hidden layer")
+    cross_features: bool = flag(True, doc="add the shopper-weighted (shopper, item) cross terms")
+    purchase_weight: float = number(0.5, low=0.0, doc="weight of the purchase BCE (clicked rows) beside the click BCE")
 
 
-def _shopper_columns(frame: pd.DataFrame) -> list[str]:
-    columns = [c for c in frame.columns if isinstance(c, str) and c.startswith("s") and c[1:].isdigit()]
-    return sorted(columns, key=lambda c: int(c[1:]))
+@dataclasses.dataclass(frozen=True)
+class MLPFitConfig(Hyperparameters):
+    """One ``fit``'s settings (saved with the model as ``train_settings``)."""
 
-
-def _check_int(label: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{label} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_float(label: str, value, low: float, open_low: bool = False) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not math.isfinite(value)
-        or value < low
-        or (open_low and value == low)
-    ):
-        raise ValueError(f"{label} must be a finite number {'>' if open_low else '>='} {low}, got {value!r}")
-    return float(value)
-
-
-class _ClickNet(nn.Module):
-    """Shopper tower, item tower (+ id embedding), the split first hidden layer, the two heads, the cross weights."""
-
-    def __init__(
-        self, f_user: int, f_item: int, n_items: int, n_positions: int, n_cross: int, embed_dim: int, hidden_dim: int
-    ) -> None:
-        super().__init__()
-        self.n_cross = n_cross
-        self.shopper_tower = nn.Linear(f_user, embed_dim)
-        self.item_tower = nn.Linear(f_item, embed_dim)
-        self.item_embedding = nn.Embedding(n_items, embed_dim)
-        self.hidden_shopper = nn.Linear(embed_dim, hidden_dim)  # W_u and b1
-        self.hidden_item = nn.Linear(embed_dim, hidden_dim, bias=False)  # W_i
-        self.head = nn.Linear(hidden_dim, 2)  # W2, b2: [click logit, purchase-given-click logit]
-        self.cross_weights = nn.Linear(embed_dim, 2 * n_cross) if n_cross else None  # g(x_u), per head
-        self.position_bias = nn.Parameter(torch.zeros(n_positions))
-
-    def reset_parameters(self, generator: torch.Generator) -> None:
-        """Initialise every parameter from ``generator`` (PyTorch's default init draws from the global one)."""
-        layers = [self.shopper_tower, self.item_tower, self.hidden_shopper, self.hidden_item, self.head]
-        for layer in layers + ([self.cross_weights] if self.cross_weights is not None else []):
-            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)  # PyTorch's default scheme
-            if layer.bias is not None:
-                bound = 1.0 / math.sqrt(layer.weight.shape[1])
-                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
-        nn.init.normal_(self.item_embedding.weight, 0.0, 0.01, generator=generator)
-        nn.init.zeros_(self.position_bias)
-
-    def shopper_part(self, shopper: torch.Tensor) -> torch.Tensor:
-        """(B, F_user) standardised features -> (B, H + 2K): [W_u x_u + b1, cross weights g(x_u)]."""
-        tower = F.relu(self.shopper_tower(shopper))
-        if self.cross_weights is None:
-            return self.hidden_shopper(tower)
-        return torch.cat([self.hidden_shopper(tower), self.cross_weights(tower)], dim=-1)
-
-    def item_part(self, features: torch.Tensor, item_ids: torch.Tensor) -> torch.Tensor:
-        """(N, F_item) standardised features and their ids -> (N, H): W_i x_i."""
-        return self.hidden_item(F.relu(self.item_tower(features)) + self.item_embedding(item_ids))
-
-    def logits(self, shopper_part: torch.Tensor, item_part: torch.Tensor, cross: torch.Tensor | None) -> torch.Tensor:
-        """Matching rows of shopper part, item part and (standardised) cross features -> (n, 2) logits
-        [click, purchase given click], position bias excluded."""
-        h = self.head.in_features
-        out = self.head(F.relu(shopper_part[:, :h] + item_part))
-        if self.n_cross:
-            weights = shopper_part[:, h:].unflatten(-1, (2, self.n_cross))
-            out = out + (weights * cross[:, None, :]).sum(dim=-1)
-        return out
+    epochs: int = integer(30, low=1, doc="at most this many passes over the training rows")
+    batch_size: int = integer(2048, low=1)
+    lr: float = number(5e-4, low=0.0, open_low=True, doc="Adam's learning rate")
+    patience: int = integer(3, low=1, doc="stop after this many epochs without a better validation loss")
+    seed: int = integer(0, low=0, doc="draws the initial weights and shuffles the batches")
+    weight_decay: float = number(0.0, low=0.0)
 
 
 class MLPClickModel(Agent):
     """Supervised click (and purchase) model over shopper and item features; ranks candidates by click probability.
 
-    ``embed_dim`` E: width of both towers and of the id embedding; ``hidden_dim`` H: the hidden layer;
-    ``cross_features``: add the shopper-weighted (shopper, item) cross terms (see the module docstring);
-    ``purchase_weight``: weight of the purchase BCE (on clicked rows) beside the click BCE.
+    Keyword arguments (or ``params=MLPConfig(...)``): ``embed_dim`` E, width of both towers and of the id embedding;
+    ``hidden_dim`` H, the hidden layer; ``cross_features``, add the shopper-weighted (shopper, item) cross terms
+    (see the module docstring); ``purchase_weight``, weight of the purchase BCE (on clicked rows) beside the click
+    BCE.
 
     ``fit`` trains it, ``predict_click`` scores logged rows, ``act`` ranks candidates, ``save`` / ``load`` round-trip
     it exactly. A loaded model checks at ``bind(env)`` that the env's catalog is the one it was trained on.
     """
 
-    name = "mlp"
+    kind = "mlp"
+    needs = NEEDS_DATA
+    priority = 2  # after the RL agents and the logged data it needs, before the quick log-trained baselines
+    file_suffix = CHECKPOINT_SUFFIX
 
-    def __init__(
-        self, embed_dim: int = 64, hidden_dim: int = 32, cross_features: bool = True, purchase_weight: float = 0.5
-    ) -> None:
-        self.embed_dim = _check_int("embed_dim", embed_dim, 1)
-        self.hidden_dim = _check_int("hidden_dim", hidden_dim, 1)
-        if not isinstance(cross_features, (bool, np.bool_)):
-            raise ValueError(f"cross_features must be True or False, got {cross_features!r}")
-        self.cross_features = bool(cross_features)
-        self.purchase_weight = _check_float("purchase_weight", purchase_weight, 0.0)
-        self.net: _ClickNet | None = None
+    def __init__(self, params: MLPConfig | None = None, **kwargs) -> None:
+        if params is not None and kwargs:
+            raise ValueError("pass either params=MLPConfig(...) or keyword arguments, not both")
+        self.params = params if params is not None else MLPConfig.from_kwargs(**kwargs)
+        self.fit_options: dict = {}  # fit settings from a config entry (``from_spec``), used by ``fit_log``
+        self.net: ClickNet | None = None
         self.train_settings: dict = {}
         self.history: dict = {}
         self._item_rows: torch.Tensor | None = None  # (N, H) item parts for act; reset whenever the weights change
 
+    @classmethod
+    def from_spec(cls, params, seed: int, reward=None) -> MLPClickModel:
+        """A config entry's ``params``: ``MLPConfig`` fields, and ``MLPFitConfig`` fields (``epochs``, ``patience``,
+        ...; not ``seed``, which is the cell's) for the fit."""
+        if reward is not None:
+            raise ValueError(f"{cls.kind} takes no reward; only agents that train in the env do")
+        fit_names = [name for name in MLPFitConfig.names() if name != "seed"]
+        unknown = [key for key in params if key not in (*MLPConfig.names(), *fit_names)]
+        if unknown:
+            raise ValueError(
+                f"{cls.kind} got an unexpected keyword argument {unknown[0]!r}; allowed:"
+                f" {', '.join((*MLPConfig.names(), *fit_names))}"
+            )
+        model = cls(**{key: value for key, value in params.items() if key not in fit_names})
+        model.fit_options = {key: value for key, value in params.items() if key in fit_names}
+        MLPFitConfig.from_kwargs(**model.fit_options)  # checked now, not at fit time
+        return model
+
     @property
     def hyperparameters(self) -> dict:
-        return {
-            "embed_dim": self.embed_dim,
-            "hidden_dim": self.hidden_dim,
-            "cross_features": self.cross_features,
-            "purchase_weight": self.purchase_weight,
-        }
+        return self.params.to_dict()
+
+    def build_net(self, n_cross: int) -> ClickNet:
+        """An untrained network of this model's shape for the catalog, shopper features and positions set."""
+        return ClickNet(
+            self.f_user,
+            self.f_item,
+            self.n_items,
+            self.n_positions,
+            n_cross,
+            self.params.embed_dim,
+            self.params.hidden_dim,
+        )
+
+    def fit_log(self, train, validation, catalog, seed: int) -> dict:
+        """``fit`` on the pipeline's logged splits, with the config entry's fit settings and the cell's seed."""
+        history = self.fit(train, validation, catalog, seed=seed, progress=False, **self.fit_options)
+        return {"epochs": len(history.get("train_loss", []))}
 
     # --- the agent interface ------------------------------------------------------------------------------------
     def bind(self, env) -> MLPClickModel:
@@ -232,13 +210,13 @@ class MLPClickModel(Agent):
             )
         self._check_ids(ids, "candidate_ids")
         b, m = ids.shape
-        h, k = self.hidden_dim, self.net.n_cross
+        h, k = self.params.hidden_dim, self.net.n_cross
         with torch.inference_mode():
             rows = self._cached_item_rows()
-            raw = _as_tensor(shopper)
+            raw = as_tensor(shopper)
             users = self.net.shopper_part(self._standardise(raw))
             weight, bias = self.net.head.weight[0], self.net.head.bias[0]
-            ids_t = _as_tensor(ids.astype(np.int64, copy=False))
+            ids_t = as_tensor(ids.astype(np.int64, copy=False))
             flat = ids_t.reshape(-1)
             scores = torch.empty(b * m)
             block = torch.empty(min(b, _ACT_CHUNK) * m, h)
@@ -287,48 +265,38 @@ class MLPClickModel(Agent):
         return click * purchase_given_click
 
     # --- training -----------------------------------------------------------------------------------------------
-    def fit(
-        self,
-        train_df: pd.DataFrame,
-        val_df: pd.DataFrame,
-        catalog,
-        epochs: int = 30,
-        batch_size: int = 2048,
-        lr: float = 5e-4,
-        patience: int = 3,
-        seed: int = 0,
-        weight_decay: float = 0.0,
-        progress: bool = True,
-    ) -> dict:
+    def fit(self, train_df: pd.DataFrame, val_df: pd.DataFrame, catalog, *, progress: bool = True, **settings) -> dict:
         """Train on ``train_df``, early-stopping on ``val_df``'s click log-loss and keeping the best epoch's weights.
 
-        Loss: click BCE on every row (position bias added to the click logit) plus ``purchase_weight`` x purchase
-        BCE on the clicked rows; Adam. A seeded ``torch.Generator`` draws the initial weights and shuffles the
-        batches: the same data, settings and seed give the same model. Training stops after ``patience`` epochs
-        without a better validation loss, or after ``epochs``.
+        ``settings``: the fields of ``MLPFitConfig`` (``epochs`` 30, ``batch_size`` 2048, ``lr`` 5e-4, ``patience``
+        3, ``seed`` 0, ``weight_decay`` 0). Loss: click BCE on every row (position bias added to the click logit)
+        plus ``purchase_weight`` x purchase BCE on the clicked rows; Adam. A seeded ``torch.Generator`` draws the
+        initial weights and shuffles the batches: the same data, settings and seed give the same model. Training
+        stops after ``patience`` epochs without a better validation loss, or after ``epochs``.
 
         Returns (and keeps as ``self.history``): ``train_loss`` (the training objective) and ``val_loss``
         (validation click log-loss) per epoch, ``best_epoch`` (0-based), ``seconds``.
         """
         previous = dict(self.__dict__)
         try:
-            return self._fit(train_df, val_df, catalog, epochs, batch_size, lr, patience, seed, weight_decay, progress)
+            fit = MLPFitConfig.from_kwargs(**settings)
+            train, val = self._training_data(train_df, val_df, catalog)
+            generator = torch.Generator().manual_seed(fit.seed)
+            self.net = self.build_net(len(CROSS_FEATURES) if self.params.cross_features else 0)
+            self.net.reset_parameters(generator)
+            self._item_rows = None
+            self.train_settings = fit.to_dict()
+            history = self._train_epochs(train, val, fit, generator, progress)
         except BaseException:  # bad input or an interrupt: the model stays as it was (trained or not)
             self.__dict__.clear()
             self.__dict__.update(previous)
             raise
+        self.history = history
+        return history
 
-    def _fit(self, train_df, val_df, catalog, epochs, batch_size, lr, patience, seed, weight_decay, progress) -> dict:
-        from tqdm.auto import tqdm
-
-        settings = {
-            "epochs": _check_int("epochs", epochs, 1),
-            "batch_size": _check_int("batch_size", batch_size, 1),
-            "lr": _check_float("lr", lr, 0.0, open_low=True),
-            "patience": _check_int("patience", patience, 1),
-            "seed": _check_int("seed", seed, 0),
-            "weight_decay": _check_float("weight_decay", weight_decay, 0.0),
-        }
+    def _training_data(self, train_df, val_df, catalog) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Check the splits, set the catalog, the shopper layout, the positions and the standardisation; return the
+        prepared training and validation rows."""
         self._set_catalog(
             np.asarray(catalog.public_features(), dtype=np.float32),
             int(catalog.n_categories),
@@ -336,10 +304,10 @@ class MLPClickModel(Agent):
         )
         if not isinstance(train_df, pd.DataFrame):
             raise ValueError(f"train_df must be a pandas DataFrame, got {type(train_df).__name__}")
-        self.f_user = len(_shopper_columns(train_df))
+        self.f_user = len(shopper_columns(train_df))
         if self.f_user == 0:
             raise ValueError("train_df has no shopper feature columns s0 .. s{F-1} (the serve-time features)")
-        if self.cross_features and self.f_user != n_shopper_features(self.n_categories, self.embedding_dim):
+        if self.params.cross_features and self.f_user != n_shopper_features(self.n_categories, self.embedding_dim):
             raise ValueError(
                 f"train_df has {self.f_user} shopper features, but cross features need the env's layout"
                 f" of {n_shopper_features(self.n_categories, self.embedding_dim)} for this catalog"
@@ -349,59 +317,27 @@ class MLPClickModel(Agent):
         train = self._tensors(train_df, "train_df", labels=True)
         val = self._tensors(val_df, "val_df", labels=True)
         self.n_positions = int(max(train["position"].max(), val["position"].max())) + 1
-
-        self._shopper_mean, self._shopper_std = _moments(train["shopper"])
-        n_cross = len(CROSS_FEATURES) if self.cross_features else 0
-        if n_cross:
-            self._cross_mean, self._cross_std = _moments(self._cross(train["shopper"], train["item_id"]))
+        self._shopper_mean, self._shopper_std = moments(train["shopper"])
+        if self.params.cross_features:
+            self._cross_mean, self._cross_std = moments(self._cross(train["shopper"], train["item_id"]))
         else:
             self._cross_mean = self._cross_std = torch.zeros(0)
         for part in (train, val):
             self._prepare(part)
+        return train, val
 
-        generator = torch.Generator().manual_seed(settings["seed"])
-        self.net = _ClickNet(
-            self.f_user, self.f_item, self.n_items, self.n_positions, n_cross, self.embed_dim, self.hidden_dim
-        )
-        self.net.reset_parameters(generator)
-        self._item_rows = None
-        self.train_settings = settings
-        optimiser = torch.optim.Adam(self.net.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
+    def _train_epochs(self, train, val, fit: MLPFitConfig, generator: torch.Generator, progress: bool) -> dict:
+        """Adam over shuffled batches, epoch after epoch, keeping the weights of the best validation loss."""
+        from tqdm.auto import tqdm
 
+        optimiser = torch.optim.Adam(self.net.parameters(), lr=fit.lr, weight_decay=fit.weight_decay)
         n = train["item_id"].shape[0]
-        batch_size = settings["batch_size"]
-        n_batches = (n + batch_size - 1) // batch_size
         history: dict = {"train_loss": [], "val_loss": [], "best_epoch": -1, "seconds": 0.0}
         best, best_state, waited = math.inf, None, 0
         started = time.perf_counter()
-        epoch_bar = tqdm(range(settings["epochs"]), desc="mlp", unit="epoch", disable=not progress)
+        epoch_bar = tqdm(range(fit.epochs), desc="mlp", unit="epoch", disable=not progress)
         for epoch in epoch_bar:
-            self.net.train()
-            order = torch.randperm(n, generator=generator)
-            total = 0.0
-            batch_bar = tqdm(
-                range(n_batches),
-                desc=f"epoch {epoch + 1}",
-                unit="batch",
-                leave=False,
-                disable=not progress,
-                mininterval=0.5,
-            )
-            for b in batch_bar:
-                index = order[b * batch_size : (b + 1) * batch_size]
-                batch = {key: value[index] for key, value in train.items()}
-                click_logit, purchase_logit = self._batch_logits(batch)
-                loss = F.binary_cross_entropy_with_logits(click_logit, batch["clicked"])
-                clicked = batch["clicked"] > 0.5
-                if self.purchase_weight > 0 and bool(clicked.any()):
-                    loss = loss + self.purchase_weight * F.binary_cross_entropy_with_logits(
-                        purchase_logit[clicked], batch["purchased"][clicked]
-                    )
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach()) * index.shape[0]
-            batch_bar.close()
+            total = self._train_epoch(train, optimiser, fit.batch_size, generator, f"epoch {epoch + 1}", progress)
             val_loss = self._click_log_loss(val)
             history["train_loss"].append(total / n)
             history["val_loss"].append(val_loss)
@@ -411,7 +347,7 @@ class MLPClickModel(Agent):
                 best_state = copy.deepcopy(self.net.state_dict())
             else:
                 waited += 1
-                if waited >= settings["patience"]:
+                if waited >= fit.patience:
                     break
         epoch_bar.close()
         if best_state is not None:  # None only if every validation loss was NaN
@@ -419,8 +355,36 @@ class MLPClickModel(Agent):
         self.net.eval()
         self._item_rows = None
         history["seconds"] = time.perf_counter() - started
-        self.history = history
         return history
+
+    def _train_epoch(self, train, optimiser, batch_size: int, generator, description: str, progress: bool) -> float:
+        """One pass over the training rows in a fresh shuffled order; the summed loss (row-weighted)."""
+        from tqdm.auto import tqdm
+
+        self.net.train()
+        n = train["item_id"].shape[0]
+        order = torch.randperm(n, generator=generator)
+        total = 0.0
+        n_batches = (n + batch_size - 1) // batch_size
+        batch_bar = tqdm(
+            range(n_batches), desc=description, unit="batch", leave=False, disable=not progress, mininterval=0.5
+        )
+        for b in batch_bar:
+            index = order[b * batch_size : (b + 1) * batch_size]
+            batch = {key: value[index] for key, value in train.items()}
+            click_logit, purchase_logit = self._batch_logits(batch)
+            loss = F.binary_cross_entropy_with_logits(click_logit, batch["clicked"])
+            clicked = batch["clicked"] > 0.5
+            if self.params.purchase_weight > 0 and bool(clicked.any()):
+                loss = loss + self.params.purchase_weight * F.binary_cross_entropy_with_logits(
+                    purchase_logit[clicked], batch["purchased"][clicked]
+                )
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * index.shape[0]
+        batch_bar.close()
+        return total
 
     def _batch_logits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Click logit (position bias added) and purchase-given-click logit of a batch of prepared rows."""
@@ -476,7 +440,7 @@ class MLPClickModel(Agent):
                 f"the catalog's public features have {self.f_item} columns; allowed: embedding"
                 f" ({self.embedding_dim}) + price, rating, CTR estimate + {self.n_categories} categories"
             )
-        self._item_mean, self._item_std = _moments(self._item_features_raw)
+        self._item_mean, self._item_std = moments(self._item_features_raw)
         self._item_features = (self._item_features_raw - self._item_mean) / self._item_std
         self._all_items = torch.arange(self.n_items)
         self._item_category = self._item_features_raw[:, self.f_item - self.n_categories :].argmax(dim=1)
@@ -508,56 +472,15 @@ class MLPClickModel(Agent):
 
     def _prepare(self, data: dict[str, torch.Tensor]) -> None:
         """Raw rows -> model inputs, in place: cross features from the raw shopper vector, then standardisation."""
-        if self.cross_features:
+        if self.params.cross_features:
             data["cross"] = self._standardise_cross(self._cross(data["shopper"], data["item_id"]))
         data["shopper"] = self._standardise(data["shopper"])
 
     def _tensors(self, frame: pd.DataFrame, label: str, labels: bool) -> dict[str, torch.Tensor]:
-        """Check a log frame against the data contract and turn it into tensors (shopper features raw)."""
-        if not isinstance(frame, pd.DataFrame):
-            raise ValueError(f"{label} must be a pandas DataFrame, got {type(frame).__name__}")
-        required = _REQUIRED_COLUMNS if labels else _REQUIRED_COLUMNS[:2]
-        missing = [c for c in required if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{label} lacks column(s) {missing}; a log needs {list(required)} and s0 .. s{{F-1}}")
-        columns = _shopper_columns(frame)
-        if columns != [f"s{j}" for j in range(self.f_user)]:
-            raise ValueError(
-                f"{label} has {len(columns)} shopper feature columns; allowed: exactly s0 .."
-                f" s{self.f_user - 1}, as in training"
-            )
-        if labels and frame.empty:
-            raise ValueError(f"{label} is empty: nothing to learn from")
-        ids = frame["item_id"].to_numpy()
-        positions = frame["position"].to_numpy()
-        for name, values in (("item_id", ids), ("position", positions)):
-            if values.dtype.kind not in "iu":
-                raise ValueError(f"{label}['{name}'] must hold integers, got dtype {values.dtype}")
-        self._check_ids(ids, f"{label}['item_id']")
-        if positions.size and positions.min() < 0:
-            raise ValueError(f"{label} has a negative position {int(positions.min())}")
-        shopper = frame[columns].to_numpy(dtype=np.float32)
-        if not np.isfinite(shopper).all():
-            raise ValueError(f"{label}'s shopper features hold NaN or inf")
-        out = {
-            "shopper": _as_tensor(shopper),
-            "item_id": torch.from_numpy(ids.astype(np.int64)),
-            "position": torch.from_numpy(positions.astype(np.int64)),
-        }
-        if labels:
-            for name in ("clicked", "purchased"):
-                values = frame[name].to_numpy()
-                if values.dtype != bool and not np.isin(values, (0, 1)).all():
-                    raise ValueError(f"{label}['{name}'] must be bool or 0/1")
-                out[name] = torch.from_numpy(values.astype(np.float32))
-        return out
+        return log_tensors(frame, label, labels, self.f_user, self.n_items)
 
     def _check_ids(self, ids: np.ndarray, label: str) -> None:
-        if ids.dtype.kind not in "iu":
-            raise ValueError(f"{label} must hold integer item ids, got dtype {ids.dtype}")
-        if ids.size and (ids.min() < 0 or ids.max() >= self.n_items):
-            bad = int(ids.min() if ids.min() < 0 else ids.max())
-            raise ValueError(f"{label} has item id {bad}; the model's catalog holds ids 0..{self.n_items - 1}")
+        check_item_ids(ids, label, self.n_items)
 
     def _cached_item_rows(self) -> torch.Tensor:
         """The whole catalog's item parts (N, H), computed once per set of weights."""
@@ -583,12 +506,10 @@ class MLPClickModel(Agent):
 
     # --- persistence --------------------------------------------------------------------------------------------
     def save(self, path) -> None:
-        """``torch.save`` of plain data — tensors, numbers, strings — that loads with ``weights_only=True``."""
+        """A checkpoint (``agents.checkpoint``) of plain data — tensors, numbers, strings — that loads with
+        ``weights_only=True``."""
         self._require_trained("save")
         payload = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "name": self.name,
             "n_items": self.n_items,
             "f_user": self.f_user,
             "f_item": self.f_item,
@@ -611,14 +532,7 @@ class MLPClickModel(Agent):
             "cross_mean": self._cross_mean.clone(),
             "cross_std": self._cross_std.clone(),
         }
-        path = os.fspath(path)
-        temporary = f"{path}.tmp{os.getpid()}"
-        try:
-            torch.save(payload, temporary)
-            os.replace(temporary, path)  # a crash mid-write never leaves a half-written model under ``path``
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
+        write_checkpoint(path, self.kind, payload)  # the kind, not the display label: ``load`` reads it back
 
     @classmethod
     def load(cls, path, catalog=None) -> MLPClickModel:
@@ -627,7 +541,7 @@ class MLPClickModel(Agent):
         Raises ``ValueError`` naming the problem for a missing file, a file that is not a torch file (corrupt,
         truncated, foreign), another agent's or format's file, and tensors that do not fit the file's own metadata.
         """
-        payload = read_agent_file(path, cls.name, "model file")
+        payload = read_checkpoint(path, cls.kind, "model file")
         try:
             model = cls(**payload["hyperparameters"])
             model._set_catalog(
@@ -641,66 +555,24 @@ class MLPClickModel(Agent):
                 if int(payload[key]) != getattr(model, key):
                     raise ValueError(f"{key} = {payload[key]!r} does not match item_features")
             model.f_user, model.n_positions = int(payload["f_user"]), int(payload["n_positions"])
-            n_cross = len(CROSS_FEATURES) if model.cross_features else 0
+            n_cross = len(CROSS_FEATURES) if model.params.cross_features else 0
             model._shopper_mean = _tensor(payload, "shopper_mean", (model.f_user,))
             model._shopper_std = _tensor(payload, "shopper_std", (model.f_user,))
             model._cross_mean = _tensor(payload, "cross_mean", (n_cross,))
             model._cross_std = _tensor(payload, "cross_std", (n_cross,))
             model.train_settings = dict(payload["train_settings"])
             model.history = dict(payload["history"])
-            model.net = _ClickNet(
-                model.f_user, model.f_item, model.n_items, model.n_positions, n_cross, model.embed_dim, model.hidden_dim
-            )
+            model.net = model.build_net(n_cross)
             model.net.load_state_dict(payload["state"], strict=True)
             if not all(bool(torch.isfinite(p).all()) for p in model.net.state_dict().values()):
                 raise ValueError("the weights hold NaN or inf")
         except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as exc:
             reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-            raise ValueError(f"model file {os.fspath(path)!r} is a damaged {cls.name!r} model: {reason}") from None
+            raise ValueError(f"model file {os.fspath(path)!r} is a damaged {cls.kind!r} model: {reason}") from None
         model.net.eval()
         if catalog is not None:
             model._check_catalog(catalog.public_features(), "the given catalog")
         return model
-
-
-def read_agent_file(path, name: str | None, what: str) -> dict:
-    """The payload of a stickyrec agent file (``torch.load(weights_only=True)``: no arbitrary pickle) holding agent
-    ``name`` (any agent for None); ``ValueError`` naming the problem, with ``what`` naming the file, for a missing,
-    unreadable (corrupt, truncated, foreign) or other agent's or version's file."""
-    path = os.fspath(path)
-    try:
-        payload = torch.load(path, weights_only=True, map_location="cpu")
-    except FileNotFoundError:
-        raise ValueError(f"{what} {path!r} does not exist") from None
-    except Exception as exc:  # unpickling errors, truncated archives, foreign formats: all "not our file"
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise ValueError(
-            f"{what} {path!r} is not a readable stickyrec {what} ({type(exc).__name__}: {first})"
-        ) from None
-    if not isinstance(payload, dict):
-        raise ValueError(f"{what} {path!r} holds a {type(payload).__name__}, not a stickyrec agent")
-    if payload.get("format") != FORMAT:
-        raise ValueError(f"{what} {path!r} is not a stickyrec agent file (format {payload.get('format')!r})")
-    if name is not None and payload.get("name") != name:
-        raise ValueError(f"{what} {path!r} holds agent {payload.get('name')!r}, not {name!r}")
-    if payload.get("version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{what} {path!r} has format version {payload.get('version')!r}; this code reads version {FORMAT_VERSION}"
-        )
-    return payload
-
-
-def _as_tensor(array: np.ndarray) -> torch.Tensor:
-    """A tensor sharing a contiguous, writable array's memory; read-only arrays (pandas copy-on-write, env buffers
-    handed out read-only) are copied first, as torch does not support read-only memory."""
-    array = np.ascontiguousarray(array)
-    return torch.from_numpy(array if array.flags.writeable else array.copy())
-
-
-def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Column means and standard deviations (1 where a column is constant), for standardisation."""
-    std, mean = torch.std_mean(x, dim=0, correction=0)
-    return mean, torch.where(std > 1e-6, std, torch.ones_like(std))
 
 
 def _tensor(payload: dict, key: str, shape: tuple | None) -> torch.Tensor:

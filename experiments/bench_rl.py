@@ -70,7 +70,7 @@ def _train(venv, agent, steps):
     from stickyrec.agents.rl.networks import catalog_tables
 
     agent.spaces = env_spaces(venv.config, venv.venv.catalog)
-    agent.net = agent._build_net(agent.spaces, catalog_tables(venv.venv.catalog))  # a fresh network per run
+    agent.net = agent.build_net(agent.spaces, catalog_tables(venv.venv.catalog))  # a fresh network per run
     model = agent.sb3_model(venv)
     t0 = time.perf_counter()
     model.learn(total_timesteps=steps)
@@ -108,8 +108,8 @@ def main(argv=None) -> dict:
             }
     real, null = results["stickyrec"], results["null env"]
     print(
-        f"PPO, {args.n_envs} shoppers per step, n_steps {agent.n_steps}, batch {agent.batch_size}, "
-        f"{agent.n_epochs} epochs, one torch thread"
+        f"PPO, {args.n_envs} shoppers per step, n_steps {agent.params.n_steps}, batch {agent.params.batch_size}, "
+        f"{agent.params.n_epochs} epochs, one torch thread"
     )
     print(f"{'env':<10} {'steps':>9} {'seconds':>8} {'steps/s':>9} {'in env.step':>12}")
     for label, r in results.items():

@@ -10,7 +10,7 @@ A config is a YAML file (``experiments/configs/*.yaml`` ships the canonical ones
     scenarios:                       # optional; each scenario is the base env plus its own overrides
       - {name: cb0, env: {clickbait_share: 0.0}}
       - {name: cb3, env: {clickbait_share: 0.3}}
-    agents:                          # label -> spec; kind defaults to the label
+    agents:                          # label -> spec; kind (agents.registry) defaults to the label
       random: {}
       mlp: {params: {epochs: 5}}
       ppo: {steps: 50000, reward: quality_stickiness, params: {n_envs: 64}}
@@ -40,24 +40,15 @@ from typing import Any
 
 import yaml
 
+from stickyrec.agents.base import NEEDS_DATA, NEEDS_ENV
+from stickyrec.agents.hyperparameters import HyperparameterError
+from stickyrec.agents.registry import get_agent_class, kinds, needs
+from stickyrec.agents.rl.rewards import DEFAULT_REWARD
 from stickyrec.envs.config import RetentionConfig, flatten_groups
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DATA_SEED_OFFSET = 500_000  # logged populations: far from RL training seeds and from evaluation populations
 
-# kind -> what it needs: "none" (plays as is), "data" (trained on logged data), "rl" (trained in the env)
-AGENT_KINDS = {
-    "random": "none",
-    "click_chaser": "none",
-    "relevance_quality": "none",
-    "myopic_oracle": "none",
-    "long_term_oracle": "none",
-    "popularity": "data",
-    "item_cf": "data",
-    "mlp": "data",
-    "ppo": "rl",
-    "slateq": "rl",
-}
 TOP_KEYS = ("name", "description", "env", "scenarios", "agents", "seeds", "data", "evaluation", "report")
 _SECTION_KEYS = {
     "data": ("shoppers",),
@@ -69,7 +60,9 @@ _AGENT_KEYS = ("kind", "reward", "steps", "params")
 
 @dataclasses.dataclass(frozen=True)
 class AgentSpec:
-    """One row of the comparison: an agent kind with its training budget, reward design and parameters."""
+    """One row of the comparison: an agent kind with its training budget, reward design and parameters.
+
+    ``label`` is what the report shows; ``kind`` (a registry kind) is the agent's class and saved identity."""
 
     label: str
     kind: str
@@ -79,7 +72,8 @@ class AgentSpec:
 
     @property
     def needs(self) -> str:
-        return AGENT_KINDS[self.kind]
+        """What the agent learns from: ``"none"``, ``"data"`` (the logged data) or ``"rl"`` (the env)."""
+        return needs(self.kind)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
@@ -117,7 +111,7 @@ class ExperimentConfig:
 
     @property
     def needs_data(self) -> bool:
-        return any(a.needs == "data" for a in self.agents)
+        return any(a.needs == NEEDS_DATA for a in self.agents)
 
     def agent(self, label: str) -> AgentSpec:
         return next(a for a in self.agents if a.label == label)
@@ -202,62 +196,27 @@ def _env(source: str, key: str, base: RetentionConfig | None, data: Any) -> Rete
 
 def _check_agent(source: str, spec: AgentSpec) -> None:
     """Build the agent once, untrained, so a bad reward or parameter fails now, not an hour into the run."""
-    key = f"agents.{spec.label}"
     try:
-        if spec.needs == "rl":
-            from stickyrec.agents.rl import DEFAULT_REWARD, make_reward, make_rl_agent
-
-            make_reward(spec.reward if spec.reward is not None else DEFAULT_REWARD)
-            make_rl_agent(spec.kind, **spec.params)
-        else:
-            make_agent(spec, seed=0)
-    except (ValueError, TypeError) as exc:
+        make_agent(spec, seed=0)
+    except HyperparameterError as exc:
+        key = f"agents.{spec.label}.params.{exc.field}" if exc.field in spec.params else f"agents.{spec.label}"
         raise _fail(source, key, str(exc)) from None
+    except (ValueError, TypeError) as exc:
+        raise _fail(source, f"agents.{spec.label}", str(exc)) from None
 
 
 def make_agent(spec: AgentSpec, seed: int):
-    """An untrained agent of a non-RL spec (``params`` go to its constructor; ``epochs`` is the MLP's fit)."""
-    params = dict(spec.params)
-    if spec.kind == "random":
-        return _named(__import__("agents").RandomPolicy(seed=seed, **params), spec)
-    if spec.kind == "mlp":
-        from stickyrec.agents.mlp import MLPClickModel
-
-        params.pop("epochs", None)
-        params.pop("patience", None)
-        return _named(MLPClickModel(**params), spec)
-    if spec.kind == "popularity":
-        from stickyrec.agents.baselines import PopularityPolicy
-
-        return _named(PopularityPolicy(**params), spec)
-    if spec.kind == "item_cf":
-        from stickyrec.agents.baselines import ItemCFPolicy
-
-        return _named(ItemCFPolicy(**{"ranking": "weighted_sum", **params}), spec)
-    from stickyrec.agents import make_policy
-
-    return _named(make_policy(spec.kind, **params), spec)
-
-
-def _named(agent, spec: AgentSpec):
-    agent.name = spec.label
+    """An untrained agent of a spec, labelled as the spec says: its class's ``from_spec(params, seed, reward)``."""
+    agent = get_agent_class(spec.kind).from_spec(spec.params, seed, spec.reward)
+    agent.name = spec.label  # the display label; the agent still saves as its kind
     return agent
 
 
-def _parse(raw: Mapping[str, Any], source: str) -> ExperimentConfig:
-    data = _check_keys(source, "", raw, TOP_KEYS)
-    for required in ("name", "agents", "seeds"):
-        if required not in data:
-            raise _fail(source, required, "missing; every experiment names itself, its agents and its seeds")
-    name = _name(source, "name", data["name"])
-    description = data.get("description") or ""
-    if not isinstance(description, str):
-        raise _fail(source, "description", f"must be a string, got {type(description).__name__}")
-    env_raw = data.get("env") or {}
-    base = _env(source, "env", None, env_raw)
-
+def _parse_scenarios(
+    source: str, raw_scenarios: Any, base: RetentionConfig
+) -> tuple[list[Scenario], list[dict[str, Any]]]:
+    """The scenarios (the base env plus each one's overrides) and the overrides as given."""
     scenarios, overrides = [], []
-    raw_scenarios = data.get("scenarios")
     if raw_scenarios is None:
         raw_scenarios = [{"name": "default", "env": {}}]
     if not isinstance(raw_scenarios, list) or not raw_scenarios:
@@ -274,52 +233,67 @@ def _parse(raw: Mapping[str, Any], source: str) -> ExperimentConfig:
             raise _fail(source, f"scenarios[{i}].env.preset", "set the preset once, in the top-level env")
         scenarios.append(Scenario(scenario_name, _env(source, f"scenarios[{i}].env", base, env_overrides)))
         overrides.append(env_overrides)
+    return scenarios, overrides
 
+
+def _parse_agent(source: str, label: Any, spec_raw: Any) -> AgentSpec:
+    """One agent entry, resolved (an RL agent's default budget and reward filled in) and built once to check it."""
+    label = _name(source, "agents", label)
+    if "__" in label:
+        raise _fail(source, f"agents.{label}", "labels may not contain '__' (it separates cell names)")
+    spec_raw = _check_keys(source, f"agents.{label}", spec_raw, _AGENT_KEYS)
+    kind = spec_raw.get("kind", label)
+    if kind not in kinds():
+        raise _fail(
+            source,
+            f"agents.{label}.kind" if "kind" in spec_raw else f"agents.{label}",
+            f"unknown agent kind {kind!r}; allowed: {', '.join(kinds())} (or set kind:)",
+        )
+    trains_in_env = needs(kind) == NEEDS_ENV
+    for rl_only in ("reward", "steps"):
+        if rl_only in spec_raw and not trains_in_env:
+            raise _fail(
+                source,
+                f"agents.{label}.{rl_only}",
+                f"only RL agents ({', '.join(kinds(needs=NEEDS_ENV))}) take {rl_only}",
+            )
+    steps = spec_raw.get("steps")
+    if steps is not None:
+        steps = _int(source, f"agents.{label}.steps", steps, 1)
+    reward = spec_raw.get("reward")
+    if reward is not None and not isinstance(reward, (str, Mapping)):
+        raise _fail(source, f"agents.{label}.reward", f"must be a preset name or a weight mapping, got {reward!r}")
+    params = spec_raw.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise _fail(source, f"agents.{label}.params", f"must be a mapping, got {type(params).__name__}")
+    for key in ("reward", "seed"):
+        if key in params:
+            raise _fail(source, f"agents.{label}.params.{key}", "set it in the spec (reward:) or with seeds:")
+    if trains_in_env:  # resolved: the saved config says exactly what ran
+        steps = get_agent_class(kind).default_steps if steps is None else steps
+        reward = DEFAULT_REWARD if reward is None else reward
+    spec = AgentSpec(label, kind, dict(reward) if isinstance(reward, Mapping) else reward, steps, dict(params))
+    _check_agent(source, spec)
+    return spec
+
+
+def _parse(raw: Mapping[str, Any], source: str) -> ExperimentConfig:
+    data = _check_keys(source, "", raw, TOP_KEYS)
+    for required in ("name", "agents", "seeds"):
+        if required not in data:
+            raise _fail(source, required, "missing; every experiment names itself, its agents and its seeds")
+    name = _name(source, "name", data["name"])
+    description = data.get("description") or ""
+    if not isinstance(description, str):
+        raise _fail(source, "description", f"must be a string, got {type(description).__name__}")
+    env_raw = data.get("env") or {}
+    base = _env(source, "env", None, env_raw)
+
+    scenarios, overrides = _parse_scenarios(source, data.get("scenarios"), base)
     agents_raw = data["agents"]
     if not isinstance(agents_raw, Mapping) or not agents_raw:
         raise _fail(source, "agents", "must be a non-empty mapping of label -> spec")
-    agents = []
-    for label, spec_raw in agents_raw.items():
-        label = _name(source, "agents", label)
-        if "__" in label:
-            raise _fail(source, f"agents.{label}", "labels may not contain '__' (it separates cell names)")
-        spec_raw = _check_keys(source, f"agents.{label}", spec_raw, _AGENT_KEYS)
-        kind = spec_raw.get("kind", label)
-        if kind not in AGENT_KINDS:
-            raise _fail(
-                source,
-                f"agents.{label}.kind" if "kind" in spec_raw else f"agents.{label}",
-                f"unknown agent kind {kind!r}; allowed: {', '.join(AGENT_KINDS)} (or set kind:)",
-            )
-        needs = AGENT_KINDS[kind]
-        for rl_only in ("reward", "steps"):
-            if rl_only in spec_raw and needs != "rl":
-                raise _fail(source, f"agents.{label}.{rl_only}", f"only RL agents (ppo, slateq) take {rl_only}")
-        steps = spec_raw.get("steps")
-        if steps is not None:
-            steps = _int(source, f"agents.{label}.steps", steps, 1)
-        reward = spec_raw.get("reward")
-        if reward is not None and not isinstance(reward, (str, Mapping)):
-            raise _fail(source, f"agents.{label}.reward", f"must be a preset name or a weight mapping, got {reward!r}")
-        params = spec_raw.get("params") or {}
-        if not isinstance(params, Mapping):
-            raise _fail(source, f"agents.{label}.params", f"must be a mapping, got {type(params).__name__}")
-        for key in ("reward", "seed"):
-            if key in params:
-                raise _fail(source, f"agents.{label}.params.{key}", "set it in the spec (reward:) or with seeds:")
-        if kind == "mlp":
-            for key in ("epochs", "patience"):
-                if key in params:
-                    _int(source, f"agents.{label}.params.{key}", params[key], 1)
-        if needs == "rl":  # resolved: the saved config says exactly what ran
-            from stickyrec.agents.rl import DEFAULT_REWARD
-            from stickyrec.experiments.train import DEFAULT_STEPS
-
-            steps = DEFAULT_STEPS[kind] if steps is None else steps
-            reward = DEFAULT_REWARD if reward is None else reward
-        spec = AgentSpec(label, kind, dict(reward) if isinstance(reward, Mapping) else reward, steps, dict(params))
-        _check_agent(source, spec)
-        agents.append(spec)
+    agents = [_parse_agent(source, label, spec_raw) for label, spec_raw in agents_raw.items()]
 
     seeds = _int(source, "seeds", data["seeds"], 1, 1000)
     data_section = _check_keys(source, "data", data.get("data"), _SECTION_KEYS["data"])
@@ -425,7 +399,6 @@ def load_experiment(name_or_path: str, overrides: list[str] | None = None) -> Ex
 
 
 __all__ = [
-    "AGENT_KINDS",
     "AgentSpec",
     "ExperimentConfig",
     "Scenario",

@@ -166,16 +166,16 @@ def run_rl_benchmark(
     """Run (or resume) the comparison into ``out_dir``; returns the Markdown report (also ``results.md``)."""
     from tqdm.auto import tqdm
 
+    from stickyrec.agents.registry import get_agent_class
     from stickyrec.agents.rl import make_reward, make_rl_agent
     from stickyrec.experiments.baselines import run_baselines
-    from stickyrec.experiments.train import DEFAULT_STEPS
     from stickyrec.io import write_bytes_atomic, write_json_atomic
 
     out = Path(out_dir)
-    steps = {**DEFAULT_STEPS, **(steps or {})}
     params = params or {}
     for agent in agents:  # every input checked before any work
         make_rl_agent(agent, **params.get(agent, {}))
+    steps = {**{agent: get_agent_class(agent).default_steps for agent in agents}, **(steps or {})}
     for reward in rewards:
         make_reward(reward)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:

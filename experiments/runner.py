@@ -152,26 +152,30 @@ def _run_data(task: dict, out: Path) -> dict:
 
 
 def _train(task: dict, spec: AgentSpec, config, out: Path):
+    """The cell's agent, trained as its class says (``needs``): in the env, on the logged data, or not at all."""
+    from stickyrec.agents.base import NEEDS_ENV, NEEDS_NOTHING
+    from stickyrec.agents.registry import get_agent_class
     from stickyrec.envs.catalog import make_catalog
     from stickyrec.experiments.experiment import make_agent
 
-    if spec.needs == "rl":
-        from stickyrec.agents.rl import DEFAULT_REWARD
+    cls = get_agent_class(spec.kind)
+    if cls.needs == NEEDS_ENV:
         from stickyrec.experiments.train import train_agent
 
         agent = train_agent(
             spec.kind,
             config,
             out,
-            reward=spec.reward or DEFAULT_REWARD,
+            reward=spec.reward,
             steps=spec.steps,
             seed=task["seed"],
             hyperparameters=spec.params,
             progress=False,
         )
+        agent.name = spec.label
         return agent, {"steps": agent.history["steps"], "steps_per_second": agent.history["steps_per_second"]}
     agent = make_agent(spec, task["seed"])
-    if spec.needs != "data":
+    if cls.needs == NEEDS_NOTHING:
         return agent, {}
     import pandas as pd
 
@@ -179,16 +183,10 @@ def _train(task: dict, spec: AgentSpec, config, out: Path):
     if not (data / DATA_MARKER).exists():
         raise RuntimeError(f"{spec.label}: the logged data in {data} is not ready")
     train = pd.read_parquet(data / "train.parquet")
-    catalog = make_catalog(config)
-    if spec.kind == "mlp":
-        fit = {k: spec.params[k] for k in ("epochs", "patience") if k in spec.params}
-        validation = pd.read_parquet(data / "validation.parquet")
-        history = agent.fit(train, validation, catalog, seed=task["seed"], progress=False, **fit)
-        agent.save(out / "mlp.pt")
-        return agent, {"epochs": len(history.get("train_loss", []))}
-    agent.fit(train, catalog)
-    agent.save(out / f"{spec.kind}.npz")
-    return agent, {}
+    validation = pd.read_parquet(data / "validation.parquet")
+    training = agent.fit_log(train, validation, make_catalog(config), task["seed"])
+    agent.save(out / f"{cls.kind}{cls.file_suffix}")  # the kind names the file, as it names the saved agent
+    return agent, training
 
 
 def _run_agent(task: dict, out: Path) -> dict:
@@ -304,12 +302,15 @@ class _RayBackend:
             self.ray.shutdown()
 
 
-_PRIORITY = {"ppo": 0, "slateq": 0, "data": 1, "mlp": 2, "item_cf": 3, "popularity": 3}
+DATA_PRIORITY = 1  # the logged data: after the RL agents (0), before the agents that learn from it (2, 3)
 
 
 def _priority(task: dict) -> int:
-    """Order of the queue: RL training, logged data, the MLP, the other log-trained agents, then the rest."""
-    return _PRIORITY.get("data" if task["type"] == "data" else task["spec"]["kind"], 4)
+    """Order of the queue: each agent class's ``priority`` (RL training, the MLP, the other log-trained agents,
+    then the rest), the logged data at ``DATA_PRIORITY``."""
+    from stickyrec.agents.registry import get_agent_class
+
+    return DATA_PRIORITY if task["type"] == "data" else get_agent_class(task["spec"]["kind"]).priority
 
 
 def _live_status(tasks, queued: int) -> str:

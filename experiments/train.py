@@ -18,8 +18,6 @@ from typing import Any
 
 from stickyrec.envs.config import RetentionConfig
 
-DEFAULT_STEPS = {"ppo": 3_000_000, "slateq": 1_200_000}  # each under 5 minutes on one core here
-
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """``key=value`` strings (values parsed as YAML scalars) -> hyperparameter dict."""
@@ -47,16 +45,22 @@ def train_agent(
     progress: bool = True,
     threads: int = 1,
 ):
-    """Train, save and describe one agent; returns the trained agent (all inputs checked before training)."""
-    from stickyrec.agents.rl import make_rl_agent
+    """Train, save and describe one agent of a kind that trains in the env (``ppo``, ``slateq``: the registry's
+    ``NEEDS_ENV`` kinds); ``steps`` None is the agent's default budget. Returns the trained agent (all inputs
+    checked before training)."""
+    from stickyrec.agents.base import NEEDS_ENV
+    from stickyrec.agents.registry import get_agent_class, kinds
     from stickyrec.io import write_bytes_atomic, write_json_atomic
 
+    if agent_name not in kinds(needs=NEEDS_ENV):
+        raise ValueError(f"unknown RL agent {agent_name!r}; allowed: {', '.join(kinds(needs=NEEDS_ENV))}")
     params = dict(hyperparameters or {})
     for key in ("reward", "seed"):
         if key in params:
             raise ValueError(f"set {key} with its own option, not as a hyperparameter")
-    agent = make_rl_agent(agent_name, reward=reward, seed=seed, **params)
-    steps = DEFAULT_STEPS[agent_name] if steps is None else steps
+    cls = get_agent_class(agent_name)
+    agent = cls.from_spec(params, seed, reward)
+    steps = cls.default_steps if steps is None else steps
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(out / "config.yaml", config.to_yaml().encode())
@@ -75,7 +79,7 @@ def train_agent(
     write_json_atomic(
         out / "train.json",
         {
-            "agent": agent.name,
+            "agent": agent.kind,
             "reward": agent.reward.describe(),
             "seed": seed,
             "steps_requested": steps,

@@ -272,11 +272,28 @@ def test_save_load_round_trip_gives_identical_actions(make, small_config, small_
     path = agent.save(tmp_path / "agent")
     assert path.name == "agent.npz" and path.is_file()
     loaded = type(agent).load(path, catalog=small_config)
-    for key, value in agent._arrays().items():
-        np.testing.assert_array_equal(loaded._arrays()[key], value)
+    for key, value in agent.fitted_arrays().items():
+        np.testing.assert_array_equal(loaded.fitted_arrays()[key], value)
     original, restored = run_cohort([agent, loaded], small_config, n_steps=25)
     np.testing.assert_array_equal(np.stack(original), np.stack(restored))
-    assert type(agent).load(tmp_path / "agent")._arrays().keys() == agent._arrays().keys()
+    assert type(agent).load(tmp_path / "agent").fitted_arrays().keys() == agent.fitted_arrays().keys()
+
+
+def test_a_relabelled_baseline_saves_a_file_its_own_class_loads(small_config, small_log, tmp_path):
+    from stickyrec.experiments.experiment import ExperimentConfig, make_agent
+
+    experiment = ExperimentConfig.from_dict(
+        {"name": "relabel", "seeds": 1, "agents": {"cf": {"kind": "item_cf"}, "top": {"kind": "popularity"}}}
+    )
+    for label, cls in (("cf", ItemCFPolicy), ("top", PopularityPolicy)):
+        agent = make_agent(experiment.agent(label), seed=0)
+        assert agent.name == label and type(agent) is cls
+        assert agent.fit_log(small_log, small_log.iloc[:0], small_config, seed=0) == {}
+        path = agent.save(tmp_path / f"{cls.kind}{cls.file_suffix}")
+        loaded = cls.load(path, catalog=small_config)
+        assert loaded.name == cls.kind
+        for key, value in agent.fitted_arrays().items():
+            np.testing.assert_array_equal(loaded.fitted_arrays()[key], value)
 
 
 def test_load_refuses_another_agents_file_or_catalog_size(small_config, small_log, tmp_path):

@@ -11,7 +11,9 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from stickyrec import envs
-from stickyrec.agents.mlp import FORMAT, MLPClickModel, roc_auc
+from stickyrec.agents.checkpoint import FORMAT
+from stickyrec.agents.mlp import MLPClickModel, roc_auc
+from stickyrec.agents.registry import load_agent
 from stickyrec.envs.wrappers import top_k
 
 
@@ -166,6 +168,32 @@ def test_load_refuses_corrupt_foreign_and_mismatched_files(world, trained, tmp_p
     bigger = envs.RetentionVectorEnv(2, config=envs.get_preset("default"))
     with pytest.raises(ValueError, match="300 x"):
         MLPClickModel.load(good).bind(bigger)
+
+
+def test_a_relabelled_mlp_saves_a_file_its_own_class_loads(world, tmp_path):
+    """A config may show the MLP under another label; its file still records the kind ``mlp`` and loads."""
+    from stickyrec.experiments.experiment import ExperimentConfig, make_agent
+
+    _, catalog, splits = world
+    experiment = ExperimentConfig.from_dict(
+        {
+            "name": "relabel",
+            "seeds": 1,
+            "env": {"preset": "small"},
+            "agents": {"click_model": {"kind": "mlp", "params": {"embed_dim": 8, "hidden_dim": 8, "epochs": 1}}},
+        }
+    )
+    agent = make_agent(experiment.agent("click_model"), seed=0)
+    assert agent.name == "click_model" and agent.kind == "mlp" and isinstance(agent, MLPClickModel)
+    training = agent.fit_log(splits["train"].iloc[:5000], splits["val"].iloc[:1000], catalog, seed=0)
+    assert training == {"epochs": 1} and agent.train_settings["epochs"] == 1
+    path = tmp_path / f"{agent.kind}{agent.file_suffix}"  # where the runner saves it
+    agent.save(path)
+    assert torch.load(path, weights_only=True)["name"] == "mlp"
+    for loaded in (MLPClickModel.load(path, catalog=catalog), load_agent(path)):
+        assert isinstance(loaded, MLPClickModel) and loaded.hyperparameters == agent.hyperparameters
+        test = splits["test"].iloc[:500]
+        assert np.array_equal(loaded.predict_click(test), agent.predict_click(test))
 
 
 def test_act_returns_distinct_valid_slates_ranked_by_click_score(world, trained):

@@ -1,45 +1,25 @@
 """Reinforcement-learning agents on the batched env: PPO with a Plackett-Luce slate policy, and SlateQ.
 
-``make_rl_agent(name, **hyperparameters)`` builds an untrained agent; ``load_agent(path)`` loads any checkpoint
-(RL agents and the supervised MLP) as the agent it holds. torch and SB3 load on first use of this package.
+``make_rl_agent(kind, **hyperparameters)`` builds an untrained agent; ``load_agent(path)`` loads any checkpoint
+(RL agents and the supervised MLP) as the agent it holds. Both read the agent registry (``agents.registry``);
+torch and SB3 load on first use of an agent, not on importing this package.
 """
 
 from __future__ import annotations
 
+from stickyrec.agents.base import NEEDS_ENV
+from stickyrec.agents.registry import get_agent_class, kinds, load_agent
 from stickyrec.agents.rl.rewards import DEFAULT_REWARD, REWARDS, RewardMix, make_reward
 
-
-def _registry() -> dict:
-    from stickyrec.agents.rl.ppo import PPOAgent
-    from stickyrec.agents.rl.slateq import SlateQAgent
-
-    return {PPOAgent.name: PPOAgent, SlateQAgent.name: SlateQAgent}
-
-
-RL_AGENT_NAMES = ("ppo", "slateq")
+RL_AGENT_NAMES = kinds(needs=NEEDS_ENV)  # the registry's kinds that train in the env (the CLI's choices)
 
 
 def make_rl_agent(name: str, **hyperparameters):
-    """An untrained RL agent by name; unknown names and hyperparameters raise ``ValueError``."""
-    registry = _registry()
-    if name not in registry:
-        raise ValueError(f"unknown RL agent {name!r}; allowed: {', '.join(registry)}")
-    try:
-        return registry[name](**hyperparameters)
-    except TypeError as exc:
-        raise ValueError(f"{name}: {exc}; see help({registry[name].__name__})") from None
-
-
-def load_agent(path):
-    """Load a checkpoint as the agent it holds (``ppo``, ``slateq`` or ``mlp``)."""
-    from stickyrec.agents.mlp import MLPClickModel
-    from stickyrec.agents.rl.checkpoint import load_checkpoint
-
-    name = load_checkpoint(path, None).get("name")
-    registry = {**_registry(), MLPClickModel.name: MLPClickModel}
-    if name not in registry:
-        raise ValueError(f"checkpoint {path!s} holds agent {name!r}; allowed: {', '.join(registry)}")
-    return registry[name].load(path)
+    """An untrained RL agent by kind; unknown kinds and hyperparameters raise ``ValueError``."""
+    allowed = kinds(needs=NEEDS_ENV)
+    if name not in allowed:
+        raise ValueError(f"unknown RL agent {name!r}; allowed: {', '.join(allowed)}")
+    return get_agent_class(name)(**hyperparameters)
 
 
 __all__ = ["DEFAULT_REWARD", "REWARDS", "RL_AGENT_NAMES", "RewardMix", "load_agent", "make_reward", "make_rl_agent"]

@@ -1,5 +1,9 @@
 """What the RL agents share: acting through ``agents.base.Agent``, checkpoints, and the training harness.
 
+An RL agent is built from a reward and its typed hyperparameters (``params_class``: ``PPOConfig``,
+``SlateQConfig``), given as keyword arguments (``PPOAgent(seed=0, n_envs=64)``) or as ``params=``; a checkpoint
+saves both (``hyperparameters``) and loading builds the agent from them again.
+
 A trained agent is a torch network that scores candidates (``scores(shopper, ids)``); acting is the top k of those
 scores, best first, so trained agents are evaluated exactly like every baseline (``experiments.evaluate``).
 Training owns its randomness: SB3 draws minibatches from numpy's and torch's global generators, so training runs
@@ -9,18 +13,19 @@ inside ``isolated_global_rng(seed)``, which seeds them for the run and restores 
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from stickyrec.agents.base import Agent
-from stickyrec.agents.rl.checkpoint import check_spaces, env_spaces, load_checkpoint, load_state, save_checkpoint
-from stickyrec.agents.rl.rewards import make_reward
+from stickyrec.agents.base import NEEDS_ENV, Agent
+from stickyrec.agents.checkpoint import CHECKPOINT_SUFFIX, load_state, write_checkpoint
+from stickyrec.agents.hyperparameters import Hyperparameters, check_integer, check_number
+from stickyrec.agents.rl.checkpoint import SPACE_KEYS, check_spaces, env_spaces, load_checkpoint
+from stickyrec.agents.rl.rewards import DEFAULT_REWARD, make_reward
 from stickyrec.envs.config import make_config
 from stickyrec.envs.wrappers import top_k
 
@@ -56,50 +61,41 @@ def torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def check_int(label: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{label} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def check_float(label: str, value, low: float, high: float = math.inf) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not math.isfinite(value)
-        or not low <= value <= high
-    ):
-        raise ValueError(f"{label} must be a finite number in [{low}, {high}], got {value!r}")
-    return float(value)
+def train_arguments(config, steps, max_seconds):
+    """The resolved config and checked step count of a ``train`` call (checked before any work)."""
+    if max_seconds is not None:
+        check_number("max_seconds", max_seconds, 0.0)
+    return make_config(config), check_integer("steps", steps, 1)
 
 
 class RLAgent(Agent):
-    """Base of the trained slate agents: a scoring network, ``bind``/``act``/``save``/``load``."""
+    """Base of the trained slate agents: a scoring network, ``bind``/``act``/``save``/``load``.
 
-    name = "rl"
+    ``reward``: a name from ``agents.rl.rewards.REWARDS`` or a mapping of weights; the hyperparameters: keyword
+    arguments (the fields of ``params_class``) or ``params=params_class(...)``, not both.
+    """
 
-    def __init__(self) -> None:
+    kind = "rl"
+    needs = NEEDS_ENV
+    priority = 0  # the longest cells: first in the run queue
+    file_suffix = CHECKPOINT_SUFFIX
+    params_class: ClassVar[type[Hyperparameters]] = Hyperparameters
+
+    def __init__(self, reward=DEFAULT_REWARD, params: Hyperparameters | None = None, **kwargs) -> None:
+        self.reward = make_reward(reward)
+        if params is not None and kwargs:
+            raise ValueError(f"pass either params={self.params_class.__name__}(...) or keyword arguments, not both")
+        if params is not None and not isinstance(params, self.params_class):
+            raise ValueError(f"params must be a {self.params_class.__name__}, got {type(params).__name__}")
+        self.params = params if params is not None else self.params_class.from_kwargs(**kwargs)
         self.net: torch.nn.Module | None = None
         self.spaces: dict[str, Any] | None = None
         self.history: dict[str, Any] = {}
 
-    def _set_common(self, reward, n_envs, learning_rate, gamma, gamma_day, hidden, embed, seed) -> None:
-        """Check and set the hyperparameters every RL agent has."""
-        self.reward = make_reward(reward)
-        self.n_envs = check_int("n_envs", n_envs, 1)
-        self.learning_rate = check_float("learning_rate", learning_rate, 1e-8, 1.0)
-        self.gamma = check_float("gamma", gamma, 0.0, 1.0)
-        self.gamma_day = check_float("gamma_day", gamma_day, 0.0, 1.0)
-        self.hidden = check_int("hidden", hidden, 1)
-        self.embed = check_int("embed", embed, 1)
-        self.seed = check_int("seed", seed, 0)
-
-    @staticmethod
-    def _train_arguments(config, steps, max_seconds):
-        """The resolved config and checked step count of a ``train`` call (before any work)."""
-        if max_seconds is not None:
-            check_float("max_seconds", max_seconds, 0.0)
-        return make_config(config), check_int("steps", steps, 1)
+    @classmethod
+    def from_spec(cls, params, seed: int, reward=None) -> RLAgent:
+        """A config entry: its hyperparameters, the cell's training seed, its reward (the default when None)."""
+        return cls(reward=DEFAULT_REWARD if reward is None else reward, seed=seed, **params)
 
     # --- acting -------------------------------------------------------------------------------------------------
     def bind(self, env) -> RLAgent:
@@ -143,16 +139,20 @@ class RLAgent(Agent):
     # --- persistence --------------------------------------------------------------------------------------------
     @property
     def hyperparameters(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """What a checkpoint saves to rebuild the agent: the reward's nonzero weights and every hyperparameter."""
+        reward = {k: v for k, v in vars(self.reward).items() if v}
+        return {"reward": reward, **self.params.to_dict()}
 
-    def _build_net(self, spaces: dict[str, Any], tables: dict[str, np.ndarray] | None) -> torch.nn.Module:
+    def build_net(self, spaces: dict[str, Any], tables: dict[str, np.ndarray] | None) -> torch.nn.Module:
+        """The agent's network for env ``spaces``; ``tables`` (the catalog's public features) or None (shapes only:
+        a checkpoint's state fills them)."""
         raise NotImplementedError
 
     def save(self, path) -> None:
         self._require_trained("save")
-        save_checkpoint(
+        write_checkpoint(
             path,
-            self.name,
+            self.kind,  # the kind, not the display label: ``load`` reads it back
             {
                 "hyperparameters": self.hyperparameters,
                 "spaces": dict(self.spaces),
@@ -163,30 +163,18 @@ class RLAgent(Agent):
 
     @classmethod
     def load(cls, path) -> RLAgent:
-        payload = load_checkpoint(path, cls.name)
+        payload = load_checkpoint(path, cls.kind)
         try:
             agent = cls(**payload["hyperparameters"])
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"checkpoint {path!s} is a damaged {cls.name!r} checkpoint: {exc}") from None
+            raise ValueError(f"checkpoint {path!s} is a damaged {cls.kind!r} checkpoint: {exc}") from None
         spaces = payload["spaces"]
-        missing = [
-            key
-            for key in (
-                "n_items",
-                "n_candidates",
-                "slate_size",
-                "shopper_dim",
-                "n_categories",
-                "embedding_dim",
-                "catalog_fingerprint",
-            )
-            if key not in spaces
-        ]
+        missing = [key for key in (*SPACE_KEYS, "catalog_fingerprint") if key not in spaces]
         if missing:
-            raise ValueError(f"checkpoint {path!s} is a damaged {cls.name!r} checkpoint: spaces lack {missing}")
+            raise ValueError(f"checkpoint {path!s} is a damaged {cls.kind!r} checkpoint: spaces lack {missing}")
         agent.spaces = dict(spaces)
-        agent.net = agent._build_net(agent.spaces, None)
-        load_state(agent.net, payload["state"], path, cls.name)
+        agent.net = agent.build_net(agent.spaces, None)
+        load_state(agent.net, payload["state"], path, cls.kind)
         agent.net.eval()
         agent.history = dict(payload.get("history", {}))
         return agent

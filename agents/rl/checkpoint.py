@@ -1,9 +1,8 @@
-"""The RL agents' checkpoint format: ``torch.save`` of plain data (tensors, numbers, strings, lists, dicts).
+"""What an RL checkpoint adds to the shared format (``agents.checkpoint``): the env spaces it was trained on.
 
-Loads with ``torch.load(weights_only=True)``, so a checkpoint can never run code. Files are written atomically
-(temporary file, then rename). A checkpoint names its agent and the env spaces it was trained on (catalog size and
-fingerprint, candidates, slate size, shopper features); loading it as another agent, or binding it to an env with
-other spaces, is a ``ValueError`` that says which.
+A checkpoint names its agent and the env spaces it was trained on (catalog size and fingerprint, candidates, slate
+size, shopper features); loading it as another agent, or binding it to an env with other spaces, is a
+``ValueError`` that says which.
 """
 
 from __future__ import annotations
@@ -11,9 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import torch
-
-from stickyrec.agents.mlp import FORMAT, FORMAT_VERSION, catalog_fingerprint, read_agent_file
+from stickyrec.agents.checkpoint import catalog_fingerprint, read_checkpoint
 
 SPACE_KEYS = ("n_items", "n_candidates", "slate_size", "shopper_dim", "n_categories", "embedding_dim")
 
@@ -44,41 +41,13 @@ def check_spaces(saved: dict[str, Any], current: dict[str, Any], agent: str) -> 
         raise ValueError(f"this {agent} agent was trained on another env: {'; '.join(diffs)}")
 
 
-def save_checkpoint(path, name: str, payload: dict[str, Any]) -> None:
-    payload = {"format": FORMAT, "version": FORMAT_VERSION, "name": name, **payload}
-    path = os.fspath(path)
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    temporary = f"{path}.tmp{os.getpid()}"
-    try:
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
-def load_checkpoint(path, name: str | None) -> dict[str, Any]:
-    """The payload of a checkpoint of agent ``name`` (any agent for None); ``ValueError`` for a missing, corrupt or
-    foreign file."""
-    payload = read_agent_file(path, name, "checkpoint")
-    if name is None:
+def load_checkpoint(path, kind: str | None) -> dict[str, Any]:
+    """The payload of an RL checkpoint of agent ``kind`` (any agent for None); ``ValueError`` for a missing,
+    corrupt or foreign file, or one without its sections."""
+    payload = read_checkpoint(path, kind, "checkpoint")
+    if kind is None:
         return payload
     for key in ("hyperparameters", "spaces", "state"):
         if not isinstance(payload.get(key), dict):
-            raise ValueError(f"checkpoint {os.fspath(path)!r} is a damaged {name!r} checkpoint: no {key!r} section")
+            raise ValueError(f"checkpoint {os.fspath(path)!r} is a damaged {kind!r} checkpoint: no {key!r} section")
     return payload
-
-
-def load_state(module: torch.nn.Module, state: dict, path, name: str) -> None:
-    """``load_state_dict`` (strict) with damage reported as ``ValueError``; refuses NaN or inf weights."""
-    try:
-        module.load_state_dict(state, strict=True)
-    except (RuntimeError, TypeError, KeyError) as exc:
-        raise ValueError(
-            f"checkpoint {os.fspath(path)!r} is a damaged {name!r} checkpoint: {str(exc).splitlines()[0]}"
-        ) from None
-    for key, value in module.state_dict().items():
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise ValueError(f"checkpoint {os.fspath(path)!r} is a damaged {name!r} checkpoint: {key} holds NaN or inf")

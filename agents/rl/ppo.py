@@ -23,6 +23,7 @@ normalisation, minibatches) on ``agents.rl.vec_env.RetentionVecEnv``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -34,7 +35,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.policies import ActorCriticPolicy
 
-from stickyrec.agents.rl.base import RLAgent, TrainProgress, check_float, check_int, isolated_global_rng, torch_threads
+from stickyrec.agents.hyperparameters import Hyperparameters, choice, integer, number
+from stickyrec.agents.rl.base import RLAgent, TrainProgress, isolated_global_rng, torch_threads, train_arguments
 from stickyrec.agents.rl.checkpoint import env_spaces
 from stickyrec.agents.rl.networks import (
     CandidateFeatures,
@@ -44,7 +46,6 @@ from stickyrec.agents.rl.networks import (
     shopper_mlp,
     split_observation,
 )
-from stickyrec.agents.rl.rewards import DEFAULT_REWARD
 from stickyrec.agents.rl.vec_env import RetentionVecEnv
 
 
@@ -234,101 +235,69 @@ class _TrainCallback(BaseCallback):
             self.agent.save(f"{self.checkpoint_dir}/{self.agent.name}_{self.num_timesteps}_steps.pt")
 
 
+@dataclasses.dataclass(frozen=True)
+class PPOConfig(Hyperparameters):
+    """PPO's hyperparameters (saved with the checkpoint); SB3's names where SB3 has the setting."""
+
+    n_envs: int = integer(256, low=1, doc="shoppers stepped together")
+    n_steps: int = integer(32, low=1, doc="env steps per shopper per rollout")
+    batch_size: int = integer(1024, low=2, doc="minibatch size (at most one rollout, n_envs * n_steps)")
+    n_epochs: int = integer(1, low=1, doc="passes over each rollout")
+    learning_rate: float = number(1e-3, low=1e-8, high=1.0)
+    gamma: float = number(0.99, low=0.0, high=1.0, doc="discount per impression")
+    gamma_day: float = number(1.0, low=0.0, high=1.0, doc="discount per simulated day between impressions")
+    gae_lambda: float = number(0.95, low=0.0, high=1.0)
+    clip_range: float = number(0.2, low=1e-6, high=10.0)
+    ent_coef: float = number(0.0005, low=0.0, high=10.0)
+    vf_coef: float = number(0.5, low=0.0, high=100.0)
+    score_scale: float = number(1.0, low=1e-3, high=1e3, doc="multiplies the scorer's output: the policy's logits")
+    lr_schedule: str = choice("constant", ("constant", "linear"), note="decays to 0")
+    hidden: int = integer(64, low=1, doc="the towers' hidden width")
+    embed: int = integer(32, low=1, doc="the towers' embedding size")
+    seed: int = integer(0, low=0, doc="training seed (env, network, sampling, minibatches)")
+
+
 class PPOAgent(RLAgent):
     """PPO with a Plackett-Luce slate policy; acts greedily (top k of the learned scores) once trained.
 
     Arguments (all saved with the checkpoint): ``reward`` (a name from ``agents.rl.rewards.REWARDS`` or a mapping of
-    weights), ``n_envs`` shoppers stepped together, SB3's ``n_steps``, ``batch_size``, ``n_epochs``,
-    ``learning_rate``, ``gamma``, ``gae_lambda``, ``clip_range``, ``ent_coef``, the towers' ``hidden`` width and
-    ``embed`` size, and the training ``seed``.
+    weights) and the fields of ``PPOConfig`` as keyword arguments (or ``params=PPOConfig(...)``): ``n_envs``
+    shoppers stepped together, SB3's ``n_steps``, ``batch_size``, ``n_epochs``, ``learning_rate``, ``gamma``,
+    ``gae_lambda``, ``clip_range``, ``ent_coef``, ``vf_coef``, the towers' ``hidden`` width and ``embed`` size, and
+    the training ``seed``.
     """
 
-    name = "ppo"
+    kind = "ppo"
+    default_steps = 3_000_000  # under 5 minutes on one core here
+    params_class = PPOConfig
 
-    def __init__(
-        self,
-        reward=DEFAULT_REWARD,
-        n_envs: int = 256,
-        n_steps: int = 32,
-        batch_size: int = 1024,
-        n_epochs: int = 1,
-        learning_rate: float = 1e-3,
-        gamma: float = 0.99,
-        gae_lambda: float = 0.95,
-        clip_range: float = 0.2,
-        ent_coef: float = 0.0005,
-        vf_coef: float = 0.5,
-        score_scale: float = 1.0,
-        lr_schedule: str = "constant",
-        gamma_day: float = 1.0,
-        hidden: int = 64,
-        embed: int = 32,
-        seed: int = 0,
-    ) -> None:
-        super().__init__()
-        self._set_common(reward, n_envs, learning_rate, gamma, gamma_day, hidden, embed, seed)
-        self.n_steps = check_int("n_steps", n_steps, 1)
-        self.batch_size = check_int("batch_size", batch_size, 2)
-        self.n_epochs = check_int("n_epochs", n_epochs, 1)
-        self.gae_lambda = check_float("gae_lambda", gae_lambda, 0.0, 1.0)
-        self.clip_range = check_float("clip_range", clip_range, 1e-6, 10.0)
-        self.ent_coef = check_float("ent_coef", ent_coef, 0.0, 10.0)
-        self.vf_coef = check_float("vf_coef", vf_coef, 0.0, 100.0)
-        self.score_scale = check_float("score_scale", score_scale, 1e-3, 1e3)
-        if lr_schedule not in ("constant", "linear"):
-            raise ValueError(f"lr_schedule={lr_schedule!r}; allowed: 'constant', 'linear' (decays to 0)")
-        self.lr_schedule = lr_schedule
-
-    @property
-    def hyperparameters(self) -> dict[str, Any]:
-        reward = {k: v for k, v in vars(self.reward).items() if v}
-        return {
-            "reward": reward,
-            "n_envs": self.n_envs,
-            "n_steps": self.n_steps,
-            "batch_size": self.batch_size,
-            "n_epochs": self.n_epochs,
-            "learning_rate": self.learning_rate,
-            "gamma": self.gamma,
-            "gamma_day": self.gamma_day,
-            "gae_lambda": self.gae_lambda,
-            "clip_range": self.clip_range,
-            "ent_coef": self.ent_coef,
-            "vf_coef": self.vf_coef,
-            "score_scale": self.score_scale,
-            "lr_schedule": self.lr_schedule,
-            "hidden": self.hidden,
-            "embed": self.embed,
-            "seed": self.seed,
-        }
-
-    def _build_net(self, spaces, tables) -> PPONet:
-        return PPONet(spaces, tables, self.hidden, self.embed, self.score_scale)
+    def build_net(self, spaces, tables) -> PPONet:
+        return PPONet(spaces, tables, self.params.hidden, self.params.embed, self.params.score_scale)
 
     def sb3_model(self, venv) -> PPO:
         """SB3's PPO over ``venv`` with this agent's settings and network (training and ``bench_rl`` share it)."""
-        rate = self.learning_rate
-        learning_rate = rate if self.lr_schedule == "constant" else (lambda remaining: rate * remaining)
+        rate = self.params.learning_rate
+        learning_rate = rate if self.params.lr_schedule == "constant" else (lambda remaining: rate * remaining)
         model = PPO(
             SlatePolicy,
             venv,
             learning_rate=learning_rate,
-            n_steps=self.n_steps,
-            batch_size=self.batch_size,
-            n_epochs=self.n_epochs,
-            gamma=self.gamma,
-            gae_lambda=self.gae_lambda,
-            clip_range=self.clip_range,
-            ent_coef=self.ent_coef,
-            vf_coef=self.vf_coef,
+            n_steps=self.params.n_steps,
+            batch_size=self.params.batch_size,
+            n_epochs=self.params.n_epochs,
+            gamma=self.params.gamma,
+            gae_lambda=self.params.gae_lambda,
+            clip_range=self.params.clip_range,
+            ent_coef=self.params.ent_coef,
+            vf_coef=self.params.vf_coef,
             rollout_buffer_class=TimeDiscountedRolloutBuffer,
-            policy_kwargs={"net": self.net, "sample_seed": self.seed},
-            seed=self.seed,
+            policy_kwargs={"net": self.net, "sample_seed": self.params.seed},
+            seed=self.params.seed,
             device="cpu",
             verbose=0,
         )
         model.rollout_buffer.gap_source = venv
-        model.rollout_buffer.gamma_day = self.gamma_day
+        model.rollout_buffer.gamma_day = self.params.gamma_day
         return model
 
     def train(
@@ -349,15 +318,15 @@ class PPOAgent(RLAgent):
         ``checkpoint_dir``: a checkpoint every ``checkpoint_every`` steps; ``max_seconds``: stop early past this
         wall time (the run is then no longer a function of the seed alone, and ``history`` says so).
         """
-        config, steps = self._train_arguments(config, steps, max_seconds)
-        rollout = self.n_envs * self.n_steps
-        if self.batch_size > rollout:
-            raise ValueError(f"batch_size={self.batch_size} exceeds one rollout (n_envs * n_steps = {rollout})")
-        with isolated_global_rng(self.seed), torch_threads(threads):
-            venv = RetentionVecEnv(config, self.n_envs, self.reward, seed=self.seed)
+        config, steps = train_arguments(config, steps, max_seconds)
+        rollout = self.params.n_envs * self.params.n_steps
+        if self.params.batch_size > rollout:
+            raise ValueError(f"batch_size={self.params.batch_size} exceeds one rollout (n_envs * n_steps = {rollout})")
+        with isolated_global_rng(self.params.seed), torch_threads(threads):
+            venv = RetentionVecEnv(config, self.params.n_envs, self.reward, seed=self.params.seed)
             spaces = env_spaces(config, venv.catalog)
             if self.net is None:
-                self.net = self._build_net(spaces, catalog_tables(venv.catalog))
+                self.net = self.build_net(spaces, catalog_tables(venv.catalog))
             elif self.spaces != spaces:
                 raise ValueError("this PPO agent was trained on other env spaces; train a new agent for this config")
             self.spaces = spaces

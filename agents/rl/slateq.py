@@ -39,6 +39,7 @@ initialisation are seeded from ``seed``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from typing import Any
 
@@ -49,10 +50,10 @@ from stable_baselines3.common.utils import polyak_update
 from torch import nn
 from torch.nn import functional as F
 
-from stickyrec.agents.rl.base import RLAgent, TrainProgress, check_float, check_int, isolated_global_rng, torch_threads
+from stickyrec.agents.hyperparameters import Hyperparameters, integer, number
+from stickyrec.agents.rl.base import RLAgent, TrainProgress, isolated_global_rng, torch_threads, train_arguments
 from stickyrec.agents.rl.checkpoint import env_spaces
 from stickyrec.agents.rl.networks import CandidateFeatures, CandidateScorer, catalog_tables, empty_tables, shopper_mlp
-from stickyrec.agents.rl.rewards import DEFAULT_REWARD
 from stickyrec.envs.vector import RetentionVectorEnv
 from stickyrec.envs.wrappers import top_k
 
@@ -198,87 +199,62 @@ class ReplayBuffer:
         return out
 
 
-class SlateQAgent(RLAgent):
-    """SlateQ; once trained, shows the best slate under its learned choice model (``SlateQNet.ranking_key``).
+@dataclasses.dataclass(frozen=True)
+class SlateQConfig(Hyperparameters):
+    """SlateQ's hyperparameters (saved with the checkpoint)."""
 
-    Arguments (all saved with the checkpoint): ``reward`` (a name from ``agents.rl.rewards.REWARDS`` or a mapping of
-    weights), ``n_envs`` shoppers stepped together, ``buffer_size`` transitions, ``batch_size``,
-    ``gradient_steps`` per env step, ``learning_rate``, ``gamma``, ``tau`` (Polyak rate of the target network),
-    ``exploration_fraction`` of training over which epsilon falls from ``epsilon_start`` to ``epsilon_end``,
-    ``learning_starts`` transitions before the first update, the scorers' ``hidden``/``embed`` widths, ``n_step``
-    (returns over that many env steps, see the module docstring) and ``seed``.
-    """
+    n_envs: int = integer(256, low=1, doc="shoppers stepped together")
+    buffer_size: int = integer(200_000, low=1, doc="transitions the replay buffer keeps")
+    batch_size: int = integer(256, low=1)
+    gradient_steps: int = integer(2, low=1, doc="updates per env step")
+    learning_rate: float = number(5e-4, low=1e-8, high=1.0)
+    gamma: float = number(0.99, low=0.0, high=1.0, doc="discount per impression")
+    tau: float = number(0.01, low=0.0, high=1.0, doc="Polyak rate of the target network")
+    exploration_fraction: float = number(0.2, low=0.0, high=1.0, doc="share of training over which epsilon falls")
+    epsilon_start: float = number(1.0, low=0.0, high=1.0)
+    epsilon_end: float = number(0.05, low=0.0, high=1.0)
+    learning_starts: int = integer(5_000, low=0, doc="transitions before the first update")
+    gamma_day: float = number(1.0, low=0.0, high=1.0, doc="discount per simulated day between impressions")
+    hidden: int = integer(64, low=1, doc="the scorers' hidden width")
+    embed: int = integer(32, low=1, doc="the scorers' embedding size")
+    n_step: int = integer(1, low=1, doc="returns over this many env steps")
+    seed: int = integer(0, low=0, doc="training seed (env, network, exploration, replay)")
 
-    name = "slateq"
-
-    def __init__(
-        self,
-        reward=DEFAULT_REWARD,
-        n_envs: int = 256,
-        buffer_size: int = 200_000,
-        batch_size: int = 256,
-        gradient_steps: int = 2,
-        learning_rate: float = 5e-4,
-        gamma: float = 0.99,
-        tau: float = 0.01,
-        exploration_fraction: float = 0.2,
-        epsilon_start: float = 1.0,
-        epsilon_end: float = 0.05,
-        learning_starts: int = 5_000,
-        gamma_day: float = 1.0,
-        hidden: int = 64,
-        embed: int = 32,
-        n_step: int = 1,
-        seed: int = 0,
-    ) -> None:
-        super().__init__()
-        self._set_common(reward, n_envs, learning_rate, gamma, gamma_day, hidden, embed, seed)
-        self.buffer_size = check_int("buffer_size", buffer_size, 1)
-        self.batch_size = check_int("batch_size", batch_size, 1)
-        self.gradient_steps = check_int("gradient_steps", gradient_steps, 1)
-        self.tau = check_float("tau", tau, 0.0, 1.0)
-        self.exploration_fraction = check_float("exploration_fraction", exploration_fraction, 0.0, 1.0)
-        self.epsilon_start = check_float("epsilon_start", epsilon_start, 0.0, 1.0)
-        self.epsilon_end = check_float("epsilon_end", epsilon_end, 0.0, 1.0)
-        self.learning_starts = check_int("learning_starts", learning_starts, 0)
-        self.n_step = check_int("n_step", n_step, 1)
+    def check(self) -> None:
         if self.buffer_size < self.n_step * self.n_envs:
             raise ValueError(
                 f"buffer_size={self.buffer_size} cannot hold n_step={self.n_step} env steps of"
                 f" n_envs={self.n_envs} shoppers; allowed: buffer_size >= n_step * n_envs"
             )
 
-    @property
-    def hyperparameters(self) -> dict[str, Any]:
-        reward = {k: v for k, v in vars(self.reward).items() if v}
-        names = (
-            "n_envs",
-            "buffer_size",
-            "batch_size",
-            "gradient_steps",
-            "learning_rate",
-            "gamma",
-            "tau",
-            "exploration_fraction",
-            "epsilon_start",
-            "epsilon_end",
-            "learning_starts",
-            "gamma_day",
-            "hidden",
-            "embed",
-            "n_step",
-            "seed",
-        )
-        return {"reward": reward, **{name: getattr(self, name) for name in names}}
 
-    def _build_net(self, spaces, tables) -> SlateQNet:
-        return SlateQNet(spaces, tables, self.hidden, self.embed)
+class SlateQAgent(RLAgent):
+    """SlateQ; once trained, shows the best slate under its learned choice model (``SlateQNet.ranking_key``).
+
+    Arguments (all saved with the checkpoint): ``reward`` (a name from ``agents.rl.rewards.REWARDS`` or a mapping of
+    weights) and the fields of ``SlateQConfig`` as keyword arguments (or ``params=SlateQConfig(...)``): ``n_envs``
+    shoppers stepped together, ``buffer_size`` transitions, ``batch_size``, ``gradient_steps`` per env step,
+    ``learning_rate``, ``gamma``, ``tau`` (Polyak rate of the target network), ``exploration_fraction`` of training
+    over which epsilon falls from ``epsilon_start`` to ``epsilon_end``, ``learning_starts`` transitions before the
+    first update, the scorers' ``hidden``/``embed`` widths, ``n_step`` (returns over that many env steps, see the
+    module docstring) and ``seed``.
+    """
+
+    kind = "slateq"
+    default_steps = 1_200_000  # under 5 minutes on one core here
+    params_class = SlateQConfig
+
+    def build_net(self, spaces, tables) -> SlateQNet:
+        return SlateQNet(spaces, tables, self.params.hidden, self.params.embed)
 
     def epsilon(self, progress: float) -> float:
         """Exploration rate at a fraction ``progress`` of training."""
-        if self.exploration_fraction == 0.0 or progress >= self.exploration_fraction:
-            return self.epsilon_end
-        return self.epsilon_start + (self.epsilon_end - self.epsilon_start) * progress / self.exploration_fraction
+        if self.params.exploration_fraction == 0.0 or progress >= self.params.exploration_fraction:
+            return self.params.epsilon_end
+        return (
+            self.params.epsilon_start
+            + (self.params.epsilon_end - self.params.epsilon_start) * progress / self.params.exploration_fraction
+        )
 
     def _greedy(self, net: SlateQNet, shopper: np.ndarray, ids: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -310,7 +286,7 @@ class SlateQAgent(RLAgent):
         (q_loss + choice_loss).backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
         optimizer.step()
-        polyak_update(net.parameters(), target.parameters(), self.tau)
+        polyak_update(net.parameters(), target.parameters(), self.params.tau)
         return {
             "q_loss": q_loss.item(),
             "choice_loss": choice_loss.item(),
@@ -331,98 +307,45 @@ class SlateQAgent(RLAgent):
         threads: int | None = 1,
     ) -> SlateQAgent:
         """Train for ``steps`` shopper-steps (rounded up to whole env steps of ``n_envs``); see ``PPOAgent.train``."""
-        config, steps = self._train_arguments(config, steps, max_seconds)
-        with isolated_global_rng(self.seed), torch_threads(threads):
+        config, steps = train_arguments(config, steps, max_seconds)
+        with isolated_global_rng(self.params.seed), torch_threads(threads):
             return self._train(config, steps, log_dir, checkpoint_dir, checkpoint_every, max_seconds, progress)
 
     def _train(self, config, steps, log_dir, checkpoint_dir, checkpoint_every, max_seconds, progress):
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x51A7E0]))
-        env = RetentionVectorEnv(self.n_envs, config=config)
-        spaces = env_spaces(config, env.catalog)
-        if self.net is None:
-            self.net = self._build_net(spaces, catalog_tables(env.catalog))
-        elif self.spaces != spaces:
-            raise ValueError("this SlateQ agent was trained on other env spaces; train a new agent for this config")
-        self.spaces = spaces
-        net = self.net
-        net.train()
-        target = copy.deepcopy(net)
-        target.requires_grad_(False)
-        optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate)
-        buffer = ReplayBuffer(
-            self.buffer_size, config.n_candidates, config.slate_size, spaces["shopper_dim"], self.n_envs
-        )
+        rng = np.random.default_rng(np.random.SeedSequence([self.params.seed, 0x51A7E0]))
+        env = RetentionVectorEnv(self.params.n_envs, config=config)
+        net, target, optimizer, buffer = self._learner(config, env)
         logger = configure(
             None if log_dir is None else str(log_dir), ["tensorboard", "csv"] if log_dir is not None else []
         )
         reward_fn = self.reward.bind(env.catalog)
-        obs, _ = env.reset(seed=self.seed)
-        m, k, b = config.n_candidates, config.slate_size, self.n_envs
+        obs, _ = env.reset(seed=self.params.seed)
+        b = self.params.n_envs
         bar = TrainProgress(steps, f"training slateq ({self.reward.describe()})", progress)
         t0 = time.perf_counter()
-        done_steps, updates, stopped_early, total_reward, total_clicks = 0, 0, False, 0.0, 0
-        window = dict.fromkeys(("steps", "clicks", "returns", "churns", "episodes", "episode_return"), 0.0)
-        episode_return = np.zeros(b)
-        losses: list[dict] = []
+        stats = TrainStats(b)
+        done_steps, updates, stopped_early = 0, 0, False
         last_log = last_checkpoint = 0
         try:
             while done_steps < steps:
-                slates = self._greedy(net, obs["shopper"], obs["candidate_ids"])
-                explore = rng.random(b) < self.epsilon(done_steps / steps)
-                if explore.any():
-                    slates[explore] = np.argsort(rng.random((int(explore.sum()), m)), axis=1)[:, :k]
-                next_obs, _, terminated, truncated, info = env.step(slates)
-                reward = np.asarray(reward_fn(info), dtype=np.float32)
-                total_reward += float(reward.sum(dtype=np.float64))
-                total_clicks += int(np.count_nonzero(info["clicked_position"] >= 0))
-                done = terminated | truncated
-                next_shopper, next_ids = next_obs["shopper"], next_obs["candidate_ids"]
-                if done.any():  # the finished shoppers' last observation, not the newcomers'
-                    next_shopper, next_ids = next_shopper.copy(), next_ids.copy()
-                    next_shopper[done] = info["final_obs"]["shopper"][done]
-                    next_ids[done] = info["final_obs"]["candidate_ids"][done]
-                clicked = np.where(info["clicked_position"] >= 0, info["clicked_position"], k)
-                gap = np.where(info["returned"], info["return_gap_days"], 0.0)
-                buffer.add(
-                    obs["shopper"],
-                    obs["candidate_ids"],
-                    slates,
-                    clicked,
-                    reward,
-                    next_shopper,
-                    next_ids,
-                    terminated.astype(np.float32),
-                    self.gamma * self.gamma_day**gap,
-                    done,
-                )
-                obs = next_obs
+                obs = self._env_step(env, net, buffer, obs, rng, reward_fn, done_steps / steps, stats)
                 done_steps += b
-                window["steps"] += b
-                window["clicks"] += int(np.count_nonzero(info["clicked_position"] >= 0))
-                window["returns"] += int(np.count_nonzero(info["returned"]))
-                window["churns"] += int(np.count_nonzero(terminated))
-                window["episodes"] += int(np.count_nonzero(done))
-                episode_return += reward
-                if done.any():
-                    window["episode_return"] += float(episode_return[done].sum())
-                    episode_return[done] = 0.0
-                if buffer.size >= max(self.learning_starts, self.batch_size, self.n_step * b):
-                    for _ in range(self.gradient_steps):
-                        batch = buffer.sample(self.batch_size, rng, self.n_step)
-                        losses.append(self._update(net, target, optimizer, batch))
+                if buffer.size >= max(self.params.learning_starts, self.params.batch_size, self.params.n_step * b):
+                    for _ in range(self.params.gradient_steps):
+                        batch = buffer.sample(self.params.batch_size, rng, self.params.n_step)
+                        stats.losses.append(self._update(net, target, optimizer, batch))
                         updates += 1
                 bar.update(b)
                 if done_steps - last_log >= 50_000 or done_steps >= steps:
                     last_log = done_steps
-                    figures = self._log(logger, window, losses, done_steps, updates, t0)
+                    figures = self._log(logger, stats, done_steps, updates, t0)
                     bar.update(
                         0,
                         click_rate=figures["env/click_rate"],
                         returns_1k=figures["env/returns_per_1k_steps"],
                         q=figures.get("train/q_mean", float("nan")),
                     )
-                    window = dict.fromkeys(window, 0.0)
-                    losses = []
+                    stats.reset_window()
                 if checkpoint_dir is not None and done_steps - last_checkpoint >= checkpoint_every:
                     last_checkpoint = done_steps
                     self.save(f"{checkpoint_dir}/{self.name}_{done_steps}_steps.pt")
@@ -441,12 +364,65 @@ class SlateQAgent(RLAgent):
             "updates": updates,
             "stopped_early": stopped_early,
             "reward": self.reward.describe(),
-            "click_rate": total_clicks / max(done_steps, 1),
-            "reward_per_step": total_reward / max(done_steps, 1),
+            "click_rate": stats.total_clicks / max(done_steps, 1),
+            "reward_per_step": stats.total_reward / max(done_steps, 1),
         }
         return self
 
-    def _log(self, logger, window, losses, done_steps, updates, t0) -> dict[str, float]:
+    def _learner(self, config, env) -> tuple[SlateQNet, SlateQNet, torch.optim.Optimizer, ReplayBuffer]:
+        """The online network (built for this env, or the one trained so far), its frozen target copy, the
+        optimiser and an empty replay buffer."""
+        spaces = env_spaces(config, env.catalog)
+        if self.net is None:
+            self.net = self.build_net(spaces, catalog_tables(env.catalog))
+        elif self.spaces != spaces:
+            raise ValueError("this SlateQ agent was trained on other env spaces; train a new agent for this config")
+        self.spaces = spaces
+        net = self.net
+        net.train()
+        target = copy.deepcopy(net)
+        target.requires_grad_(False)
+        optimizer = torch.optim.Adam(net.parameters(), lr=self.params.learning_rate)
+        buffer = ReplayBuffer(
+            self.params.buffer_size, config.n_candidates, config.slate_size, spaces["shopper_dim"], self.params.n_envs
+        )
+        return net, target, optimizer, buffer
+
+    def _env_step(self, env, net, buffer, obs, rng, reward_fn, progress: float, stats: TrainStats):
+        """Act epsilon-greedily at a fraction ``progress`` of training, step the env, store the transitions and
+        count them; returns the next observation."""
+        m, k, b = self.spaces["n_candidates"], self.spaces["slate_size"], self.params.n_envs
+        slates = self._greedy(net, obs["shopper"], obs["candidate_ids"])
+        explore = rng.random(b) < self.epsilon(progress)
+        if explore.any():
+            slates[explore] = np.argsort(rng.random((int(explore.sum()), m)), axis=1)[:, :k]
+        next_obs, _, terminated, truncated, info = env.step(slates)
+        reward = np.asarray(reward_fn(info), dtype=np.float32)
+        done = terminated | truncated
+        next_shopper, next_ids = next_obs["shopper"], next_obs["candidate_ids"]
+        if done.any():  # the finished shoppers' last observation, not the newcomers'
+            next_shopper, next_ids = next_shopper.copy(), next_ids.copy()
+            next_shopper[done] = info["final_obs"]["shopper"][done]
+            next_ids[done] = info["final_obs"]["candidate_ids"][done]
+        clicked = np.where(info["clicked_position"] >= 0, info["clicked_position"], k)
+        gap = np.where(info["returned"], info["return_gap_days"], 0.0)
+        buffer.add(
+            obs["shopper"],
+            obs["candidate_ids"],
+            slates,
+            clicked,
+            reward,
+            next_shopper,
+            next_ids,
+            terminated.astype(np.float32),
+            self.params.gamma * self.params.gamma_day**gap,
+            done,
+        )
+        stats.record(reward, info, terminated, done)
+        return next_obs
+
+    def _log(self, logger, stats: TrainStats, done_steps, updates, t0) -> dict[str, float]:
+        window, losses = stats.window, stats.losses
         steps = max(window["steps"], 1.0)
         figures = {
             "env/click_rate": window["clicks"] / steps,
@@ -463,3 +439,32 @@ class SlateQAgent(RLAgent):
             logger.record(key, value)
         logger.dump(done_steps)
         return figures
+
+
+class TrainStats:
+    """Running totals of a SlateQ training run, and the figures of the window since the last log line."""
+
+    def __init__(self, n_envs: int) -> None:
+        self.total_reward, self.total_clicks = 0.0, 0
+        self.episode_return = np.zeros(n_envs)
+        self.reset_window()
+
+    def reset_window(self) -> None:
+        self.window = dict.fromkeys(("steps", "clicks", "returns", "churns", "episodes", "episode_return"), 0.0)
+        self.losses: list[dict] = []
+
+    def record(self, reward: np.ndarray, info: dict, terminated: np.ndarray, done: np.ndarray) -> None:
+        """One env step of every shopper: its rewards, clicks, returns, churns and finished episodes."""
+        clicks = int(np.count_nonzero(info["clicked_position"] >= 0))
+        self.total_reward += float(reward.sum(dtype=np.float64))
+        self.total_clicks += clicks
+        window = self.window
+        window["steps"] += len(reward)
+        window["clicks"] += clicks
+        window["returns"] += int(np.count_nonzero(info["returned"]))
+        window["churns"] += int(np.count_nonzero(terminated))
+        window["episodes"] += int(np.count_nonzero(done))
+        self.episode_return += reward
+        if done.any():
+            window["episode_return"] += float(self.episode_return[done].sum())
+            self.episode_return[done] = 0.0
