@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from stickyrec.agents.base import Agent
-from stickyrec.envs.logstore import EmptyLogError, UnknownItemError
+from stickyrec.agents.errors import EmptyLogError, UnknownItemError
 from stickyrec.envs.wrappers import top_k
 
 FORMAT_VERSION = 1

@@ -9,7 +9,7 @@ What is measured, on one realistic log (a cohort of the chosen preset under the 
 * **writer**: impressions/s of ``LogStore.write`` alone: the log's committed batches (complete sessions, about
   ``--flush-rows`` impressions each, one transaction each) replayed into a fresh store. This is the logging
   throughput the targets refer to (>= 1,000,000/s embedded, >= 50,000/s into MariaDB over loopback).
-* **collect**: end-to-end ``envs.logstore.collect`` into a fresh DuckDB file (simulation, policy, buffering and
+* **collect**: end-to-end ``experiments.platform.collect`` into a fresh DuckDB file (simulation, policy, buffering and
   writes), beside the same cohort simulated without logging: the difference is what logging costs a collection.
 * **read**: ``read_impressions`` back into pandas.
 
@@ -29,12 +29,20 @@ from pathlib import Path
 
 import numpy as np
 
-from stickyrec.envs import logstore
 from stickyrec.envs.config import make_config
-from stickyrec.envs.logstore import ImpressionBatch, LogStore, collect, open_store, read_impressions
+from stickyrec.experiments.platform import (
+    DEFAULT_FLUSH_ROWS,
+    IMPRESSIONS_TABLE,
+    DuckDBLogStore,
+    ImpressionBatch,
+    LogStore,
+    collect,
+    open_store,
+    read_impressions,
+)
 
 
-class _CaptureStore(logstore.DuckDBLogStore):
+class _CaptureStore(DuckDBLogStore):
     """An in-memory store that also keeps every batch written (the log to replay)."""
 
     def __init__(self) -> None:
@@ -91,7 +99,7 @@ def _delete_run(engine, run_id: str) -> None:
     import sqlalchemy as sa
 
     with engine.begin() as conn:
-        conn.execute(sa.text(f"DELETE FROM {logstore.IMPRESSIONS_TABLE} WHERE run_id = :r"), {"r": run_id})
+        conn.execute(sa.text(f"DELETE FROM {IMPRESSIONS_TABLE} WHERE run_id = :r"), {"r": run_id})
     engine.dispose()
 
 
@@ -107,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--flush-rows",
         type=int,
-        default=logstore.DEFAULT_FLUSH_ROWS,
+        default=DEFAULT_FLUSH_ROWS,
         help="impressions per commit (the logger's flush size)",
     )
     parser.add_argument(
