@@ -22,7 +22,12 @@ import numpy as np
 from stickyrec.envs.config import make_config
 from stickyrec.experiments.platform.backend import LogStore
 from stickyrec.experiments.platform.errors import RunMismatchError
-from stickyrec.experiments.platform.logger import DEFAULT_FLUSH_ROWS, DEFAULT_FLUSH_SECONDS, ImpressionLogger
+from stickyrec.experiments.platform.logger import (
+    DEFAULT_FLUSH_ROWS,
+    DEFAULT_FLUSH_SECONDS,
+    ImpressionLogger,
+    LoggerStats,
+)
 from stickyrec.experiments.platform.recorder import ContextRecorder
 from stickyrec.experiments.platform.schema import RUNS_TABLE, RunInfo, check_name, utc_now
 from stickyrec.experiments.platform.stores import opened
@@ -116,6 +121,40 @@ def _resume_point(handle: LogStore, info: RunInfo, started: float):
     return handle.committed_sessions(info.run_id), None
 
 
+def _log_cohort(
+    handle: LogStore,
+    policy,
+    config,
+    info: RunInfo,
+    committed,
+    contexts,
+    *,
+    flush_rows: int,
+    flush_seconds: float,
+    progress: bool,
+) -> LoggerStats:
+    """Roll the cohort out with the impression logger (and the context recorder); the logger's stats."""
+    logger = ImpressionLogger(
+        handle,
+        info.run_id,
+        info.policy,
+        info.n_shoppers,
+        config.slate_size,
+        n_items=config.n_items,
+        committed=committed,
+        flush_rows=flush_rows,
+        flush_seconds=flush_seconds,
+    )
+    log = ImpressionLogObserver(logger, policy)
+    observers = [log] if contexts is None else [log, ContextRecorder(info.n_shoppers, contexts)]
+    desc = f"collecting {info.policy}"
+    try:
+        return rollout(policy, config, info.n_shoppers, info.seed, observers, progress, desc, log.postfix)[0]
+    except KeyboardInterrupt:  # keep the sessions that did complete; a re-run resumes from them
+        logger.flush()
+        raise
+
+
 def collect(
     policy,
     config=None,
@@ -163,33 +202,8 @@ def collect(
         committed, done = _resume_point(handle, info, started)
         if done is not None:
             return done
-        logger = ImpressionLogger(
-            handle,
-            run_id,
-            policy_name,
-            int(n_shoppers),
-            config.slate_size,
-            n_items=config.n_items,
-            committed=committed,
-            flush_rows=flush_rows,
-            flush_seconds=flush_seconds,
-        )
-        log = ImpressionLogObserver(logger, policy)
-        observers = [log] if contexts is None else [log, ContextRecorder(int(n_shoppers), contexts)]
-        try:
-            stats = rollout(
-                policy,
-                config,
-                int(n_shoppers),
-                int(seed),
-                observers,
-                progress,
-                desc=f"collecting {policy_name}",
-                postfix=log.postfix,
-            )[0]
-        except KeyboardInterrupt:  # keep the sessions that did complete; a re-run resumes from them
-            logger.flush()
-            raise
+        options = {"flush_rows": flush_rows, "flush_seconds": flush_seconds, "progress": progress}
+        stats = _log_cohort(handle, policy, config, info, committed, contexts, **options)
         total = handle.count(run_id)
         handle.finish_run(run_id, total)
     return CollectResult(
