@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from stickyrec.agents.base import NEEDS_DATA, Agent
-from stickyrec.envs.logstore import EmptyLogError, UnknownItemError
+from stickyrec.agents.errors import EmptyLogError, UnknownItemError
 from stickyrec.envs.wrappers import top_k
 from stickyrec.io import write_bytes_atomic
 

@@ -55,9 +55,9 @@ def run_baselines(
     from stickyrec.agents.baselines import ItemCFPolicy, PopularityPolicy
     from stickyrec.agents.mlp import MLPClickModel, roc_auc
     from stickyrec.envs.catalog import make_catalog
-    from stickyrec.envs.logstore import collect
     from stickyrec.experiments.data import TRUE_CLICK_PROB, load_training_log, split_log
     from stickyrec.experiments.evaluate import evaluate_agents, format_markdown, results_table
+    from stickyrec.experiments.platform import collect
     from stickyrec.io import write_bytes_atomic, write_json_atomic
 
     for name, value in (("train_shoppers", train_shoppers), ("eval_shoppers", eval_shoppers)):

@@ -9,7 +9,7 @@ What is measured, on one realistic log (a cohort of the chosen preset under the 
 * **writer**: impressions/s of ``LogStore.write`` alone: the log's committed batches (complete sessions, about
   ``--flush-rows`` impressions each, one transaction each) replayed into a fresh store. This is the logging
   throughput the targets refer to (>= 1,000,000/s embedded, >= 50,000/s into MariaDB over loopback).
-* **collect**: end-to-end ``envs.logstore.collect`` into a fresh DuckDB file (simulation, policy, buffering and
+* **collect**: end-to-end ``experiments.platform.collect`` into a fresh DuckDB file (simulation, policy, buffering and
   writes), beside the same cohort simulated without logging: the difference is what logging costs a collection.
 * **read**: ``read_impressions`` back into pandas.
 
@@ -29,12 +29,20 @@ from pathlib import Path
 
 import numpy as np
 
-from stickyrec.envs import logstore
 from stickyrec.envs.config import make_config
-from stickyrec.envs.logstore import ImpressionBatch, LogStore, collect, open_store, read_impressions
+from stickyrec.experiments.platform import (
+    DEFAULT_FLUSH_ROWS,
+    IMPRESSIONS_TABLE,
+    DuckDBLogStore,
+    ImpressionBatch,
+    LogStore,
+    collect,
+    open_store,
+    read_impressions,
+)
 
 
-class _CaptureStore(logstore.DuckDBLogStore):
+class _CaptureStore(DuckDBLogStore):
     """An in-memory store that also keeps every batch written (the log to replay)."""
 
     def __init__(self) -> None:
@@ -91,12 +99,58 @@ def _delete_run(engine, run_id: str) -> None:
     import sqlalchemy as sa
 
     with engine.begin() as conn:
-        conn.execute(sa.text(f"DELETE FROM {logstore.IMPRESSIONS_TABLE} WHERE run_id = :r"), {"r": run_id})
+        conn.execute(sa.text(f"DELETE FROM {IMPRESSIONS_TABLE} WHERE run_id = :r"), {"r": run_id})
     engine.dispose()
 
 
 def _rate(rows: int, seconds: float) -> str:
     return f"{rows / max(seconds, 1e-9):>14,.0f} /s   ({rows:,} impressions in {seconds:.2f} s)"
+
+
+def _bench_duckdb(args, config, batches: list[ImpressionBatch], total: int):
+    """(writer, read, end-to-end collect result, file MB) into fresh DuckDB files."""
+    from stickyrec.agents import RandomPolicy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.duckdb"
+        with open_store(path) as store:
+            rows, seconds = _replay(store, batches, "bench-writer", total)
+        writer = (rows, seconds)
+        started = time.perf_counter()
+        frame = read_impressions(path, "bench-writer")
+        read = (len(frame), time.perf_counter() - started)
+        del frame
+        end_to_end = collect(
+            RandomPolicy(args.seed),
+            config,
+            args.shoppers,
+            Path(tmp) / "e2e.duckdb",
+            "bench-e2e",
+            seed=args.seed,
+            progress=False,
+            flush_rows=args.flush_rows,
+        )
+        size_mb = path.stat().st_size / 1e6
+    return writer, read, end_to_end, size_mb
+
+
+def _bench_sql(url: str, batches: list[ImpressionBatch], limit: int) -> None:
+    """Replay up to ``limit`` impressions into a throw-away database of ``url`` and read them back; print rates."""
+    target, cleanup = _sql_database(url)
+    run_id = f"bench-{uuid.uuid4().hex[:8]}"
+    try:
+        with open_store(target) as store:
+            label = store.description
+            rows, seconds = _replay(store, batches, run_id, limit)
+        started = time.perf_counter()
+        back = len(read_impressions(target, run_id))
+        read_seconds = time.perf_counter() - started
+    finally:
+        cleanup(run_id)
+    assert back == rows, f"wrote {rows} rows, read {back}"
+    print(f"\nSQL: {label}")
+    print(f"SQL writer                     {_rate(rows, seconds)}")
+    print(f"SQL read_impressions           {_rate(back, read_seconds)}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -107,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--flush-rows",
         type=int,
-        default=logstore.DEFAULT_FLUSH_ROWS,
+        default=DEFAULT_FLUSH_ROWS,
         help="impressions per commit (the logger's flush size)",
     )
     parser.add_argument(
@@ -151,26 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     batches = capture.batches
     total = sum(len(b) for b in batches)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.duckdb"
-        with open_store(path) as store:
-            rows, seconds = _replay(store, batches, "bench-writer", total)
-        writer = (rows, seconds)
-        started = time.perf_counter()
-        frame = read_impressions(path, "bench-writer")
-        read = (len(frame), time.perf_counter() - started)
-        del frame
-        end_to_end = collect(
-            RandomPolicy(args.seed),
-            config,
-            args.shoppers,
-            Path(tmp) / "e2e.duckdb",
-            "bench-e2e",
-            seed=args.seed,
-            progress=False,
-            flush_rows=args.flush_rows,
-        )
-        size_mb = path.stat().st_size / 1e6
+    writer, read, end_to_end, size_mb = _bench_duckdb(args, config, batches, total)
 
     print(f"\nthe log: {total:,} impressions in {len(batches)} commits ({size_mb:.0f} MB as DuckDB)")
     print(f"simulate only (no logging)     {_rate(total, simulate_seconds)}")
@@ -183,21 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"DuckDB read_impressions        {_rate(*read)}")
 
     if args.mysql_url:
-        target, cleanup = _sql_database(args.mysql_url)
-        run_id = f"bench-{uuid.uuid4().hex[:8]}"
-        try:
-            with open_store(target) as store:
-                label = store.description
-                rows, seconds = _replay(store, batches, run_id, args.sql_impressions)
-            started = time.perf_counter()
-            back = len(read_impressions(target, run_id))
-            read_seconds = time.perf_counter() - started
-        finally:
-            cleanup(run_id)
-        assert back == rows, f"wrote {rows} rows, read {back}"
-        print(f"\nSQL: {label}")
-        print(f"SQL writer                     {_rate(rows, seconds)}")
-        print(f"SQL read_impressions           {_rate(back, read_seconds)}")
+        _bench_sql(args.mysql_url, batches, args.sql_impressions)
     else:
         print("\nno SQL URL: pass --mysql-url or set STICKYREC_TEST_MYSQL_URL (source .ci/mariadb.sh) for MariaDB")
 

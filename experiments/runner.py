@@ -129,8 +129,8 @@ def _run_data(task: dict, out: Path) -> dict:
     from stickyrec.agents import RandomPolicy
     from stickyrec.envs.catalog import make_catalog
     from stickyrec.envs.config import RetentionConfig
-    from stickyrec.envs.logstore import collect
     from stickyrec.experiments.data import load_training_log, split_log
+    from stickyrec.experiments.platform import collect
 
     config = RetentionConfig(**task["env"])
     store, contexts = out / "impressions.duckdb", out / "contexts.parquet"

@@ -6,12 +6,10 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
-from gymnasium.vector import AutoresetMode
-from tqdm.auto import tqdm
 
 from stickyrec.agents.base import Agent
 from stickyrec.envs.config import RetentionConfig
-from stickyrec.envs.vector import RetentionVectorEnv
+from stickyrec.experiments.rollout import RolloutObserver, rollout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,70 +53,69 @@ class CohortResult:
         return out
 
 
+class CohortStats(RolloutObserver):
+    """Rollout observer: per-shopper outcomes and per-day cohort totals; ``finish()`` is the ``CohortResult``."""
+
+    def __init__(self, policy_name: str, config: RetentionConfig, n_shoppers: int) -> None:
+        self.policy_name, self.horizon_days = policy_name, config.horizon_days
+        zeros_i = np.zeros(n_shoppers, dtype=np.int64)
+        self.impressions, self.clicks = zeros_i.copy(), zeros_i.copy()
+        self.week_impressions, self.week_clicks = zeros_i.copy(), zeros_i.copy()
+        self.purchases, self.sessions = zeros_i.copy(), np.ones(n_shoppers, dtype=np.int64)
+        self.revenue = np.zeros(n_shoppers)
+        self.churned = np.zeros(n_shoppers, dtype=bool)
+        self.last_day = np.zeros(n_shoppers, dtype=np.int64)
+        self.n_days = int(np.ceil(config.horizon_days))
+        names = ("sessions", "impressions", "clicks", "purchases", "revenue")
+        self.daily = {name: np.zeros(self.n_days) for name in names}
+        self.daily["sessions"][0] = n_shoppers  # every shopper opens a session on day 0
+        self.session_opens = np.zeros(n_shoppers)  # 1 where the shopper's next impression opens a session
+
+    def _by_day(self, day: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        return np.bincount(np.clip(day, 0, self.n_days - 1), weights=weights, minlength=self.n_days)
+
+    def on_step(self, obs, slates, next_obs, reward, terminated, truncated, info, active) -> None:
+        clicked = info["clicked_position"] >= 0
+        first_week = active & (info["day"] < 7)
+        self.impressions += active
+        self.clicks += clicked
+        self.week_impressions += first_week
+        self.week_clicks += clicked & first_week
+        self.purchases += info["purchased"]
+        self.revenue += info["revenue"]
+        self.sessions += info["returned"]
+        step_day = info["day"].astype(np.int64)
+        daily = self.daily
+        daily["sessions"] += self._by_day(step_day, self.session_opens * active)  # counted on the day they start
+        self.session_opens = info["returned"].astype(float)  # these shoppers' next impression opens a session
+        daily["impressions"] += self._by_day(step_day, active.astype(float))
+        daily["clicks"] += self._by_day(step_day, (clicked & active).astype(float))
+        daily["purchases"] += self._by_day(step_day, info["purchased"].astype(float))
+        daily["revenue"] += self._by_day(step_day, info["revenue"].astype(float))
+        self.last_day = np.where(active, info["day"], self.last_day)
+        self.churned |= terminated
+
+    def finish(self) -> CohortResult:
+        return CohortResult(
+            self.policy_name,
+            self.horizon_days,
+            self.impressions,
+            self.clicks,
+            self.week_impressions,
+            self.week_clicks,
+            self.purchases,
+            self.revenue,
+            self.sessions,
+            self.churned,
+            self.last_day,
+            self.daily,
+        )
+
+
 def simulate_cohort(
     policy: Agent, config: RetentionConfig, n_shoppers: int, seed: int = 0, progress: bool = False
 ) -> CohortResult:
     """Run ``n_shoppers`` shoppers (slots seeded ``seed + i``) under ``policy`` until all finish."""
-    env = RetentionVectorEnv(n_shoppers, config=config, autoreset_mode=AutoresetMode.DISABLED)
-    policy.bind(env)
-    obs, _ = env.reset(seed=seed)
-    zeros_i = np.zeros(n_shoppers, dtype=np.int64)
-    impressions, clicks, week_imp, week_clicks = zeros_i.copy(), zeros_i.copy(), zeros_i.copy(), zeros_i.copy()
-    purchases, sessions = zeros_i.copy(), np.ones(n_shoppers, dtype=np.int64)
-    revenue = np.zeros(n_shoppers)
-    churned = np.zeros(n_shoppers, dtype=bool)
-    last_day = np.zeros(n_shoppers, dtype=np.int64)
-    active = np.ones(n_shoppers, dtype=bool)
-    n_days = int(np.ceil(config.horizon_days))
-    daily = {name: np.zeros(n_days) for name in ("sessions", "impressions", "clicks", "purchases", "revenue")}
-    daily["sessions"][0] = n_shoppers  # every shopper opens a session on day 0
-
-    def by_day(day, weights):
-        return np.bincount(np.clip(day, 0, n_days - 1), weights=weights, minlength=n_days)
-
-    session_opens = np.zeros(n_shoppers)
-    bar = tqdm(total=int(config.horizon_days), desc=f"simulating {policy.name}", unit="day", disable=not progress)
-    update = getattr(policy, "update", None)  # duck-typed policies need only bind() and act()
-    while active.any():
-        slates = policy.act(obs)
-        next_obs, _, terminated, truncated, info = env.step(slates)
-        if update is not None:
-            update(obs, slates, info)
-        obs = next_obs
-        clicked = info["clicked_position"] >= 0
-        first_week = active & (info["day"] < 7)
-        impressions += active
-        clicks += clicked
-        week_imp += first_week
-        week_clicks += clicked & first_week
-        purchases += info["purchased"]
-        revenue += info["revenue"]
-        sessions += info["returned"]
-        step_day = info["day"].astype(np.int64)
-        daily["sessions"] += by_day(step_day, session_opens * active)  # sessions counted on the day they start
-        session_opens = info["returned"].astype(float)  # these shoppers' next impression opens a session
-        daily["impressions"] += by_day(step_day, active.astype(float))
-        daily["clicks"] += by_day(step_day, (clicked & active).astype(float))
-        daily["purchases"] += by_day(step_day, info["purchased"].astype(float))
-        daily["revenue"] += by_day(step_day, info["revenue"].astype(float))
-        last_day = np.where(active, info["day"], last_day)
-        churned |= terminated
-        active = info["active"]
-        day = int(np.min(info["day"][active])) if active.any() else int(config.horizon_days)
-        if day > bar.n:  # advance by whole days only: no redraw on every step
-            bar.update(day - bar.n)
-    bar.close()
-    return CohortResult(
-        policy.name,
-        config.horizon_days,
-        impressions,
-        clicks,
-        week_imp,
-        week_clicks,
-        purchases,
-        revenue,
-        sessions,
-        churned,
-        last_day,
-        daily,
-    )
+    stats = CohortStats(policy.name, config, n_shoppers)
+    (result,) = rollout(policy, config, n_shoppers, seed, [stats], progress, desc=f"simulating {policy.name}")
+    return result

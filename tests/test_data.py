@@ -6,7 +6,6 @@ import pytest
 
 from stickyrec import envs
 from stickyrec.agents import RandomPolicy
-from stickyrec.envs.logstore import collect
 from stickyrec.envs.shoppers import SHOPPER_FEATURES
 from stickyrec.experiments.data import (
     TRUE_CLICK_PROB,
@@ -16,6 +15,7 @@ from stickyrec.experiments.data import (
     shopper_history_features,
     split_log,
 )
+from stickyrec.experiments.platform import collect
 
 
 @pytest.fixture(scope="module")

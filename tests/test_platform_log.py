@@ -1,5 +1,6 @@
-"""The impression log: exact round trips (DuckDB, SQLite, real MariaDB), crash safety under SIGKILL, re-runs without
-duplicates, and clear errors on bad input that leave stored data intact.
+"""The platform's impression log (``stickyrec.experiments.platform``): exact round trips (DuckDB, SQLite, real
+MariaDB), crash safety under SIGKILL, re-runs without duplicates, and clear errors on bad input that leave stored
+data intact.
 
 The MariaDB tests use ``STICKYREC_TEST_MYSQL_URL`` (``source .ci/mariadb.sh`` sets it) or start a throw-away server
 with ``.ci/mariadb.sh``; they are skipped, saying why, only when no server can be started.
@@ -24,11 +25,14 @@ import pandas as pd
 import pytest
 
 from stickyrec import envs
-from stickyrec.envs import logstore
-from stickyrec.envs.logstore import (
+from stickyrec.agents import errors as agent_errors
+from stickyrec.experiments import platform
+from stickyrec.experiments.platform import (
     IMPRESSION_COLUMNS,
     IMPRESSION_SCHEMA,
+    KEY_COLUMNS,
     EmptyLogError,
+    LogStoreError,
     RunMismatchError,
     SchemaMismatchError,
     StoreConnectionError,
@@ -174,7 +178,7 @@ def test_schema_constant_lists_every_column_once_and_only_propensity_is_nullable
     )
     assert [c.name for c in IMPRESSION_SCHEMA if c.nullable] == ["propensity"]
     for column in IMPRESSION_COLUMNS:
-        assert f"\n{column} " in logstore.__doc__, f"{column} is not documented in the module docstring"
+        assert f"\n{column} " in platform.schema.__doc__, f"{column} is not documented in the schema's docstring"
 
 
 def test_round_trip_exact_counts_on_every_backend(any_store, config, reference):
@@ -186,14 +190,14 @@ def test_round_trip_exact_counts_on_every_backend(any_store, config, reference):
     assert result.impressions == result.impressions_written == len(frame) == len(reference)
     assert result.commits > 1
     _same_rows(frame, reference, "run-a")
-    assert not frame.duplicated(list(logstore.KEY_COLUMNS)).any()
+    assert not frame.duplicated(list(KEY_COLUMNS)).any()
     assert list(frame.dtypes.astype(str)) == [c.dtype for c in IMPRESSION_SCHEMA]
     # a second run in the same store: each run reads back alone, and both together
     other = collect(SeededRandomPolicy(0), config, 20, any_store, "run-b", seed=SEED, progress=False)
     both = read_impressions(any_store)
     assert len(both) == len(reference) + other.impressions
     assert (both["run_id"] == "run-a").sum() == len(reference)
-    runs = logstore.list_runs(any_store)
+    runs = platform.list_runs(any_store)
     assert sorted(runs["run_id"]) == ["run-a", "run-b"]
     assert runs.set_index("run_id").loc["run-a", "impressions"] == len(reference)
 
@@ -259,11 +263,11 @@ import sys, time
 sys.path.insert(0, {repo!r})
 import numpy as np
 from stickyrec import envs
-from stickyrec.envs import logstore
+from stickyrec.experiments import platform
 
 {policy}
 
-store = logstore.open_store(sys.argv[1])
+store = platform.open_store(sys.argv[1])
 state = {{"committed": 0, "pending": 0, "calls": 0}}
 write = store.write
 
@@ -279,9 +283,9 @@ def pause_inside_third_transaction():
         time.sleep(300)
 
 store.write = counting_write
-store._before_commit = pause_inside_third_transaction
+store.before_commit = pause_inside_third_transaction
 config = envs.get_preset("small").replace(horizon_days=6.0)
-logstore.collect(SeededRandomPolicy(0), config, {n}, store, "killed", seed={seed}, progress=False, flush_rows=3_000,
+platform.collect(SeededRandomPolicy(0), config, {n}, store, "killed", seed={seed}, progress=False, flush_rows=3_000,
                  flush_seconds=1e9)
 print("FINISHED", flush=True)
 """
@@ -362,7 +366,7 @@ def _crash_on_commit(store_obj, number: int):
         if calls["n"] == number:
             raise _Crash("simulated crash inside a transaction")
 
-    store_obj._before_commit = hook
+    store_obj.before_commit = hook
 
 
 def test_failed_transaction_rolls_back_and_a_different_policy_cannot_resume(any_store, config, reference):
@@ -555,3 +559,12 @@ def test_malformed_logs_and_names_are_refused(tmp_path, reference):
     with pytest.raises(ValueError, match="n_shoppers"):
         collect(SeededRandomPolicy(0), None, 0, store, "r", progress=False)
     assert not Path(store).exists()  # every error came before the store was opened
+
+
+def test_log_errors_are_the_agents_classes_and_value_errors():
+    """Agents raise the same empty-log and unknown-item errors without importing the platform."""
+    assert EmptyLogError is agent_errors.EmptyLogError
+    assert UnknownItemError is agent_errors.UnknownItemError
+    for cls in (EmptyLogError, UnknownItemError, LogStoreError, RunMismatchError, SchemaMismatchError):
+        assert issubclass(cls, agent_errors.LogError) and issubclass(cls, ValueError)
+    assert issubclass(StoreConnectionError, LogStoreError)

@@ -1,0 +1,90 @@
+"""The platform's side of the simulation: the impression log, its stores, its logger and feature recorder.
+
+The simulated world (``stickyrec.envs``) knows nothing of this: a platform logs what it showed and what shoppers did.
+Modules, from the bottom up:
+
+* ``schema``: the impression log's columns (``IMPRESSION_SCHEMA``, documented there), run ids and policy names,
+  ``ImpressionBatch``, ``RunInfo``, and ``validate_impressions``.
+* ``errors``: ``LogStoreError`` and its kind; ``EmptyLogError`` and ``UnknownItemError`` (from
+  ``stickyrec.agents.errors``); password masking.
+* ``backend``: ``LogStore``, what every store offers; ``duckdb_store`` (the embedded default, one DuckDB file) and
+  ``sql_store`` (any SQLAlchemy URL: MariaDB/MySQL, PostgreSQL, SQLite) implement it; ``stores``: ``open_store``,
+  ``read_impressions``, ``write_impressions``, ``list_runs``.
+* ``logger``: ``ImpressionLogger``, which commits only complete sessions, one transaction per flush (crash-safe,
+  resumable without duplicates).
+* ``recorder``: serve-time features of every step (``ContextRecorder``, ``read_contexts``).
+* ``collect``: a cohort under a logging policy, through the one rollout loop (``experiments.rollout``), into a
+  store.
+"""
+
+from stickyrec.experiments.platform.backend import DEFAULT_STORE, LogStore
+from stickyrec.experiments.platform.collect import CollectResult, ImpressionLogObserver, collect, config_fingerprint
+from stickyrec.experiments.platform.duckdb_store import DuckDBLogStore
+from stickyrec.experiments.platform.errors import (
+    EmptyLogError,
+    LogError,
+    LogStoreError,
+    RunMismatchError,
+    SchemaMismatchError,
+    StoreConnectionError,
+    UnknownItemError,
+)
+from stickyrec.experiments.platform.logger import (
+    DEFAULT_FLUSH_ROWS,
+    DEFAULT_FLUSH_SECONDS,
+    ImpressionLogger,
+    LoggerStats,
+)
+from stickyrec.experiments.platform.recorder import ContextRecorder, read_contexts
+from stickyrec.experiments.platform.schema import (
+    IMPRESSION_COLUMNS,
+    IMPRESSION_SCHEMA,
+    IMPRESSIONS_TABLE,
+    KEY_COLUMNS,
+    RUNS_TABLE,
+    ImpressionBatch,
+    LogColumn,
+    RunInfo,
+    check_name,
+    validate_impressions,
+)
+from stickyrec.experiments.platform.sql_store import SQLLogStore
+from stickyrec.experiments.platform.stores import list_runs, open_store, read_impressions, write_impressions
+
+__all__ = [
+    "DEFAULT_FLUSH_ROWS",
+    "DEFAULT_FLUSH_SECONDS",
+    "DEFAULT_STORE",
+    "IMPRESSIONS_TABLE",
+    "IMPRESSION_COLUMNS",
+    "IMPRESSION_SCHEMA",
+    "KEY_COLUMNS",
+    "RUNS_TABLE",
+    "CollectResult",
+    "ContextRecorder",
+    "DuckDBLogStore",
+    "EmptyLogError",
+    "ImpressionBatch",
+    "ImpressionLogObserver",
+    "ImpressionLogger",
+    "LogColumn",
+    "LogError",
+    "LogStore",
+    "LogStoreError",
+    "LoggerStats",
+    "RunInfo",
+    "RunMismatchError",
+    "SQLLogStore",
+    "SchemaMismatchError",
+    "StoreConnectionError",
+    "UnknownItemError",
+    "check_name",
+    "collect",
+    "config_fingerprint",
+    "list_runs",
+    "open_store",
+    "read_contexts",
+    "read_impressions",
+    "validate_impressions",
+    "write_impressions",
+]
