@@ -34,18 +34,14 @@ from typing import Any
 
 import yaml
 
+from stickyrec.experiments.cells import CELL_MARKER, cell_name
 from stickyrec.experiments.experiment import AgentSpec, ExperimentConfig
 from stickyrec.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
-CELL_MARKER = "cell.json"
 DATA_MARKER = "done.json"
 STARTED_MARKER = "started.json"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 BACKENDS = ("local", "ray")
-
-
-def cell_name(scenario: str, label: str, seed: int) -> str:
-    return f"{scenario}__{label}__s{seed}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +191,7 @@ def _run_agent(task: dict, out: Path) -> dict:
     import pandas as pd
 
     from stickyrec.envs.config import RetentionConfig
-    from stickyrec.experiments.evaluate import _metrics, per_shopper_frame
+    from stickyrec.experiments.metrics import frame_metrics, per_shopper_frame
     from stickyrec.experiments.simulate import simulate_cohort
 
     spec = AgentSpec(**task["spec"])
@@ -221,7 +217,7 @@ def _run_agent(task: dict, out: Path) -> dict:
         "eval_population_seed": task["eval_seed"],
         "train_seconds": round(train_seconds, 2),
         "training": training,
-        "metrics": _metrics(shoppers),
+        "metrics": frame_metrics(shoppers),
     }
 
 
@@ -231,8 +227,9 @@ def _run_agent(task: dict, out: Path) -> dict:
 class _LocalBackend:
     def __init__(self, workers: int) -> None:
         from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import get_context
+        from multiprocessing import active_children, get_context
 
+        self._others = set(active_children())  # child processes that are not this pool's workers
         self._saved = {v: os.environ.get(v) for v in THREAD_VARIABLES}
         for variable in THREAD_VARIABLES:  # spawned workers inherit these before numpy loads
             os.environ[variable] = "1"
@@ -253,7 +250,9 @@ class _LocalBackend:
 
     def close(self, abort: bool = False) -> None:
         if abort:  # Ctrl-C or an error here: stop the workers now (their unfinished cells are redone on resume)
-            processes = list(getattr(self.pool, "_processes", {}).values())
+            from multiprocessing import active_children
+
+            processes = [p for p in active_children() if p not in self._others]
             for process in processes:
                 process.terminate()
             for process in processes:
@@ -450,4 +449,4 @@ def run_experiment(
     return result
 
 
-__all__ = ["BACKENDS", "RunResult", "cell_name", "plan", "resolved_config", "run_experiment", "run_task"]
+__all__ = ["BACKENDS", "RunResult", "plan", "resolved_config", "run_experiment", "run_task"]
