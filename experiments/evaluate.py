@@ -41,6 +41,18 @@ def results_table(frames: dict[str, pd.DataFrame], resamples: int = 300) -> pd.D
     return pd.DataFrame(rows)
 
 
+def click_auc(model, test: pd.DataFrame) -> dict[str, float]:
+    """A click model's AUC on held-out logged impressions, beside the AUC of the simulator's true click probabilities
+    on the same impressions (the ceiling of any click model)."""
+    from stickyrec.agents.mlp import roc_auc
+    from stickyrec.experiments.data import TRUE_CLICK_PROB
+
+    labels = test["clicked"].to_numpy()
+    model_auc = roc_auc(labels, model.predict_click(test))
+    ceiling = roc_auc(labels, test[TRUE_CLICK_PROB].to_numpy())
+    return {"model": float(model_auc), "true_click_probability": float(ceiling), "impressions": len(test)}
+
+
 def format_markdown(table: pd.DataFrame, metrics: Sequence[str] = METRICS) -> str:
     """A Markdown table: ``estimate [low, high]`` per metric."""
     header = "| agent | " + " | ".join(METRIC_LABELS[m] for m in metrics) + " |"
@@ -54,4 +66,4 @@ def format_markdown(table: pd.DataFrame, metrics: Sequence[str] = METRICS) -> st
     return "\n".join(lines)
 
 
-__all__ = ["evaluate_agents", "format_markdown", "results_table"]
+__all__ = ["click_auc", "evaluate_agents", "format_markdown", "results_table"]

@@ -26,6 +26,7 @@ import pandas as pd
 from stickyrec.experiments.metrics import METRIC_LABELS, METRICS
 from stickyrec.experiments.report_data import (
     RunNotFinishedError,
+    click_auc_frame,
     cohorts,
     engagement,
     kaplan_meier,
@@ -33,6 +34,7 @@ from stickyrec.experiments.report_data import (
     logrank,
     scenario_horizon,
     summary_tables,
+    training_frame,
 )
 from stickyrec.experiments.report_render import (
     agent_colours,
@@ -57,83 +59,74 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
         write_bytes_atomic(path, frame.to_csv(index=False, float_format="%.6g").encode())
 
 
+LIFETIME_COLUMNS = (
+    "scenario",
+    "agent",
+    "seed",
+    "shopper",
+    "churn_day",
+    "churned",
+    "lifetime_days",
+    "sessions",
+    "clicks",
+    "impressions",
+    "purchases",
+    "revenue",
+)
+
+
 def build_report(run_dir: str | Path, progress: bool = False) -> Path:
     """Write every summary file, figure and both reports of a finished run; returns the HTML report's path."""
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     config, shoppers, daily, cells = load_run(run_dir)
-    agents = list(config["agents"])
-    scenarios = [s["name"] for s in config["scenarios"]]
-    reference = config["report"]["reference"]
     table, diffs = summary_tables(config, shoppers)
     curves, tests = kaplan_meier(config, shoppers)
     eng = engagement(config, shoppers, daily)
     cohort = cohorts(config, shoppers)
     if len(tests):
         diffs = diffs.merge(tests, on=["scenario", "agent", "reference"], how="left")
-
-    lifetimes = shoppers[
-        [
-            "scenario",
-            "agent",
-            "seed",
-            "shopper",
-            "churn_day",
-            "churned",
-            "lifetime_days",
-            "sessions",
-            "clicks",
-            "impressions",
-            "purchases",
-            "revenue",
-        ]
-    ]
-    write_frame(lifetimes, run_dir / "lifetimes.parquet")
-    write_frame(table, run_dir / "summary.csv")
-    write_frame(diffs, run_dir / "differences.csv")
-    write_frame(curves, run_dir / "km.csv")
-    write_frame(eng, run_dir / "engagement.csv")
-    write_frame(cohort, run_dir / "cohorts.csv")
-    training = pd.DataFrame(
-        [
-            {
-                "scenario": c["scenario"],
-                "agent": c["agent"],
-                "seed": c["seed"],
-                "train_seconds": c["train_seconds"],
-                "cell_seconds": c["seconds"],
-                "steps": c["training"].get("steps"),
-            }
-            for c in cells
-        ]
-    )
+    training, auc = training_frame(cells), click_auc_frame(cells)
+    for frame, name in (
+        (shoppers[list(LIFETIME_COLUMNS)], "lifetimes.parquet"),
+        (table, "summary.csv"),
+        (diffs, "differences.csv"),
+        (curves, "km.csv"),
+        (eng, "engagement.csv"),
+        (cohort, "cohorts.csv"),
+    ):
+        write_frame(frame, run_dir / name)
+    summary = {"name": config["name"], "table": table, "differences": diffs, "training": training}
+    if len(auc):
+        summary["click_auc"] = auc
     write_json_atomic(
         run_dir / "summary.json",
-        {
-            "name": config["name"],
-            "table": table.to_dict(orient="records"),
-            "differences": diffs.to_dict(orient="records"),
-            "training": training.to_dict(orient="records"),
-        },
+        {k: v if isinstance(v, str) else v.to_dict(orient="records") for k, v in summary.items()},
     )
-
-    images: dict[str, bytes] = {}
-    title = f"Retention by agent: {config['name']}"
-    images["retention_curves.png"] = plot_retention(curves, agents, scenarios, title)
-    for scenario in scenarios:
-        images[f"engagement_{scenario}.png"] = plot_engagement(eng, agents, scenario)
-    if len(scenarios) > 1:
-        images["retention_day30_by_scenario.png"] = plot_by_scenario(table, agents, scenarios, "retention_day30")
+    images = figures(config, table, curves, eng)
     for name, data in images.items():
         write_bytes_atomic(run_dir / "figures" / name, data)
-
-    blocks = report_blocks(config, table, diffs, cohort, eng, training, scenarios, agents, reference)
+    blocks = report_blocks(config, table, diffs, cohort, eng, training, auc)
     write_bytes_atomic(run_dir / "report.md", render_markdown(blocks).encode())
     html_path = run_dir / "report.html"
     write_bytes_atomic(html_path, render_html(blocks, images, f"stickyrec report: {config['name']}").encode())
     if progress:
         print(f"report: {html_path} ({time.perf_counter() - t0:.1f} s)")
     return html_path
+
+
+def figures(config: dict, table: pd.DataFrame, curves: pd.DataFrame, eng: pd.DataFrame) -> dict[str, bytes]:
+    """The report's PNG figures by file name."""
+    agents = list(config["agents"])
+    scenarios = [s["name"] for s in config["scenarios"]]
+    images = {
+        "retention_curves.png": plot_retention(curves, agents, scenarios, f"Retention by agent: {config['name']}")
+    }
+    for scenario in scenarios:
+        images[f"engagement_{scenario}.png"] = plot_engagement(eng, agents, scenario)
+    if len(scenarios) > 1:
+        images["retention_day30_by_scenario.png"] = plot_by_scenario(table, agents, scenarios, "retention_day30")
+    return images
 
 
 # --------------------------------------------------------------------------------------------------------------

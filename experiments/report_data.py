@@ -225,7 +225,45 @@ def cohorts(config: dict, shoppers: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def training_frame(cells: list[dict]) -> pd.DataFrame:
+    """Per cell: training and cell wall time, and env steps of training (RL agents)."""
+    return pd.DataFrame(
+        [
+            {
+                "scenario": c["scenario"],
+                "agent": c["agent"],
+                "seed": c["seed"],
+                "train_seconds": c["train_seconds"],
+                "cell_seconds": c["seconds"],
+                "steps": c["training"].get("steps"),
+            }
+            for c in cells
+        ]
+    )
+
+
+def click_auc_frame(cells: list[dict]) -> pd.DataFrame:
+    """Per click-model cell (the MLP): its click AUC on the held-out shoppers' logged impressions, and the AUC of
+    the simulator's true click probabilities on the same impressions (the ceiling); empty without such cells."""
+    return pd.DataFrame(
+        [
+            {
+                "scenario": c["scenario"],
+                "agent": c["agent"],
+                "seed": c["seed"],
+                "impressions": c["click_auc"]["impressions"],
+                "auc": c["click_auc"]["model"],
+                "auc_true_click_probability": c["click_auc"]["true_click_probability"],
+            }
+            for c in cells
+            if "click_auc" in c
+        ]
+    )
+
+
 __all__ = [
+    "click_auc_frame",
+    "training_frame",
     "DIFF_METRICS",
     "RunNotFinishedError",
     "cohorts",

@@ -211,14 +211,20 @@ def env_difference(config: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in env.items()) or "preset default"
 
 
-def report_blocks(config, table, diffs, cohort, eng, training, scenarios, agents, reference) -> list[tuple]:
-    """The whole report of one run, as blocks: setup, each scenario, across scenarios, timings, how to reproduce."""
+def report_blocks(config, table, diffs, cohort, eng, training, auc) -> list[tuple]:
+    """The whole report of one run, as blocks: setup, each scenario, across scenarios, timings, the click model's
+    held-out AUC (where the run has one), how to reproduce."""
+    agents = list(config["agents"])
+    scenarios = [s["name"] for s in config["scenarios"]]
+    reference = config["report"]["reference"]
     blocks = setup_blocks(config, scenarios, agents, reference)
     for scenario in scenarios:
         blocks += scenario_blocks(config, scenario, len(scenarios) > 1, table, diffs, cohort, eng, agents, reference)
     if len(scenarios) > 1:
         blocks += across_blocks(diffs, scenarios, agents, reference)
     blocks += training_blocks(training)
+    if len(auc):
+        blocks += click_auc_blocks(auc)
     blocks.append(("h", 2, "Reproduce"))
     blocks.append(
         (
@@ -373,8 +379,31 @@ def training_blocks(training: pd.DataFrame) -> list[tuple]:
     ]
 
 
+def click_auc_blocks(auc: pd.DataFrame) -> list[tuple]:
+    return [
+        ("h", 2, "Click model: AUC on held-out shoppers' logged impressions"),
+        (
+            "table",
+            ["scenario", "agent", "seed", "impressions", "click AUC", "true click probabilities' AUC", "gap"],
+            [
+                [
+                    r["scenario"],
+                    r["agent"],
+                    int(r["seed"]),
+                    f"{int(r['impressions']):,}",
+                    f"{r['auc']:.4f}",
+                    f"{r['auc_true_click_probability']:.4f}",
+                    f"{r['auc_true_click_probability'] - r['auc']:.4f}",
+                ]
+                for _, r in auc.iterrows()
+            ],
+        ),
+    ]
+
+
 __all__ = [
     "CSS",
+    "click_auc_blocks",
     "agent_colours",
     "env_difference",
     "format_ci",

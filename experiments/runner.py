@@ -142,7 +142,7 @@ def _run_data(task: dict, out: Path) -> dict:
     )
     table = load_training_log(store, "logging", contexts, make_catalog(config))
     splits = split_log(table, seed=task["seed"])
-    for part in ("train", "validation"):
+    for part in ("train", "validation", "test"):  # test: held-out shoppers' impressions, for the click AUC
         write_parquet_atomic(getattr(splits, part), out / f"{part}.parquet")
     return {"impressions": len(table), "train": len(splits.train), "validation": len(splits.validation)}
 
@@ -191,6 +191,7 @@ def _run_agent(task: dict, out: Path) -> dict:
     import pandas as pd
 
     from stickyrec.envs.config import RetentionConfig
+    from stickyrec.experiments.evaluate import click_auc
     from stickyrec.experiments.metrics import frame_metrics, per_shopper_frame
     from stickyrec.experiments.simulate import simulate_cohort
 
@@ -199,6 +200,10 @@ def _run_agent(task: dict, out: Path) -> dict:
     t0 = time.perf_counter()
     agent, training = _train(task, spec, config, out)
     train_seconds = time.perf_counter() - t0
+    auc = {}
+    test = Path(task["data_dir"]) / "test.parquet" if task["data_dir"] else None
+    if test is not None and test.exists() and hasattr(agent, "predict_click"):  # a click model: its held-out AUC
+        auc = {"click_auc": click_auc(agent, pd.read_parquet(test))}
     result = simulate_cohort(agent, config, task["eval_shoppers"], seed=task["eval_seed"])
     shoppers = per_shopper_frame(result)
     shoppers.insert(0, "shopper", range(len(shoppers)))
@@ -218,6 +223,7 @@ def _run_agent(task: dict, out: Path) -> dict:
         "train_seconds": round(train_seconds, 2),
         "training": training,
         "metrics": frame_metrics(shoppers),
+        **auc,
     }
 
 
