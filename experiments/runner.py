@@ -36,6 +36,7 @@ import yaml
 
 from stickyrec.experiments.cells import CELL_MARKER, cell_name
 from stickyrec.experiments.experiment import AgentSpec, ExperimentConfig
+from stickyrec.experiments.report import build_report
 from stickyrec.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
 DATA_MARKER = "done.json"
@@ -351,6 +352,38 @@ def resolved_config(experiment: ExperimentConfig) -> dict:
     return {**experiment.to_dict(), "resolved_env": experiment.resolved_envs()}
 
 
+def _finished(task: dict, handle, executor, queue: list, waiting: list, failed: dict, bar) -> None:
+    """One task came back: report it, release the cells waiting on its data, or record its failure."""
+    from tqdm.auto import tqdm
+
+    try:
+        result = executor.result(handle)
+    except Exception as exc:  # a failed cell must not sink the others: report it at the end
+        failed[task["name"]] = f"{type(exc).__name__}: {exc}"
+        tqdm.write(f"FAILED {task['name']}: {failed[task['name']]}")
+        if task["type"] == "data":
+            for dependent in [w for w in waiting if w["data_dir"] == task["dir"]]:
+                waiting.remove(dependent)
+                failed[dependent["name"]] = f"its logged data ({task['name']}) failed"
+                bar.update(1)
+        else:
+            bar.update(1)
+        return
+    if task["type"] == "data":
+        tqdm.write(f"data  {task['name']}: {result['impressions']:,} impressions logged ({result['seconds']:.0f} s)")
+        for dependent in [w for w in waiting if w["data_dir"] == task["dir"]]:
+            waiting.remove(dependent)
+            queue.append(dependent)
+        queue.sort(key=_priority)
+        return
+    metrics = result["metrics"]
+    tqdm.write(
+        f"done  {task['name']}: d30 retention {metrics['retention_day30']:.3f}, CTR wk1"
+        f" {metrics['click_rate_week1']:.3f} ({result['seconds']:.0f} s)"
+    )
+    bar.update(1)
+
+
 def run_experiment(
     experiment: ExperimentConfig,
     run_dir: str | Path,
@@ -406,37 +439,7 @@ def run_experiment(
                 running[executor.submit(task)] = task
             bar.set_postfix_str(_live_status(running.values(), len(queue) + len(waiting)), refresh=True)
             for handle in executor.wait_any(list(running), timeout=2.0):
-                task = running.pop(handle)
-                try:
-                    result = executor.result(handle)
-                except Exception as exc:  # a failed cell must not sink the others: report it at the end
-                    failed[task["name"]] = f"{type(exc).__name__}: {exc}"
-                    tqdm.write(f"FAILED {task['name']}: {failed[task['name']]}")
-                    if task["type"] == "data":
-                        for dependent in [w for w in waiting if w["data_dir"] == task["dir"]]:
-                            waiting.remove(dependent)
-                            failed[dependent["name"]] = f"its logged data ({task['name']}) failed"
-                            bar.update(1)
-                    else:
-                        bar.update(1)
-                    continue
-                if task["type"] == "data":
-                    tqdm.write(
-                        f"data  {task['name']}: {result['impressions']:,} impressions logged"
-                        f" ({result['seconds']:.0f} s)"
-                    )
-                    for dependent in [w for w in waiting if w["data_dir"] == task["dir"]]:
-                        waiting.remove(dependent)
-                        queue.append(dependent)
-                    queue.sort(key=_priority)
-                    continue
-                metrics = result["metrics"]
-                line = (
-                    f"done  {task['name']}: d30 retention {metrics['retention_day30']:.3f}, CTR wk1"
-                    f" {metrics['click_rate_week1']:.3f} ({result['seconds']:.0f} s)"
-                )
-                tqdm.write(line)
-                bar.update(1)
+                _finished(running.pop(handle), handle, executor, queue, waiting, failed, bar)
         aborted = False
     finally:
         bar.close()
@@ -449,8 +452,6 @@ def run_experiment(
     failed_cells = sum(1 for t in pending if t["name"] in failed)
     result = RunResult(run_dir, len(agent_tasks), len(pending) - failed_cells, len(done_cells), failed, seconds)
     if not failed and report:
-        from stickyrec.experiments.report import build_report
-
         build_report(run_dir, progress=progress)
     return result
 

@@ -51,7 +51,7 @@ def quick_run(tmp_path_factory) -> tuple[Path, float, subprocess.CompletedProces
 # ---------------------------------------------------------------------------------------------------------------
 # Configs
 # ---------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["quick", "benchmark", "rewards", "clickbait", "click_reward"])
+@pytest.mark.parametrize("name", ["quick", "benchmark", "baselines", "rewards", "clickbait", "click_reward"])
 def test_shipped_configs_load_and_validate(name):
     experiment = load_experiment(name)
     assert experiment.name == name
