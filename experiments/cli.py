@@ -2,14 +2,17 @@
 
     stickyrec simulate [--shoppers N] [--policies a,b,...] [--config NAME|FILE] [--set key=value ...]
     stickyrec collect [--policy NAME] [--shoppers N] [--store FILE|URL] [--run-id ID] [--contexts FILE.parquet]
-    stickyrec baselines [--train-shoppers N] [--eval-shoppers N] [--store FILE|URL] [--out DIR]
+    stickyrec baselines [--train-shoppers N] [--eval-shoppers N] [--seeds N] [--mlp-epochs E] [--out DIR]
     stickyrec train --agent ppo|slateq [--reward NAME] [--steps N] [--seed S] [--param key=value ...] [--out DIR]
+    stickyrec rl-benchmark [--seeds N] [--rewards a,b] [--steps AGENT=N] [--param AGENT.KEY=VALUE] [--out DIR]
     stickyrec run CONFIG [--set key.path=value ...] [--out DIR] [--backend local|ray] [--workers N]
     stickyrec report RUN_DIR [RUN_DIR ...] [--out DIR]
     stickyrec compare RUN_DIR AGENT_A AGENT_B [--scenario S] [--out FILE.png]
     stickyrec bench [--batches 1 256 4096] [--seconds S] [--rounds R]
     stickyrec config [--config NAME|FILE] [--set key=value ...] [--describe]
 
+``baselines`` and ``rl-benchmark`` are aliases of ``run``: their flags become ``--set`` overrides of the shipped
+configs ``baselines.yaml`` and ``benchmark.yaml`` (they print the ``run`` command they stand for).
 Heavy modules are imported inside each command so that ``bench`` can pin BLAS threads first.
 """
 
@@ -20,17 +23,17 @@ import sys
 
 from stickyrec.agents.rl import DEFAULT_REWARD, REWARDS, RL_AGENT_NAMES  # names only: torch and SB3 load on first use
 
-SUMMARY_COLUMNS = (
-    ("click_rate_week1", "CTR wk1", "{:.3f}"),
-    ("click_rate", "CTR", "{:.3f}"),
-    ("sessions_per_shopper", "sessions", "{:.1f}"),
-    ("impressions_per_session", "imp/sess", "{:.1f}"),
-    ("purchases_per_shopper", "buys", "{:.2f}"),
-    ("revenue_per_shopper", "revenue", "{:.1f}"),
-    ("retention_day1", "ret d1", "{:.3f}"),
-    ("retention_day7", "ret d7", "{:.3f}"),
-    ("retention_day30", "ret d30", "{:.3f}"),
-    ("mean_lifetime_days", "life d", "{:.1f}"),
+SUMMARY_COLUMNS = (  # ``simulate``'s table; labels and formats from experiments.metrics.LABELS
+    "click_rate_week1",
+    "click_rate",
+    "sessions_per_shopper",
+    "impressions_per_session",
+    "purchases_per_shopper",
+    "revenue_per_shopper",
+    "retention_day1",
+    "retention_day7",
+    "retention_day30",
+    "mean_lifetime_days",
 )
 
 
@@ -65,11 +68,14 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def format_summary_table(rows: dict[str, dict[str, float]]) -> str:
+    from stickyrec.experiments.metrics import LABELS
+
+    labels = [LABELS[key] for key in SUMMARY_COLUMNS]
     name_width = max(len("policy"), *(len(name) for name in rows))
-    header = f"{'policy':<{name_width}} " + " ".join(f"{label:>9}" for _, label, _ in SUMMARY_COLUMNS)
+    header = f"{'policy':<{name_width}} " + " ".join(f"{label.short:>9}" for label in labels)
     lines = [header, "-" * len(header)]
     for name, summary in rows.items():
-        cells = " ".join(f"{fmt.format(summary[key]):>9}" for key, _, fmt in SUMMARY_COLUMNS)
+        cells = " ".join(f"{label.fmt.format(summary[key]):>9}" for key, label in zip(SUMMARY_COLUMNS, labels))
         lines.append(f"{name:<{name_width}} {cells}")
     return "\n".join(lines)
 
@@ -137,27 +143,103 @@ def cmd_collect(args) -> int:
     return 0
 
 
-def cmd_baselines(args) -> int:
-    from stickyrec.experiments.baselines import run_baselines
+def _env_overrides(args, experiment: str) -> list[str]:
+    """``--config``/``--set`` of an env, as ``run``'s ``env.KEY=VALUE`` overrides of a shipped experiment (checked
+    here first); the experiment's cohort days past a shorter horizon are dropped."""
+    import json
+    from pathlib import Path
 
-    config = _config(args)
-    run = run_baselines(
-        args.out,
-        config,
-        train_shoppers=args.train_shoppers,
-        eval_shoppers=args.eval_shoppers,
-        seed=args.seed,
-        store=args.store,
-        mlp_epochs=args.mlp_epochs,
-        progress=not args.quiet,
-    )
-    print(run.table_markdown)
-    print(
-        f"click AUC on held-out shoppers: MLP {run.auc_mlp:.4f}, true probabilities {run.auc_ceiling:.4f}"
-        f" (gap {run.auc_ceiling - run.auc_mlp:.4f})"
-    )
-    print(f"results in {run.out_dir}/ (results.md, results.json, checkpoints); seconds: {run.seconds}")
-    return 0
+    import yaml
+
+    from stickyrec.experiments.experiment import find_config
+
+    horizon = _config(args).horizon_days  # a bad preset, file or field fails now, with the env's own message
+    pairs = []
+    if args.config.endswith((".yaml", ".yml")):
+        for key, value in (yaml.safe_load(Path(args.config).read_text()) or {}).items():
+            pairs.append(f"env.{key}={json.dumps(value)}")
+    else:
+        pairs.append(f"env.preset={args.config}")
+    for pair in args.set:
+        key, _, value = pair.partition("=")
+        pairs.append(f"env.{key.removeprefix('env.')}={value}")
+    shipped = yaml.safe_load(find_config(experiment).read_text())["report"]["cohort_days"]
+    if max(shipped) > horizon:  # a shorter world: keep the cohort days it has
+        pairs.append(f"report.cohort_days={[day for day in shipped if day <= horizon]}")
+    return pairs
+
+
+def _run_alias(config: str, overrides: list[str], args, workers: int | None = None) -> int:
+    """``stickyrec run CONFIG --set ...`` for an alias command; prints the command it stands for."""
+    import shlex
+
+    argv = ["run", config, *(x for pair in overrides for x in ("--set", pair)), "--out", args.out]
+    argv += ["--workers", str(workers)] if workers is not None else []
+    argv += ["--quiet"] if args.quiet else []
+    print("stickyrec " + shlex.join(argv))
+    return cmd_run(build_parser().parse_args(argv))
+
+
+def baselines_overrides(args) -> list[str]:
+    """``stickyrec baselines``' flags as ``--set`` overrides of ``baselines.yaml``."""
+    return [
+        *_env_overrides(args, "baselines"),
+        f"seeds={args.seeds}",
+        f"data.shoppers={args.train_shoppers}",
+        f"evaluation.shoppers={args.eval_shoppers}",
+        f"agents.mlp.params.epochs={args.mlp_epochs}",
+    ]
+
+
+def cmd_baselines(args) -> int:
+    """Alias: ``run baselines`` (log, train popularity/CF/MLP, evaluate with the oracles; the MLP's click AUC)."""
+    import json
+    from pathlib import Path
+
+    code = _run_alias("baselines", baselines_overrides(args), args)
+    summary = Path(args.out) / "summary.json"
+    if code == 0 and summary.exists():
+        for row in json.loads(summary.read_text()).get("click_auc", []):
+            auc, ceiling = row["auc"], row["auc_true_click_probability"]
+            print(
+                f"click AUC on held-out shoppers (seed {row['seed']}): MLP {auc:.4f}, true probabilities"
+                f" {ceiling:.4f} (gap {ceiling - auc:.4f})"
+            )
+    return code
+
+
+def rl_benchmark_overrides(args) -> list[str]:
+    """``stickyrec rl-benchmark``' flags as ``--set`` overrides of ``benchmark.yaml``: the first reward trains ``ppo``
+    and ``slateq``, each further reward R adds agents ``ppo_R`` and ``slateq_R``; steps and params reach them all."""
+    from stickyrec.experiments.train import parse_params
+
+    rewards = [r for r in args.rewards.split(",") if r]
+    if not rewards:
+        raise ValueError("--rewards needs at least one reward name")
+    labels = {agent: [agent, *(f"{agent}_{r}" for r in rewards[1:])] for agent in RL_AGENT_NAMES}
+    overrides = [*_env_overrides(args, "benchmark"), "name=rl-benchmark", f"seeds={args.seeds}"]
+    overrides.append(f"evaluation.shoppers={args.eval_shoppers}")
+    for agent in RL_AGENT_NAMES:
+        overrides.append(f"agents.{agent}.reward={rewards[0]}")
+        overrides += [f"agents.{agent}_{r}={{kind: {agent}, reward: {r}}}" for r in rewards[1:]]
+    for pair in args.steps:
+        agent, sep, value = pair.partition("=")
+        if not sep or agent not in labels:
+            raise ValueError(f"--steps expects AGENT=N with AGENT one of {', '.join(labels)}, got {pair!r}")
+        overrides += [f"agents.{label}.steps={value}" for label in labels[agent]]
+    parse_params(args.param)  # key=value, values valid YAML
+    for pair in args.param:
+        key, _, value = pair.partition("=")
+        agent, dot, name = key.partition(".")
+        if not dot or not name or agent not in labels:
+            raise ValueError(f"--param expects AGENT.KEY=VALUE (e.g. ppo.gamma_day=0.97), got {key!r}")
+        overrides += [f"agents.{label}.params.{name}={value}" for label in labels[agent]]
+    return overrides
+
+
+def cmd_rl_benchmark(args) -> int:
+    """Alias: ``run benchmark`` with the RL agents also trained on each further reward."""
+    return _run_alias("benchmark", rl_benchmark_overrides(args), args, workers=args.workers)
 
 
 def cmd_train(args) -> int:
@@ -195,39 +277,6 @@ def cmd_train(args) -> int:
 
         frames = evaluate_agents([agent], config, args.eval_shoppers, seed=args.eval_seed, progress=not args.quiet)
         print(format_markdown(results_table(frames)))
-    return 0
-
-
-def cmd_rl_benchmark(args) -> int:
-    from stickyrec.experiments.rl_benchmark import run_rl_benchmark
-
-    config = _config(args)
-    steps = {}
-    for pair in args.steps:
-        agent, _, value = pair.partition("=")
-        steps[agent] = int(value)
-    from stickyrec.experiments.train import parse_params
-
-    params: dict[str, dict] = {}
-    for key, value in parse_params(args.param).items():
-        agent, dot, name = key.partition(".")
-        if not dot or not name:
-            raise ValueError(f"--param expects AGENT.KEY=VALUE (e.g. ppo.gamma_day=0.97), got {key!r}")
-        params.setdefault(agent, {})[name] = value
-    report = run_rl_benchmark(
-        args.out,
-        config,
-        agents=tuple(a for a in args.agents.split(",") if a),
-        rewards=tuple(r for r in args.rewards.split(",") if r),
-        seeds=args.seeds,
-        click_seeds=args.click_seeds,
-        steps=steps,
-        params=params,
-        eval_shoppers=args.eval_shoppers,
-        workers=args.workers,
-        progress=not args.quiet,
-    )
-    print(report)
     return 0
 
 
@@ -312,10 +361,7 @@ def cmd_config(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stickyrec", description="Retention simulator for recommendation RL")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_simulate(sub) -> None:
     simulate = sub.add_parser("simulate", help="simulate shoppers under baseline policies; print retention")
     _add_config_arguments(simulate)
     simulate.add_argument("--shoppers", type=int, default=5000, help="shoppers per policy (default 5000)")
@@ -327,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--quiet", action="store_true", help="no progress bars")
     simulate.set_defaults(func=cmd_simulate)
 
+
+def _add_collect(sub) -> None:
     collect = sub.add_parser("collect", help="simulate shoppers under a policy and log every impression")
     _add_config_arguments(collect)
     collect.add_argument("--policy", default="random", help="logging policy (default random)")
@@ -345,21 +393,23 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--quiet", action="store_true", help="no progress bar")
     collect.set_defaults(func=cmd_collect)
 
+
+def _add_baselines(sub) -> None:
     baselines = sub.add_parser(
-        "baselines", help="collect logs, train popularity/CF/MLP, evaluate on held-out shoppers with the oracles"
+        "baselines",
+        help="alias of `run baselines`: log, train popularity/CF/MLP, evaluate with the oracles on held-out shoppers",
     )
     _add_config_arguments(baselines)
-    baselines.add_argument("--out", default="results/baselines", help="output folder (default results/baselines)")
-    baselines.add_argument("--train-shoppers", type=int, default=3000, help="logged shoppers (default 3000)")
-    baselines.add_argument("--eval-shoppers", type=int, default=2000, help="held-out shoppers (default 2000)")
-    baselines.add_argument("--seed", type=int, default=0)
-    baselines.add_argument(
-        "--store", default=None, help="log store: DuckDB file (default OUT/impressions.duckdb) or a SQLAlchemy URL"
-    )
+    baselines.add_argument("--out", default="results/baselines", help="run directory (default results/baselines)")
+    baselines.add_argument("--train-shoppers", type=int, default=3000, help="logged shoppers per seed (default 3000)")
+    baselines.add_argument("--eval-shoppers", type=int, default=2000, help="held-out shoppers per seed (default 2000)")
+    baselines.add_argument("--seeds", type=int, default=1, help="seeds: logs, trainings and populations (default 1)")
     baselines.add_argument("--mlp-epochs", type=int, default=20)
     baselines.add_argument("--quiet", action="store_true")
     baselines.set_defaults(func=cmd_baselines)
 
+
+def _add_train(sub) -> None:
     train = sub.add_parser("train", help="train an RL agent (PPO or SlateQ) on the batched env")
     _add_config_arguments(train)
     train.add_argument("--agent", required=True, choices=RL_AGENT_NAMES)
@@ -400,15 +450,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=cmd_train)
 
-    rl = sub.add_parser("rl-benchmark", help="baselines vs PPO and SlateQ over training seeds, on held-out shoppers")
-    _add_config_arguments(rl)
-    rl.add_argument("--out", default="results/rl", help="output folder; finished cells are skipped on a re-run")
-    rl.add_argument("--agents", default="ppo,slateq")
-    rl.add_argument("--rewards", default=f"{DEFAULT_REWARD},click", help="reward designs, the first is the main one")
-    rl.add_argument("--seeds", type=int, default=5, help="training seeds per agent for the main reward")
-    rl.add_argument(
-        "--click-seeds", type=int, default=None, help="training seeds for the other rewards (default: --seeds)"
+
+def _add_rl_benchmark(sub) -> None:
+    rl = sub.add_parser(
+        "rl-benchmark", help="alias of `run benchmark`, RL agents also trained on further rewards; resumable"
     )
+    _add_config_arguments(rl)
+    rl.add_argument("--out", default="results/rl", help="run directory; finished cells are kept on a re-run")
+    rl.add_argument(
+        "--rewards",
+        default=f"{DEFAULT_REWARD},click",
+        help="reward designs; the first trains `ppo` and `slateq`, each other one adds AGENT_REWARD agents",
+    )
+    rl.add_argument("--seeds", type=int, default=5, help="seeds (training seeds and held-out populations)")
     rl.add_argument(
         "--steps",
         action="append",
@@ -424,12 +478,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="agent hyperparameter for every cell, e.g. ppo.gamma_day=0.97 (repeatable)",
     )
     rl.add_argument("--eval-shoppers", type=int, default=2000)
-    rl.add_argument("--workers", type=int, default=2, help="parallel training processes")
+    rl.add_argument("--workers", type=int, default=2, help="parallel cells")
     rl.add_argument("--quiet", action="store_true")
     rl.set_defaults(func=cmd_rl_benchmark)
 
+
+def _add_run(sub) -> None:
     run = sub.add_parser("run", help="run an experiment config: scenarios x agents x seeds, resumable; then report")
-    run.add_argument("config", help="experiment YAML, or a shipped config name: quick, benchmark, rewards, clickbait")
+    run.add_argument(
+        "config", help="experiment YAML, or a shipped config name: quick, benchmark, baselines, rewards, clickbait"
+    )
     run.add_argument(
         "--set",
         action="append",
@@ -450,6 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
 
+
+def _add_report_and_compare(sub) -> None:
     report = sub.add_parser("report", help="(re)write a run's report; with several runs, also a comparison")
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     report.add_argument("--out", default="results/comparison", help="comparison folder (several runs)")
@@ -464,6 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", default=None, help="PNG path (default: RUN_DIR/figures/compare_A_vs_B.png)")
     compare.set_defaults(func=cmd_compare)
 
+
+def _add_bench_and_config(sub) -> None:
     bench = sub.add_parser("bench", help="env throughput benchmark (one BLAS thread)")
     bench.add_argument("--batches", type=int, nargs="+", default=[1, 256, 4096])
     bench.add_argument(
@@ -477,6 +539,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(config)
     config.add_argument("--describe", action="store_true")
     config.set_defaults(func=cmd_config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stickyrec", description="Retention simulator for recommendation RL")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        _add_simulate,
+        _add_collect,
+        _add_baselines,
+        _add_train,
+        _add_rl_benchmark,
+        _add_run,
+        _add_report_and_compare,
+        _add_bench_and_config,
+    ):
+        add(sub)
     return parser
 
 

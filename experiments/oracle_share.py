@@ -12,7 +12,8 @@ import argparse
 
 import numpy as np
 
-from stickyrec.experiments.report import load_run
+from stickyrec.experiments.metrics import interval, paired_resamples
+from stickyrec.experiments.report_data import load_run
 
 
 def oracle_shares(
@@ -29,21 +30,23 @@ def oracle_shares(
             for key, group in frame.groupby(["agent", "seed"])
         }
         seeds = sorted(frame["seed"].unique())
+        n = len(active[(oracle, seeds[0])])
         for agent in frame["agent"].unique():
             if agent == oracle:
                 continue
+            if any(len(active[(agent, s)]) != n or len(active[(oracle, s)]) != n for s in seeds):
+                raise ValueError(f"{run_dir}: {agent} and {oracle} did not meet the same {n} shoppers in every seed")
             point = np.mean([active[(agent, s)].mean() for s in seeds]) / np.mean(
                 [active[(oracle, s)].mean() for s in seeds]
             )
             ratios = np.empty(resamples)
-            for r in range(resamples):
+            for r, picks in enumerate(paired_resamples(rng, len(seeds), n, resamples, shoppers="indices")):
                 num = den = 0.0
-                for s in rng.choice(seeds, len(seeds)):
-                    picks = rng.integers(0, len(active[(agent, s)]), len(active[(agent, s)]))
-                    num += active[(agent, s)][picks].mean()
-                    den += active[(oracle, s)][picks].mean()
+                for i, shoppers_picked in picks:
+                    num += active[(agent, seeds[i])][shoppers_picked].mean()
+                    den += active[(oracle, seeds[i])][shoppers_picked].mean()
                 ratios[r] = num / den
-            low, high = np.percentile(ratios, [2.5, 97.5])
+            low, high = interval(ratios)
             rows.append({"scenario": scenario, "agent": agent, "share": point, "low": low, "high": high})
     return rows
 

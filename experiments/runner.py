@@ -34,18 +34,15 @@ from typing import Any
 
 import yaml
 
+from stickyrec.experiments.cells import CELL_MARKER, cell_name
 from stickyrec.experiments.experiment import AgentSpec, ExperimentConfig
+from stickyrec.experiments.report import build_report
 from stickyrec.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
-CELL_MARKER = "cell.json"
 DATA_MARKER = "done.json"
 STARTED_MARKER = "started.json"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 BACKENDS = ("local", "ray")
-
-
-def cell_name(scenario: str, label: str, seed: int) -> str:
-    return f"{scenario}__{label}__s{seed}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +143,7 @@ def _run_data(task: dict, out: Path) -> dict:
     )
     table = load_training_log(store, "logging", contexts, make_catalog(config))
     splits = split_log(table, seed=task["seed"])
-    for part in ("train", "validation"):
+    for part in ("train", "validation", "test"):  # test: held-out shoppers' impressions, for the click AUC
         write_parquet_atomic(getattr(splits, part), out / f"{part}.parquet")
     return {"impressions": len(table), "train": len(splits.train), "validation": len(splits.validation)}
 
@@ -193,7 +190,8 @@ def _run_agent(task: dict, out: Path) -> dict:
     import pandas as pd
 
     from stickyrec.envs.config import RetentionConfig
-    from stickyrec.experiments.evaluate import _metrics, per_shopper_frame
+    from stickyrec.experiments.evaluate import click_auc
+    from stickyrec.experiments.metrics import frame_metrics, per_shopper_frame
     from stickyrec.experiments.simulate import simulate_cohort
 
     spec = AgentSpec(**task["spec"])
@@ -201,6 +199,10 @@ def _run_agent(task: dict, out: Path) -> dict:
     t0 = time.perf_counter()
     agent, training = _train(task, spec, config, out)
     train_seconds = time.perf_counter() - t0
+    auc = {}
+    test = Path(task["data_dir"]) / "test.parquet" if task["data_dir"] else None
+    if test is not None and test.exists() and hasattr(agent, "predict_click"):  # a click model: its held-out AUC
+        auc = {"click_auc": click_auc(agent, pd.read_parquet(test))}
     result = simulate_cohort(agent, config, task["eval_shoppers"], seed=task["eval_seed"])
     shoppers = per_shopper_frame(result)
     shoppers.insert(0, "shopper", range(len(shoppers)))
@@ -219,7 +221,8 @@ def _run_agent(task: dict, out: Path) -> dict:
         "eval_population_seed": task["eval_seed"],
         "train_seconds": round(train_seconds, 2),
         "training": training,
-        "metrics": _metrics(shoppers),
+        "metrics": frame_metrics(shoppers),
+        **auc,
     }
 
 
@@ -229,8 +232,9 @@ def _run_agent(task: dict, out: Path) -> dict:
 class _LocalBackend:
     def __init__(self, workers: int) -> None:
         from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import get_context
+        from multiprocessing import active_children, get_context
 
+        self._others = set(active_children())  # child processes that are not this pool's workers
         self._saved = {v: os.environ.get(v) for v in THREAD_VARIABLES}
         for variable in THREAD_VARIABLES:  # spawned workers inherit these before numpy loads
             os.environ[variable] = "1"
@@ -251,7 +255,9 @@ class _LocalBackend:
 
     def close(self, abort: bool = False) -> None:
         if abort:  # Ctrl-C or an error here: stop the workers now (their unfinished cells are redone on resume)
-            processes = list(getattr(self.pool, "_processes", {}).values())
+            from multiprocessing import active_children
+
+            processes = [p for p in active_children() if p not in self._others]
             for process in processes:
                 process.terminate()
             for process in processes:
@@ -347,6 +353,38 @@ def resolved_config(experiment: ExperimentConfig) -> dict:
     return {**experiment.to_dict(), "resolved_env": experiment.resolved_envs()}
 
 
+def _finished(task: dict, handle, executor, queue: list, waiting: list, failed: dict, bar) -> None:
+    """One task came back: report it, release the cells waiting on its data, or record its failure."""
+    from tqdm.auto import tqdm
+
+    try:
+        result = executor.result(handle)
+    except Exception as exc:  # a failed cell must not sink the others: report it at the end
+        failed[task["name"]] = f"{type(exc).__name__}: {exc}"
+        tqdm.write(f"FAILED {task['name']}: {failed[task['name']]}")
+        if task["type"] == "data":
+            for dependent in [w for w in waiting if w["data_dir"] == task["dir"]]:
+                waiting.remove(dependent)
+                failed[dependent["name"]] = f"its logged data ({task['name']}) failed"
+                bar.update(1)
+        else:
+            bar.update(1)
+        return
+    if task["type"] == "data":
+        tqdm.write(f"data  {task['name']}: {result['impressions']:,} impressions logged ({result['seconds']:.0f} s)")
+        for dependent in [w for w in waiting if w["data_dir"] == task["dir"]]:
+            waiting.remove(dependent)
+            queue.append(dependent)
+        queue.sort(key=_priority)
+        return
+    metrics = result["metrics"]
+    tqdm.write(
+        f"done  {task['name']}: d30 retention {metrics['retention_day30']:.3f}, CTR wk1"
+        f" {metrics['click_rate_week1']:.3f} ({result['seconds']:.0f} s)"
+    )
+    bar.update(1)
+
+
 def run_experiment(
     experiment: ExperimentConfig,
     run_dir: str | Path,
@@ -402,37 +440,7 @@ def run_experiment(
                 running[executor.submit(task)] = task
             bar.set_postfix_str(_live_status(running.values(), len(queue) + len(waiting)), refresh=True)
             for handle in executor.wait_any(list(running), timeout=2.0):
-                task = running.pop(handle)
-                try:
-                    result = executor.result(handle)
-                except Exception as exc:  # a failed cell must not sink the others: report it at the end
-                    failed[task["name"]] = f"{type(exc).__name__}: {exc}"
-                    tqdm.write(f"FAILED {task['name']}: {failed[task['name']]}")
-                    if task["type"] == "data":
-                        for dependent in [w for w in waiting if w["data_dir"] == task["dir"]]:
-                            waiting.remove(dependent)
-                            failed[dependent["name"]] = f"its logged data ({task['name']}) failed"
-                            bar.update(1)
-                    else:
-                        bar.update(1)
-                    continue
-                if task["type"] == "data":
-                    tqdm.write(
-                        f"data  {task['name']}: {result['impressions']:,} impressions logged"
-                        f" ({result['seconds']:.0f} s)"
-                    )
-                    for dependent in [w for w in waiting if w["data_dir"] == task["dir"]]:
-                        waiting.remove(dependent)
-                        queue.append(dependent)
-                    queue.sort(key=_priority)
-                    continue
-                metrics = result["metrics"]
-                line = (
-                    f"done  {task['name']}: d30 retention {metrics['retention_day30']:.3f}, CTR wk1"
-                    f" {metrics['click_rate_week1']:.3f} ({result['seconds']:.0f} s)"
-                )
-                tqdm.write(line)
-                bar.update(1)
+                _finished(running.pop(handle), handle, executor, queue, waiting, failed, bar)
         aborted = False
     finally:
         bar.close()
@@ -445,10 +453,8 @@ def run_experiment(
     failed_cells = sum(1 for t in pending if t["name"] in failed)
     result = RunResult(run_dir, len(agent_tasks), len(pending) - failed_cells, len(done_cells), failed, seconds)
     if not failed and report:
-        from stickyrec.experiments.report import build_report
-
         build_report(run_dir, progress=progress)
     return result
 
 
-__all__ = ["BACKENDS", "RunResult", "cell_name", "plan", "resolved_config", "run_experiment", "run_task"]
+__all__ = ["BACKENDS", "RunResult", "plan", "resolved_config", "run_experiment", "run_task"]

@@ -36,21 +36,20 @@ class CohortResult:
         return ~self.churned | (self.last_day >= day)
 
     def summary(self, retention_days: Sequence[int] = (1, 7, 30)) -> dict[str, float]:
+        """The cohort's summary metrics (``experiments.metrics``), with its size and impressions per shopper."""
+        from stickyrec.experiments.metrics import metric_definitions, metrics_from_sums, per_shopper_columns
+
         n = self.clicks.size
-        lifetime = np.where(self.churned, self.last_day, self.horizon_days)
+        sums = {name: column.sum() for name, column in per_shopper_columns(self, retention_days).items()}
+        metrics = metrics_from_sums(sums, n, metric_definitions(retention_days))
         out = {
             "shoppers": float(n),
-            "click_rate": float(self.clicks.sum() / max(self.impressions.sum(), 1)),
-            "click_rate_week1": float(self.first_week_clicks.sum() / max(self.first_week_impressions.sum(), 1)),
-            "impressions_per_shopper": float(self.impressions.mean()),
-            "sessions_per_shopper": float(self.sessions.mean()),
-            "purchases_per_shopper": float(self.purchases.mean()),
-            "revenue_per_shopper": float(self.revenue.mean()),
+            "click_rate": metrics["click_rate"],
+            "click_rate_week1": metrics["click_rate_week1"],
         }
-        for day in retention_days:
-            out[f"retention_day{day}"] = float(self.retained(day).mean())
-        out["mean_lifetime_days"] = float(lifetime.mean())
-        return out
+        out["impressions_per_shopper"] = sums["impressions"] / n
+        out |= {name: value for name, value in metrics.items() if name not in out}
+        return {name: float(value) for name, value in out.items()}
 
 
 class CohortStats(RolloutObserver):

@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from stickyrec.experiments.cells import CELL_MARKER
 from stickyrec.experiments.experiment import CONFIG_DIR, apply_overrides, load_experiment
 from stickyrec.experiments.report import RunNotFinishedError, build_report, compare_agents, compare_runs, load_run
-from stickyrec.experiments.runner import CELL_MARKER, run_experiment
+from stickyrec.experiments.runner import run_experiment
 
 STICKYREC = [sys.executable, "-m", "stickyrec.experiments.cli"]
 QUICK_AGENTS = ["random", "popularity", "item_cf", "mlp", "myopic_oracle", "ppo", "slateq", "long_term_oracle"]
@@ -50,7 +51,7 @@ def quick_run(tmp_path_factory) -> tuple[Path, float, subprocess.CompletedProces
 # ---------------------------------------------------------------------------------------------------------------
 # Configs
 # ---------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["quick", "benchmark", "rewards", "clickbait", "click_reward"])
+@pytest.mark.parametrize("name", ["quick", "benchmark", "baselines", "rewards", "clickbait", "click_reward"])
 def test_shipped_configs_load_and_validate(name):
     experiment = load_experiment(name)
     assert experiment.name == name

@@ -352,49 +352,6 @@ def test_training_logs_losses_return_speed_clicks_and_churn(small_config, tmp_pa
 
 
 # --- the comparison table ---------------------------------------------------------------------------------------
-def _frame(n, retained, week1_clicks, seed):
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    ret = rng.random(n) < retained
-    return pd.DataFrame(
-        {
-            "impressions": np.full(n, 100),
-            "clicks": np.full(n, 30),
-            "week1_impressions": np.full(n, 20),
-            "week1_clicks": np.full(n, week1_clicks),
-            "sessions": np.full(n, 10),
-            "purchases": np.full(n, 2),
-            "revenue": np.full(n, 5.0),
-            "retained_day1": np.ones(n, bool),
-            "retained_day7": ret,
-            "retained_day30": ret,
-            "lifetime_days": np.where(ret, 60.0, 20.0),
-        }
-    )
-
-
-def test_rl_table_pools_seeds_and_pairs_the_difference_with_the_mlp():
-    from stickyrec.experiments.rl_benchmark import _bootstrap_rows
-
-    n = 400
-    baselines = {"mlp": _frame(n, 0.5, 8, 0), "long_term_oracle": _frame(n, 0.9, 5, 1)}
-    rl = {"ppo": [_frame(n, 0.8, 4, s) for s in range(2, 5)]}
-    table, targets = _bootstrap_rows(baselines, rl, resamples=200, seed=0)
-    row = table.set_index("agent").loc["ppo"]
-    assert row["seeds"] == 3
-    assert row["retention_day30"] == pytest.approx(np.mean([f["retained_day30"].mean() for f in rl["ppo"]]))
-    assert row["retention_day30_low"] < row["retention_day30"] < row["retention_day30_high"]
-    target = targets.set_index("agent").loc["ppo"]
-    assert 0.2 < target["d30_minus_mlp_low"] < target["d30_minus_mlp"] < target["d30_minus_mlp_high"] < 0.4
-    assert target["share_of_oracle_d30"] == pytest.approx(
-        row["retention_day30"] / baselines["long_term_oracle"]["retained_day30"].mean()
-    )
-    assert target["mlp_wk1_ctr_minus_agent"] == pytest.approx(0.2)
-    with pytest.raises(ValueError, match="same 400 held-out shoppers"):
-        _bootstrap_rows(baselines, {"ppo": [_frame(n - 1, 0.8, 4, 0)]}, resamples=10, seed=0)
-
-
 # --- discounting by simulated time ---------------------------------------------------------------------------------
 def _filled_buffers(gap_days, gamma_day, gamma=0.9, lam=0.8):
     from gymnasium import spaces

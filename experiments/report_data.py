@@ -1,0 +1,276 @@
+"""A finished run's numbers: load its cells, and compute the tables the report shows (no figures, no documents).
+
+Intervals. Seeds pair the agents: in seed s every agent meets the same held-out population. The bootstrap
+(``metrics.paired_resamples``) resamples seeds (the same picks for every agent), then shoppers within each picked
+population (the same weights for every agent), so an interval holds both the seed-to-seed spread of training and
+the population's noise, and a difference between two agents is paired. Kaplan-Meier curves and the log-rank test
+pool the seeds' shoppers (lifelines; Greenwood's exponential bands); the log-rank test treats the two agents'
+shoppers as independent, which they are not (same starting shoppers), so its p-value is conservative for the
+paired comparison.
+
+"Still active at day d" is ``churn_day > d``: a churned shopper's ``churn_day`` is the day after their last
+session, so day-d retention in the table equals the Kaplan-Meier curve at d for every d below the horizon.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from stickyrec.experiments.cells import CELL_MARKER, cell_name
+from stickyrec.experiments.metrics import COLUMNS, METRICS, interval, metrics_from_sums, paired_resamples
+
+DIFF_METRICS = ("retention_day30", "click_rate_week1", "revenue_per_shopper")
+
+
+class RunNotFinishedError(ValueError):
+    """The run directory is missing cells; ``stickyrec run`` the same config again to finish it."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------------------
+def load_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame, pd.DataFrame, list[dict]]:
+    """(resolved config, per-shopper frame of every cell, daily frame of every cell, cell records)."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise ValueError(f"{run_dir} is not a stickyrec run directory (no config.yaml)")
+    config = yaml.safe_load(config_path.read_text())
+    shoppers, daily, cells, missing = [], [], [], []
+    for scenario in config["scenarios"]:
+        for label in config["agents"]:
+            for seed in range(config["seeds"]):
+                cell = run_dir / "cells" / cell_name(scenario["name"], label, seed)
+                if not (cell / CELL_MARKER).exists():
+                    missing.append(cell.name)
+                    continue
+                keys = {"scenario": scenario["name"], "agent": label, "seed": seed}
+                shoppers.append(pd.read_parquet(cell / "shoppers.parquet").assign(**keys))
+                daily.append(pd.read_parquet(cell / "daily.parquet").assign(**keys))
+                cells.append(json.loads((cell / CELL_MARKER).read_text()))
+    if missing:
+        raise RunNotFinishedError(
+            f"{run_dir}: {len(missing)} cells are not finished (e.g. {missing[0]}); run"
+            f" `stickyrec run` with the same config and --out to finish them"
+        )
+    return config, pd.concat(shoppers, ignore_index=True), pd.concat(daily, ignore_index=True), cells
+
+
+def _by_column(sums: np.ndarray) -> dict[str, np.ndarray]:
+    """Weighted column sums (last axis: ``metrics.COLUMNS``) by column name."""
+    return {name: sums[..., i] for i, name in enumerate(COLUMNS)}
+
+
+def _stack(frame: pd.DataFrame, agents: list[str], n_seeds: int) -> np.ndarray:
+    """x[a, s]: the (shoppers, columns) matrix of agent a in seed s, shoppers in order."""
+    return np.stack(
+        [
+            np.stack(
+                [
+                    frame[(frame["agent"] == a) & (frame["seed"] == s)]
+                    .sort_values("shopper")[list(COLUMNS)]
+                    .to_numpy(dtype=float)
+                    for s in range(n_seeds)
+                ]
+            )
+            for a in agents
+        ]
+    )
+
+
+def summary_tables(config: dict, shoppers: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(metric table with 95% intervals, paired differences against the reference agent), per scenario."""
+    resamples = int(config["report"]["resamples"])
+    reference = config["report"]["reference"]
+    agents = list(config["agents"])
+    n_seeds = int(config["seeds"])
+    rows, diffs = [], []
+    rng = np.random.default_rng(seed)
+    for scenario in [s["name"] for s in config["scenarios"]]:
+        x = _stack(shoppers[shoppers["scenario"] == scenario], agents, n_seeds)
+        n = x.shape[2]
+        estimate = metrics_from_sums(_by_column(x.sum(axis=(1, 2))), np.full(len(agents), float(n_seeds * n)))
+        sums = np.zeros((resamples, len(agents), len(COLUMNS)))
+        for r, picks in enumerate(paired_resamples(rng, n_seeds, n, resamples)):
+            for s, weights in picks:
+                sums[r] += np.einsum("n,anc->ac", weights, x[:, s])
+        draws = metrics_from_sums(_by_column(sums), float(n_seeds * n))  # (resamples, agents) per metric
+        ref = agents.index(reference)
+        for a, agent in enumerate(agents):
+            row: dict[str, Any] = {"scenario": scenario, "agent": agent, "seeds": n_seeds, "shoppers": n * n_seeds}
+            for m in METRICS:
+                row[m] = float(estimate[m][a])
+                row[f"{m}_low"], row[f"{m}_high"] = interval(draws[m][:, a])
+            rows.append(row)
+            if a == ref:
+                continue
+            diff = {"scenario": scenario, "agent": agent, "reference": reference}
+            for m in DIFF_METRICS:
+                diff[f"{m}_diff"] = float(estimate[m][a] - estimate[m][ref])
+                diff[f"{m}_diff_low"], diff[f"{m}_diff_high"] = interval(draws[m][:, a] - draws[m][:, ref])
+            diffs.append(diff)
+    return pd.DataFrame(rows), pd.DataFrame(diffs)
+
+
+def logrank(durations_a, durations_b, events_a, events_b):
+    """lifelines' log-rank test, without its pandas-4 deprecation chatter (not ours to fix)."""
+    from lifelines.statistics import logrank_test
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*arguments of sum will be keyword-only")
+        return logrank_test(durations_a, durations_b, events_a, events_b)
+
+
+def kaplan_meier(config: dict, shoppers: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(KM curves with 95% bands by scenario/agent/day, log-rank tests against the reference agent)."""
+    from lifelines import KaplanMeierFitter
+
+    reference = config["report"]["reference"]
+    curves, tests = [], []
+    for scenario in config["scenarios"]:
+        horizon = int(np.ceil(scenario_horizon(config, scenario["name"])))
+        days = np.arange(horizon + 1, dtype=float)
+        frame = shoppers[shoppers["scenario"] == scenario["name"]]
+        for agent in config["agents"]:
+            part = frame[frame["agent"] == agent]
+            fitter = KaplanMeierFitter().fit(part["churn_day"], part["churned"], label=agent)
+            survival = fitter.survival_function_at_times(days).to_numpy()
+            bands = fitter.confidence_interval_survival_function_
+            # the bands are step functions on the event times: read them at each day like the curve
+            idx = np.searchsorted(bands.index.to_numpy(), days, side="right") - 1
+            low = np.where(idx >= 0, bands.iloc[np.maximum(idx, 0), 0].to_numpy(), 1.0)
+            high = np.where(idx >= 0, bands.iloc[np.maximum(idx, 0), 1].to_numpy(), 1.0)
+            curves.append(
+                pd.DataFrame(
+                    {
+                        "scenario": scenario["name"],
+                        "agent": agent,
+                        "day": days.astype(int),
+                        "survival": survival,
+                        "low": low,
+                        "high": high,
+                    }
+                )
+            )
+            if agent == reference:
+                continue
+            ref = frame[frame["agent"] == reference]
+            test = logrank(part["churn_day"], ref["churn_day"], part["churned"], ref["churned"])
+            tests.append(
+                {
+                    "scenario": scenario["name"],
+                    "agent": agent,
+                    "reference": reference,
+                    "logrank_statistic": float(test.test_statistic),
+                    "logrank_p": float(test.p_value),
+                }
+            )
+    return pd.concat(curves, ignore_index=True), pd.DataFrame(tests)
+
+
+def scenario_horizon(config: dict, scenario: str) -> float:
+    return float(config["resolved_env"][scenario]["horizon_days"])
+
+
+def engagement(config: dict, shoppers: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
+    """Per scenario, agent and day: shoppers still active, sessions and revenue per active shopper (seeds pooled)."""
+    out = []
+    for (scenario, agent), frame in daily.groupby(["scenario", "agent"], sort=False):
+        totals = frame.groupby("day")[["sessions", "impressions", "clicks", "purchases", "revenue"]].sum()
+        days = totals.index.to_numpy()
+        churn = shoppers.loc[(shoppers["scenario"] == scenario) & (shoppers["agent"] == agent), "churn_day"]
+        active = (churn.to_numpy()[None, :] > days[:, None]).sum(axis=1).astype(float)
+        per = np.maximum(active, 1.0)
+        out.append(
+            pd.DataFrame(
+                {
+                    "scenario": scenario,
+                    "agent": agent,
+                    "day": days,
+                    "active_shoppers": active,
+                    "sessions_per_active": totals["sessions"].to_numpy() / per,
+                    "revenue_per_active": totals["revenue"].to_numpy() / per,
+                    "clicks_per_active": totals["clicks"].to_numpy() / per,
+                    "click_rate": totals["clicks"].to_numpy() / np.maximum(totals["impressions"].to_numpy(), 1.0),
+                }
+            )
+        )
+    return pd.concat(out, ignore_index=True)
+
+
+def cohorts(config: dict, shoppers: pd.DataFrame) -> pd.DataFrame:
+    """Day-N retention per evaluation cohort (the population of each seed) and pooled (cohort ``all``)."""
+    days = config["report"]["cohort_days"]
+    rows = []
+    for (scenario, agent), frame in shoppers.groupby(["scenario", "agent"], sort=False):
+        groups = [(f"seed {s}", f) for s, f in frame.groupby("seed")] + [("all", frame)]
+        for cohort, part in groups:
+            churn = part["churn_day"].to_numpy()
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "agent": agent,
+                    "cohort": cohort,
+                    "shoppers": len(part),
+                    **{f"day_{d}": float((churn > d).mean()) for d in days},
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def training_frame(cells: list[dict]) -> pd.DataFrame:
+    """Per cell: training and cell wall time, and env steps of training (RL agents)."""
+    return pd.DataFrame(
+        [
+            {
+                "scenario": c["scenario"],
+                "agent": c["agent"],
+                "seed": c["seed"],
+                "train_seconds": c["train_seconds"],
+                "cell_seconds": c["seconds"],
+                "steps": c["training"].get("steps"),
+            }
+            for c in cells
+        ]
+    )
+
+
+def click_auc_frame(cells: list[dict]) -> pd.DataFrame:
+    """Per click-model cell (the MLP): its click AUC on the held-out shoppers' logged impressions, and the AUC of
+    the simulator's true click probabilities on the same impressions (the ceiling); empty without such cells."""
+    return pd.DataFrame(
+        [
+            {
+                "scenario": c["scenario"],
+                "agent": c["agent"],
+                "seed": c["seed"],
+                "impressions": c["click_auc"]["impressions"],
+                "auc": c["click_auc"]["model"],
+                "auc_true_click_probability": c["click_auc"]["true_click_probability"],
+            }
+            for c in cells
+            if "click_auc" in c
+        ]
+    )
+
+
+__all__ = [
+    "click_auc_frame",
+    "training_frame",
+    "DIFF_METRICS",
+    "RunNotFinishedError",
+    "cohorts",
+    "engagement",
+    "kaplan_meier",
+    "load_run",
+    "logrank",
+    "scenario_horizon",
+    "summary_tables",
+]
