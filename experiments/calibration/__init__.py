@@ -1,0 +1,1 @@
+"""Calibration to a store's own transaction log: reading and summarising logs, the BG/NBD baseline, examples."""
