@@ -48,7 +48,7 @@ def read_lines(source: Path) -> tuple[pd.DataFrame, dict[str, int]]:
             raise ValueError(f"{path} lacks columns {sorted(missing)}; columns found: {list(frame.columns)}")
         frame = frame[COLUMNS].copy()
         frame["Invoice"] = frame["Invoice"].astype("string")
-        frame["InvoiceDate"] = pd.to_datetime(frame["InvoiceDate"]).astype("datetime64[ns]")
+        frame["InvoiceDate"] = pd.to_datetime(frame["InvoiceDate"], format="ISO8601").astype("datetime64[ns]")
         frames.append(frame)
     first, second = frames
     overlap = second["Invoice"].isin(set(first["Invoice"].dropna()))
