@@ -194,8 +194,26 @@ def test_bad_sources_and_unreachable_database(tmp_path, lines):
     started = time.perf_counter()
     message = _error("mysql+pymysql://shop:s3cr3tpw@127.0.0.1:1/shop", table="orders", connect_timeout=2)
     assert time.perf_counter() - started < 10
-    assert "cannot read from database" in message and "s3cr3tpw" not in message and "***" in message
+    assert "cannot connect to database" in message and "s3cr3tpw" not in message and "***" in message
     assert "s3cr3tpw" not in _error("mysql+pymysql://shop:s3cr3tpw@[bad", table="orders")
+
+
+def test_a_server_that_accepts_and_stalls_fails_within_the_timeout():
+    """A listening socket that never answers MySQL's handshake (a stalled proxy): bounded, not a hang."""
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        started = time.perf_counter()
+        message = _error(f"mysql://shop:s3cr3tpw@127.0.0.1:{port}/shop", query="SELECT 1", connect_timeout=1)
+        assert time.perf_counter() - started < 8
+    assert (
+        "cannot connect to database mysql+pymysql://shop:***@127.0.0.1" in message
+        and "timed out" in message
+        and "s3cr3tpw" not in message
+    )
 
 
 def test_split_summary_in_bgnbd_form(lines):

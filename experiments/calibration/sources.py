@@ -29,6 +29,9 @@ CONNECT_TIMEOUT_ARGS = {
     "psycopg2": "connect_timeout",
     "pg8000": "timeout",
 }
+# Drivers whose handshake can hang after the socket connects (a proxy or firewall that accepts and stalls): the
+# probe connection also bounds its reads, so an unreachable server fails within about the connect timeout.
+PROBE_READ_TIMEOUT_ARGS = {"pymysql": "read_timeout", "mysqldb": "read_timeout"}
 URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?")
 
@@ -159,7 +162,17 @@ def _read_duckdb(path: Path, table: str | None, query: str | None) -> pd.DataFra
         con.close()
 
 
+def _with_available_mysql_driver(parsed):
+    """``mysql://`` and ``mariadb://`` mean SQLAlchemy's default driver, MySQLdb; use PyMySQL when only it is here."""
+    from importlib.util import find_spec
+
+    if parsed.drivername in ("mysql", "mariadb") and find_spec("MySQLdb") is None and find_spec("pymysql"):
+        return parsed.set(drivername=f"{parsed.drivername}+pymysql")
+    return parsed
+
+
 def _sql_engine(url: str, connect_timeout: float):
+    """An engine for ``url``, after a probe connection that fails within about ``connect_timeout`` seconds."""
     import math
 
     import sqlalchemy as sa
@@ -168,19 +181,33 @@ def _sql_engine(url: str, connect_timeout: float):
         parsed = sa.engine.make_url(url)
     except Exception as exc:  # any parse failure: report it without the password
         raise ValueError(f"not a valid SQLAlchemy URL: {mask_secrets(url)} ({mask_secrets(exc)})") from None
+    parsed = _with_available_mysql_driver(parsed)
     password = parsed.password if isinstance(parsed.password, str) else None
     shown = parsed.render_as_string(hide_password=True)
-    connect_args = {}
-    timeout_arg = CONNECT_TIMEOUT_ARGS.get(parsed.get_driver_name())
-    if timeout_arg:
-        connect_args[timeout_arg] = max(1, math.ceil(connect_timeout))
+    seconds = max(1, math.ceil(connect_timeout))
+    connect_args, probe_args = {}, {}
+    driver = parsed.get_driver_name()
+    if driver in CONNECT_TIMEOUT_ARGS:
+        connect_args[CONNECT_TIMEOUT_ARGS[driver]] = seconds
+    if driver in PROBE_READ_TIMEOUT_ARGS:
+        probe_args[PROBE_READ_TIMEOUT_ARGS[driver]] = seconds
     try:
+        probe = sa.create_engine(parsed, connect_args={**connect_args, **probe_args}, poolclass=sa.pool.NullPool)
         engine = sa.create_engine(parsed, connect_args=connect_args, hide_parameters=True)
     except (ImportError, sa.exc.NoSuchModuleError, sa.exc.ArgumentError) as exc:
         raise ValueError(
-            f"cannot use {shown}: {mask_secrets(exc, (password,))} (is the database driver installed?"
-            " e.g. pip install pymysql)"
+            f"cannot use {shown}: {mask_secrets(exc, (password,))} (is its database driver installed? for MySQL"
+            " or MariaDB: pip install pymysql)"
         ) from None
+    try:
+        with probe.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        reason = mask_secrets(getattr(exc, "orig", None) or exc, (password,)).splitlines()[0]
+        raise ValueError(f"cannot connect to database {shown} (timeout {seconds} s): {reason}") from None
+    finally:
+        probe.dispose()
     return engine, shown, password
 
 
