@@ -30,9 +30,9 @@ def repeat_days(split: Split) -> pd.DataFrame:
     """The cohort's purchase days after each customer's first one, calibration and held-out (customer, day)."""
     cohort = split.summary.index
     both = pd.concat([split.calibration[["customer", "day"]], split.holdout[["customer", "day"]]], ignore_index=True)
-    both = both[both["customer"].isin(cohort)]
-    first = split.summary["first_day"].reindex(both["customer"]).to_numpy()
-    return both[both["day"].to_numpy() > first].reset_index(drop=True)
+    position = cohort.get_indexer(both["customer"])  # -1: first purchase held out (Series.isin is slow on strings)
+    first = split.summary["first_day"].to_numpy()[np.maximum(position, 0)]
+    return both[(position >= 0) & (both["day"].to_numpy() > first)].reset_index(drop=True)
 
 
 def tracking_curve(split: Split) -> pd.DataFrame:
