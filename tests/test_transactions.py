@@ -14,7 +14,7 @@ import tomllib
 
 from stickyrec.experiments.calibration import build_example, views
 from stickyrec.experiments.calibration.examples import example_path, load_example
-from stickyrec.experiments.calibration.transactions import read_transactions, split
+from stickyrec.experiments.calibration.transactions import exact_duplicates, read_transactions, split
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,7 +102,7 @@ def test_every_source_kind_reads_the_same_days(tmp_path, lines):
         assert _days(log) == EXPECTED_DAYS
 
 
-def test_explicit_columns_and_plain_names(lines):
+def test_explicit_columns_and_plain_names(tmp_path):
     frame = pd.DataFrame(
         {
             "shopper": ["a", "a", "b"],
@@ -113,6 +113,9 @@ def test_explicit_columns_and_plain_names(lines):
     log = read_transactions(frame, customer="shopper", time="when", value="spend")
     assert log.columns == {"customer": "shopper", "time": "when", "value": "spend", "order": None}
     assert log.days["day"].dt.strftime("%Y-%m-%d").tolist() == ["2011-03-01", "2011-03-04", "2011-03-02"]
+    padded = tmp_path / "padded.csv"
+    padded.write_text("customer_id,timestamp\n00123,2011-03-01\n123,2011-03-02\n")
+    assert sorted(read_transactions(padded).days["customer"]) == ["00123", "123"]  # ids are text, not numbers
     snake = pd.DataFrame({"customer_id": [1, 2], "timestamp": ["2011-03-01", "2011-03-02"]})
     log = read_transactions(snake)
     assert log.columns["customer"] == "customer_id" and log.days["value"].isna().all()
@@ -176,6 +179,10 @@ def test_duplicates_dropped_with_a_warning_or_refused(lines):
         kept = read_transactions(doubled, duplicates="keep")
     assert kept.days["value"].sum() == pytest.approx(log.days["value"].sum() + 7.5)
     assert "allowed: drop, error, keep" in _error(lines, duplicates="maybe")
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"a": rng.integers(0, 4, 500), "b": rng.choice(["x", "y", None], 500), "c": rng.random(500)})
+    frame.loc[::7, "c"] = 0.5
+    assert np.array_equal(exact_duplicates(frame), frame.duplicated().to_numpy())
 
 
 def test_bad_sources_and_unreachable_database(tmp_path, lines):

@@ -124,7 +124,9 @@ def _sniff_separator(path: Path) -> str:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_csv(path, sep=_sniff_separator(path), low_memory=False)
+        # Every column as text: customer and order ids keep their leading zeros; numbers and times are parsed
+        # later, column by column, with errors that name the column.
+        return pd.read_csv(path, sep=_sniff_separator(path), dtype=str)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
