@@ -236,6 +236,10 @@ def test_split_summary_in_bgnbd_form(lines):
     assert cut.holdout_days == 6 and len(cut.calibration) == 4 and len(cut.holdout) == 3
     short = split(log, "2011-01-31", holdout_end="2011-02-04")
     assert short.summary["x_holdout"].tolist() == [0, 1]
+    later = split(log, "2011-01-31", cohort_start="2011-01-02")  # 17850 started before: left out of the cohort
+    assert list(later.summary.index) == ["13047"] and len(later.calibration) == 4
+    with pytest.raises(ValueError, match="cohort start 2011-02-01 is after the calibration end"):
+        split(log, "2011-01-31", cohort_start="2011-02-01")
 
 
 @pytest.mark.parametrize("end", ["2010-12-31", "2011-02-06", "2012-01-01"])

@@ -1,6 +1,7 @@
 """BG/NBD on a split log, scored on the held-out weeks: the reference figures of a calibration report.
 
-    python -m stickyrec.experiments.calibration.baseline [LOG] --calibration-end 2011-06-30 [--json OUT]
+    python -m stickyrec.experiments.calibration.baseline [LOG] --calibration-end 2011-06-30 \\
+        [--cohort-start 2010-01-01] [--json OUT]
 
 LOG defaults to the shipped Online Retail II example. The figures (``score_bgnbd``):
 
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="BG/NBD fitted to a log's calibration weeks, scored on the rest")
     parser.add_argument("log", nargs="?", default=None, help="transaction log (default: the shipped example)")
     parser.add_argument("--calibration-end", required=True, help="last calibration day, YYYY-MM-DD")
+    parser.add_argument("--cohort-start", default=None, help="leave out customers whose first purchase is before")
     parser.add_argument("--json", default=None, help="also write the figures (with both curves) here")
     args = parser.parse_args(argv)
     if args.log is None:
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         log = read_transactions(args.log)
-        cut = split(log, args.calibration_end)
+        cut = split(log, args.calibration_end, cohort_start=args.cohort_start)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -415,11 +415,14 @@ def rfm_summary(calibration: pd.DataFrame, holdout: pd.DataFrame, calibration_en
     return summary
 
 
-def split(log_or_days, calibration_end, holdout_end=None) -> Split:
+def split(log_or_days, calibration_end, holdout_end=None, *, cohort_start=None) -> Split:
     """Cut purchase days (a ``TransactionLog`` or its ``days``) at ``calibration_end`` (inclusive).
 
-    ``holdout_end`` (inclusive) defaults to the log's last day. Raises ``ValueError`` when a date is outside the
-    log: both parts must hold at least one day of it.
+    ``holdout_end`` (inclusive) defaults to the log's last day. ``cohort_start``, when given, leaves customers whose
+    first purchase day is before it out of the summary (not out of the purchase days): in a log that starts
+    mid-history, the first weeks' "new" customers include old ones (left-censored), against BG/NBD's assumption
+    that the first purchase is the start. Raises ``ValueError`` when a date is outside the log: both parts must
+    hold at least one day of it, and the cohort must start by the calibration end.
     """
     days = _days_of(log_or_days)
     first, last = days["day"].min(), days["day"].max()
@@ -436,9 +439,15 @@ def split(log_or_days, calibration_end, holdout_end=None) -> Split:
             f"holdout end {stop:%Y-%m-%d} is outside the log's held-out part; allowed: a date after the calibration"
             f" end {end:%Y-%m-%d} and no later than the log's last day {last:%Y-%m-%d}"
         )
+    start = first if cohort_start is None else as_day(cohort_start, "cohort start")
+    if not start <= end:
+        raise ValueError(
+            f"cohort start {start:%Y-%m-%d} is after the calibration end {end:%Y-%m-%d}; allowed: a date up to it"
+        )
     in_calibration = (days["day"] <= end).to_numpy()
     in_holdout = ~in_calibration & (days["day"] <= stop).to_numpy()
     calibration = days[in_calibration].reset_index(drop=True)
     holdout = days[in_holdout].reset_index(drop=True)
     summary = rfm_summary(calibration, holdout, end)
+    summary = summary[summary["first_day"] >= start]
     return Split(calibration, holdout, summary, end, stop, first)
