@@ -190,6 +190,8 @@ def test_bad_sources_and_unreachable_database(tmp_path, lines):
     assert "cannot tell the format" in _error(tmp_path / "log.xlsx")
     assert "apply to databases only" in _error(lines, table="t")
     assert "needs table= or query=" in _error("sqlite:///x.db")
+    assert "does not exist" in _error(f"sqlite:///{tmp_path / 'none.db'}", table="t")
+    assert not (tmp_path / "none.db").exists()  # nothing written
     import duckdb
 
     con = duckdb.connect(str(tmp_path / "two.duckdb"))

@@ -184,6 +184,10 @@ def _sql_engine(url: str, connect_timeout: float):
     except Exception as exc:  # any parse failure: report it without the password
         raise ValueError(f"not a valid SQLAlchemy URL: {mask_secrets(url)} ({mask_secrets(exc)})") from None
     parsed = _with_available_mysql_driver(parsed)
+    database = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
+        if not Path(database).is_file():  # SQLite would create an empty file and then find no table
+            raise ValueError(f"SQLite database file {database} does not exist")
     password = parsed.password if isinstance(parsed.password, str) else None
     shown = parsed.render_as_string(hide_password=True)
     seconds = max(1, math.ceil(connect_timeout))
