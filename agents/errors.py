@@ -1,7 +1,7 @@
 """Errors about an impression log that an agent fitting on it can raise (the platform's stores raise them too).
 
 They live here, in the agents layer, so that agents fitting on a log never import the platform
-(``stickyrec.experiments.platform``), which re-exports them beside its store errors.
+(``stickyrec.experiments.platform_log``), which re-exports them beside its store errors.
 """
 
 from __future__ import annotations

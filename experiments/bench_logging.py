@@ -9,7 +9,7 @@ What is measured, on one realistic log (a cohort of the chosen preset under the 
 * **writer**: impressions/s of ``LogStore.write`` alone: the log's committed batches (complete sessions, about
   ``--flush-rows`` impressions each, one transaction each) replayed into a fresh store. This is the logging
   throughput the targets refer to (>= 1,000,000/s embedded, >= 50,000/s into MariaDB over loopback).
-* **collect**: end-to-end ``experiments.platform.collect`` into a fresh DuckDB file (simulation, policy, buffering and
+* **collect**: end-to-end ``platform_log.collect`` into a fresh DuckDB file (simulation, policy, buffering and
   writes), beside the same cohort simulated without logging: the difference is what logging costs a collection.
 * **read**: ``read_impressions`` back into pandas.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from stickyrec.envs.config import make_config
-from stickyrec.experiments.platform import (
+from stickyrec.experiments.platform_log import (
     DEFAULT_FLUSH_ROWS,
     IMPRESSIONS_TABLE,
     DuckDBLogStore,

@@ -116,7 +116,7 @@ def cmd_simulate(args) -> int:
 
 def cmd_collect(args) -> int:
     from stickyrec.agents import make_policy
-    from stickyrec.experiments.platform import collect
+    from stickyrec.experiments.platform_log import collect
 
     config = _config(args)
     policy = make_policy(args.policy)

@@ -20,7 +20,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from stickyrec.experiments.platform import read_contexts, read_impressions, validate_impressions
+from stickyrec.experiments.platform_log import read_contexts, read_impressions, validate_impressions
 
 TRUE_CLICK_PROB = "true_click_prob"  # analysis only: never a model input
 

@@ -7,7 +7,7 @@ about its own traffic, e.g. collaborative filtering's click history), and the ob
 
 What a run produces is up to its observers (``RolloutObserver``): cohort statistics
 (``experiments.simulate.simulate_cohort``), the impression log and serve-time features
-(``experiments.platform.collect``), the click-model probe's table (``experiments.mlp_auc_probe``). Observers read
+(``experiments.platform_log.collect``), the click-model probe's table (``experiments.mlp_auc_probe``). Observers read
 and never change the env or the policy, so adding one leaves every number as it was.
 """
 

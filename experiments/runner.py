@@ -127,7 +127,7 @@ def _run_data(task: dict, out: Path) -> dict:
     from stickyrec.envs.catalog import make_catalog
     from stickyrec.envs.config import RetentionConfig
     from stickyrec.experiments.data import load_training_log, split_log
-    from stickyrec.experiments.platform import collect
+    from stickyrec.experiments.platform_log import collect
 
     config = RetentionConfig(**task["env"])
     store, contexts = out / "impressions.duckdb", out / "contexts.parquet"

@@ -442,7 +442,7 @@ def test_collect_calls_the_policy_update_hook(tmp_path):
     """A logging policy sees its own traffic through ``update`` (item CF builds its click history that way)."""
     from stickyrec.agents import RandomPolicy
     from stickyrec.envs.config import get_preset
-    from stickyrec.experiments.platform import collect
+    from stickyrec.experiments.platform_log import collect
 
     clicks_seen = []
 

@@ -15,7 +15,7 @@ from stickyrec.experiments.data import (
     shopper_history_features,
     split_log,
 )
-from stickyrec.experiments.platform import collect
+from stickyrec.experiments.platform_log import collect
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The platform's impression log (``stickyrec.experiments.platform``): exact round trips (DuckDB, SQLite, real
+"""The platform's impression log (``stickyrec.experiments.platform_log``): exact round trips (DuckDB, SQLite, real
 MariaDB), crash safety under SIGKILL, re-runs without duplicates, and clear errors on bad input that leave stored
 data intact.
 
@@ -26,8 +26,8 @@ import pytest
 
 from stickyrec import envs
 from stickyrec.agents import errors as agent_errors
-from stickyrec.experiments import platform
-from stickyrec.experiments.platform import (
+from stickyrec.experiments import platform_log as platform
+from stickyrec.experiments.platform_log import (
     IMPRESSION_COLUMNS,
     IMPRESSION_SCHEMA,
     KEY_COLUMNS,
@@ -263,7 +263,7 @@ import sys, time
 sys.path.insert(0, {repo!r})
 import numpy as np
 from stickyrec import envs
-from stickyrec.experiments import platform
+from stickyrec.experiments import platform_log as platform
 
 {policy}
 

@@ -10,7 +10,7 @@ import pytest
 from stickyrec import envs
 from stickyrec.agents import RandomPolicy
 from stickyrec.experiments.mlp_auc_probe import collect_random_log
-from stickyrec.experiments.platform import collect, read_contexts, read_impressions
+from stickyrec.experiments.platform_log import collect, read_contexts, read_impressions
 from stickyrec.experiments.rollout import RolloutObserver, rollout
 from stickyrec.experiments.simulate import CohortStats, simulate_cohort
 

@@ -38,7 +38,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from stickyrec.experiments.platform.errors import EmptyLogError, SchemaMismatchError, UnknownItemError
+from stickyrec.experiments.platform_log.errors import EmptyLogError, SchemaMismatchError, UnknownItemError
 
 IMPRESSIONS_TABLE = "impressions"
 RUNS_TABLE = "impression_runs"

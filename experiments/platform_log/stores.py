@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from stickyrec.experiments.platform.backend import DEFAULT_STORE, LogStore
-from stickyrec.experiments.platform.duckdb_store import DuckDBLogStore
-from stickyrec.experiments.platform.errors import EmptyLogError
-from stickyrec.experiments.platform.schema import (
+from stickyrec.experiments.platform_log.backend import DEFAULT_STORE, LogStore
+from stickyrec.experiments.platform_log.duckdb_store import DuckDBLogStore
+from stickyrec.experiments.platform_log.errors import EmptyLogError
+from stickyrec.experiments.platform_log.schema import (
     IMPRESSIONS_TABLE,
     NUMERIC_COLUMNS,
     RUN_COLUMNS,
@@ -27,7 +27,7 @@ from stickyrec.experiments.platform.schema import (
     session_keys,
     validate_impressions,
 )
-from stickyrec.experiments.platform.sql_store import SQLLogStore
+from stickyrec.experiments.platform_log.sql_store import SQLLogStore
 
 StoreLike = str | os.PathLike | LogStore | None
 

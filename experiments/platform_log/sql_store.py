@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stickyrec.experiments.platform.backend import LogStore
-from stickyrec.experiments.platform.errors import LogStoreError, StoreConnectionError, scrub_secrets
-from stickyrec.experiments.platform.schema import (
+from stickyrec.experiments.platform_log.backend import LogStore
+from stickyrec.experiments.platform_log.errors import LogStoreError, StoreConnectionError, scrub_secrets
+from stickyrec.experiments.platform_log.schema import (
     IMPRESSION_COLUMNS,
     IMPRESSION_SCHEMA,
     IMPRESSIONS_TABLE,

@@ -20,17 +20,17 @@ import time
 import numpy as np
 
 from stickyrec.envs.config import make_config
-from stickyrec.experiments.platform.backend import LogStore
-from stickyrec.experiments.platform.errors import RunMismatchError
-from stickyrec.experiments.platform.logger import (
+from stickyrec.experiments.platform_log.backend import LogStore
+from stickyrec.experiments.platform_log.errors import RunMismatchError
+from stickyrec.experiments.platform_log.logger import (
     DEFAULT_FLUSH_ROWS,
     DEFAULT_FLUSH_SECONDS,
     ImpressionLogger,
     LoggerStats,
 )
-from stickyrec.experiments.platform.recorder import ContextRecorder
-from stickyrec.experiments.platform.schema import RUNS_TABLE, RunInfo, check_name, utc_now
-from stickyrec.experiments.platform.stores import opened
+from stickyrec.experiments.platform_log.recorder import ContextRecorder
+from stickyrec.experiments.platform_log.schema import RUNS_TABLE, RunInfo, check_name, utc_now
+from stickyrec.experiments.platform_log.stores import opened
 from stickyrec.experiments.rollout import RolloutObserver, rollout
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stickyrec.experiments.platform.errors import SchemaMismatchError
-from stickyrec.experiments.platform.schema import (
+from stickyrec.experiments.platform_log.errors import SchemaMismatchError
+from stickyrec.experiments.platform_log.schema import (
     COLUMN_KINDS,
     IMPRESSIONS_TABLE,
     RUN_COLUMNS,

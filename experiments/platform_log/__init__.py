@@ -17,10 +17,10 @@ Modules, from the bottom up:
   store.
 """
 
-from stickyrec.experiments.platform.backend import DEFAULT_STORE, LogStore
-from stickyrec.experiments.platform.collect import CollectResult, ImpressionLogObserver, collect, config_fingerprint
-from stickyrec.experiments.platform.duckdb_store import DuckDBLogStore
-from stickyrec.experiments.platform.errors import (
+from stickyrec.experiments.platform_log.backend import DEFAULT_STORE, LogStore
+from stickyrec.experiments.platform_log.collect import CollectResult, ImpressionLogObserver, collect, config_fingerprint
+from stickyrec.experiments.platform_log.duckdb_store import DuckDBLogStore
+from stickyrec.experiments.platform_log.errors import (
     EmptyLogError,
     LogError,
     LogStoreError,
@@ -29,14 +29,14 @@ from stickyrec.experiments.platform.errors import (
     StoreConnectionError,
     UnknownItemError,
 )
-from stickyrec.experiments.platform.logger import (
+from stickyrec.experiments.platform_log.logger import (
     DEFAULT_FLUSH_ROWS,
     DEFAULT_FLUSH_SECONDS,
     ImpressionLogger,
     LoggerStats,
 )
-from stickyrec.experiments.platform.recorder import ContextRecorder, read_contexts
-from stickyrec.experiments.platform.schema import (
+from stickyrec.experiments.platform_log.recorder import ContextRecorder, read_contexts
+from stickyrec.experiments.platform_log.schema import (
     IMPRESSION_COLUMNS,
     IMPRESSION_SCHEMA,
     IMPRESSIONS_TABLE,
@@ -48,8 +48,8 @@ from stickyrec.experiments.platform.schema import (
     check_name,
     validate_impressions,
 )
-from stickyrec.experiments.platform.sql_store import SQLLogStore
-from stickyrec.experiments.platform.stores import list_runs, open_store, read_impressions, write_impressions
+from stickyrec.experiments.platform_log.sql_store import SQLLogStore
+from stickyrec.experiments.platform_log.stores import list_runs, open_store, read_impressions, write_impressions
 
 __all__ = [
     "DEFAULT_FLUSH_ROWS",

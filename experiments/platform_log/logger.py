@@ -20,9 +20,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stickyrec.experiments.platform.backend import LogStore
-from stickyrec.experiments.platform.errors import RunMismatchError
-from stickyrec.experiments.platform.schema import ImpressionBatch, check_item_ids, check_name, session_keys
+from stickyrec.experiments.platform_log.backend import LogStore
+from stickyrec.experiments.platform_log.errors import RunMismatchError
+from stickyrec.experiments.platform_log.schema import ImpressionBatch, check_item_ids, check_name, session_keys
 
 DEFAULT_FLUSH_ROWS = 1_000_000  # impressions buffered before a flush of the complete sessions
 DEFAULT_FLUSH_SECONDS = 10.0  # ... or seconds since the last flush: what a crash may lose

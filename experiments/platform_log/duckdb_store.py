@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stickyrec.experiments.platform.backend import DEFAULT_STORE, LogStore
-from stickyrec.experiments.platform.errors import EmptyLogError, StoreConnectionError
-from stickyrec.experiments.platform.schema import (
+from stickyrec.experiments.platform_log.backend import DEFAULT_STORE, LogStore
+from stickyrec.experiments.platform_log.errors import EmptyLogError, StoreConnectionError
+from stickyrec.experiments.platform_log.schema import (
     IMPRESSION_COLUMNS,
     IMPRESSION_SCHEMA,
     IMPRESSIONS_TABLE,
