@@ -3,7 +3,7 @@
 Heavy agents (the torch MLP) are imported from their modules: ``from agents.mlp import MLPClickModel``.
 """
 
-from stickyrec.agents.base import Agent, top_k_slate
+from stickyrec.agents.base import Agent
 from stickyrec.agents.baselines import ItemCFPolicy, PopularityPolicy
 from stickyrec.agents.heuristics import ClickChaserPolicy, RandomPolicy, RelevanceQualityPolicy
 from stickyrec.agents.oracles import LongTermOracle, MyopicOracle
@@ -31,5 +31,4 @@ __all__ = [
     "RandomPolicy",
     "RelevanceQualityPolicy",
     "make_policy",
-    "top_k_slate",
 ]

@@ -12,13 +12,6 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from stickyrec.envs.wrappers import top_k
-
-
-def top_k_slate(scores: np.ndarray, k: int) -> np.ndarray:
-    """(B, M) scores -> (B, k) indices of the k best, best first (ties broken by lower index)."""
-    return top_k(scores, k)
-
 
 class Agent(ABC):
     """A slate policy over a batch of shoppers."""

@@ -26,7 +26,7 @@ import pandas as pd
 
 from stickyrec.agents.base import Agent
 from stickyrec.envs.logstore import EmptyLogError, UnknownItemError
-from stickyrec.envs.wrappers import top_k
+from stickyrec.envs.spaces import top_k
 
 FORMAT_VERSION = 1
 _SHOPPER_BLOCK = 4096  # training shoppers per dense block when accumulating the item-item co-click matrix

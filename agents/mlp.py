@@ -45,7 +45,7 @@ from torch.nn import functional as F
 
 from stickyrec.agents.base import Agent
 from stickyrec.envs.shoppers import SHOPPER_FEATURES, n_shopper_features
-from stickyrec.envs.wrappers import top_k
+from stickyrec.envs.spaces import top_k
 
 FORMAT = "stickyrec.agent"
 FORMAT_VERSION = 1

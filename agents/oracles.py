@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from stickyrec.agents.base import Agent, top_k_slate
+from stickyrec.agents.base import Agent
 from stickyrec.envs import choice
-from stickyrec.envs.wrappers import top_k
+from stickyrec.envs.spaces import top_k
 
 
 def _checked_candidates(simulator, observation: dict[str, np.ndarray] | None) -> np.ndarray:
@@ -74,7 +74,7 @@ class MyopicOracle(Agent):
 
     def act(self, observation):
         ids = _checked_candidates(self.simulator, observation)
-        return top_k_slate(true_click_utility(self.simulator, ids), self.config.slate_size)
+        return top_k(true_click_utility(self.simulator, ids), self.config.slate_size)
 
 
 class LongTermOracle(Agent):
@@ -164,7 +164,7 @@ class LongTermOracle(Agent):
         score = self.scores(observation)
         k = self.config.slate_size
         if self.max_per_category <= 0:
-            return top_k_slate(score, k)
+            return top_k(score, k)
         categories = self.catalog.category[observation["candidate_ids"]]
         return capped_greedy_slate(score, categories, k, self.max_per_category)
 

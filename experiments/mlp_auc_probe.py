@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from stickyrec import envs
 from stickyrec.agents.mlp import MLPClickModel, roc_auc
-from stickyrec.envs.wrappers import top_k
+from stickyrec.envs.spaces import top_k
 
 
 def collect_random_log(

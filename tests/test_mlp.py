@@ -12,7 +12,7 @@ from gymnasium.vector import AutoresetMode
 
 from stickyrec import envs
 from stickyrec.agents.mlp import FORMAT, MLPClickModel, roc_auc
-from stickyrec.envs.wrappers import top_k
+from stickyrec.envs.spaces import top_k
 
 
 @pytest.fixture(scope="module", autouse=True)

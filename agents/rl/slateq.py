@@ -53,8 +53,8 @@ from stickyrec.agents.rl.base import RLAgent, TrainProgress, check_float, check_
 from stickyrec.agents.rl.checkpoint import env_spaces
 from stickyrec.agents.rl.networks import CandidateFeatures, CandidateScorer, catalog_tables, empty_tables, shopper_mlp
 from stickyrec.agents.rl.rewards import DEFAULT_REWARD
+from stickyrec.envs.spaces import top_k
 from stickyrec.envs.vector import RetentionVectorEnv
-from stickyrec.envs.wrappers import top_k
 
 
 class SlateQNet(nn.Module):
