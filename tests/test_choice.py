@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stickyrec.envs import choice
+from stickyrec.envs.choice import sample_choice
 from tests.strategies import utilities
 
 
@@ -149,13 +150,6 @@ def test_choose_returns_an_index_of_positive_weight(weights, uniform):
 # --- the hot-path sampler (no (B, k + 1) array): same choices as choose() on the full weights ------------
 
 
-def _sample_choice():
-    sampler = getattr(choice, "sample_choice", None)
-    if sampler is None:
-        pytest.skip("envs.choice has no sample_choice")
-    return sampler
-
-
 @given(
     utility=utilities(max_slate=10, bound=50.0),
     no_click_utility=st.floats(-50.0, 50.0),
@@ -168,7 +162,6 @@ def test_sample_choice_agrees_with_choose_on_the_same_uniforms(
 ):
     """sample_choice(item logits, no-click logit, u) picks exactly what choose(weights of all k + 1 options, u)
     picks, for the same uniforms."""
-    sample_choice = _sample_choice()
     logits = choice.slate_logits(
         utility, temperature, no_click_utility, choice.examination_log_weights(utility.shape[1], position_decay)
     )
@@ -180,5 +173,4 @@ def test_sample_choice_agrees_with_choose_on_the_same_uniforms(
 def test_sample_choice_never_picks_a_zero_weight_item_even_at_uniform_zero():
     """The hot-path sampler, too, returns no click (k) when every item's weight underflows to 0, even for a
     uniform of exactly 0.0."""
-    sample_choice = _sample_choice()
     assert sample_choice(np.array([[-1000.0, -1000.0, -1000.0]]), 0.0, np.array([0.0])).tolist() == [3]

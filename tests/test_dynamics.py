@@ -138,7 +138,8 @@ def test_revert_satisfaction_relaxes_toward_the_baseline():
 # simulator has it, ``step_one`` (the single env's scalar fast path). Clicks are forced through the config
 # (a no-click utility far below or above every item's), so these tests need no private hook.
 
-STEP_METHODS = ["step", "step_one"]
+# the batched step and the one-shopper kernel, as attributes (a renamed method fails here, it is never skipped)
+STEP_METHODS = {"step": envs.RetentionSimulator.step, "step_one": envs.RetentionSimulator.step_one}
 ALWAYS_CLICK = {"no_click_utility": -100.0, "temperature": 0.05}  # no-click logit -2000: never chosen
 NEVER_CLICK = {"no_click_utility": 100.0, "temperature": 0.05}  # no-click logit 2000: always chosen
 NEVER_LEAVE = {"leave_base": -100.0, "max_session_steps": 1000}
@@ -152,9 +153,7 @@ def _one_shopper(config: envs.RetentionConfig, seed: int = 0) -> envs.RetentionS
 
 def _step(simulator: envs.RetentionSimulator, method: str, slate: np.ndarray) -> dict:
     """One impression through ``method``; the response as a dict of Python scalars."""
-    if not hasattr(simulator, method):
-        pytest.skip(f"RetentionSimulator has no {method}()")
-    response = getattr(simulator, method)(slate[None, :])
+    response = STEP_METHODS[method](simulator, slate[None, :])
     return {name: np.asarray(value).reshape(-1)[0].item() for name, value in response._asdict().items()}
 
 
