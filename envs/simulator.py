@@ -29,6 +29,7 @@ from stickyrec.envs import choice, dynamics
 from stickyrec.envs.catalog import Catalog, make_catalog, normalise_rows
 from stickyrec.envs.config import RetentionConfig
 from stickyrec.envs.retrieval import CandidateRetriever
+from stickyrec.envs.rewards import RewardMix
 from stickyrec.envs.rng import ShopperStreams
 from stickyrec.envs.shoppers import RECENT_CLICKS_HALF_LIFE_DAYS, ShopperState
 
@@ -46,7 +47,7 @@ class StepResponse(NamedTuple):
     churned: np.ndarray  # bool: gone for good (terminated)
     horizon_reached: np.ndarray  # bool: next visit falls past the horizon (truncated)
     day: np.ndarray  # int64, simulated day of this impression
-    reward: np.ndarray  # float64, the config's weighted mix of the above
+    reward: np.ndarray  # float64, the config's weighted mix of the above (``envs.rewards.RewardMix``)
 
 
 class RetentionSimulator:
@@ -82,19 +83,7 @@ class RetentionSimulator:
         self._inverse_temperature = 1.0 / config.temperature
         self._no_click_logit = config.no_click_utility / config.temperature
         self._appeal_utility = config.appeal_weight * self.catalog.appeal
-        c = config
-        self._reward_terms = [
-            (w, name)
-            for w, name in (
-                (c.reward_click, "click"),
-                (c.reward_purchase, "purchase"),
-                (c.reward_revenue, "revenue"),
-                (c.reward_return_visit, "return"),
-                (c.reward_return_gap, "gap"),
-                (c.reward_churn, "churn"),
-            )
-            if w != 0.0
-        ]
+        self.reward = RewardMix.from_config(config)  # the config's ``reward_*`` fields (``envs.rewards``)
 
     # --- arrivals --------------------------------------------------------------------------------
     def reset_rows(self, rows: np.ndarray, keys: np.ndarray | None = None) -> None:
@@ -325,11 +314,9 @@ class RetentionSimulator:
             churned=churned,
             horizon_reached=horizon_reached,
             day=day,
-            reward=np.zeros(self.batch_size),
+            reward=None,
         )
-        for weight, term in self._reward_terms:
-            response.reward.__iadd__(weight * self._reward_term(term, response))
-        return response
+        return response._replace(reward=self.reward.env_reward(response))
 
     def step_one(self, slate) -> StepResponse:
         """``step`` for a batch of one shopper, with Python scalars in the response.
@@ -452,12 +439,9 @@ class RetentionSimulator:
             churned=churned,
             horizon_reached=horizon_reached,
             day=day,
-            reward=0.0,
+            reward=None,
         )
-        reward = 0.0
-        for weight, term in self._reward_terms:
-            reward += weight * self._reward_term(term, response)
-        return response._replace(reward=float(reward))
+        return response._replace(reward=float(self.reward.env_reward(response)))
 
     def _end_sessions(self, ended, returned, churned, horizon_reached, gap) -> None:
         """Draw the gap and churn for shoppers whose session ended; start the next session for returners."""
@@ -502,17 +486,3 @@ class RetentionSimulator:
         )
         if rows.size:
             self._retrieve(rows)
-
-    @staticmethod
-    def _reward_term(term: str, r: StepResponse) -> np.ndarray:
-        if term == "click":
-            return r.clicked_position >= 0
-        if term == "purchase":
-            return r.purchased
-        if term == "revenue":
-            return r.revenue
-        if term == "return":
-            return r.returned
-        if term == "gap":
-            return r.return_gap_days
-        return r.churned

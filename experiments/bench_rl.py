@@ -82,9 +82,9 @@ def main(argv=None) -> dict:
 
     from stickyrec.agents.rl.base import isolated_global_rng
     from stickyrec.agents.rl.ppo import PPOAgent
-    from stickyrec.agents.rl.rewards import make_reward
     from stickyrec.agents.rl.sb3_adapter import SB3VecEnv
     from stickyrec.envs.config import make_config
+    from stickyrec.envs.rewards import make_reward
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300_000)

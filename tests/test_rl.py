@@ -12,9 +12,9 @@ import torch
 from stickyrec.agents.rl import load_agent, make_reward, make_rl_agent
 from stickyrec.agents.rl.base import isolated_global_rng
 from stickyrec.agents.rl.ppo import PPOAgent, gumbel_top_k, plackett_luce
-from stickyrec.agents.rl.rewards import RewardMix
 from stickyrec.agents.rl.sb3_adapter import SB3VecEnv, flatten_observation
 from stickyrec.agents.rl.slateq import SlateQAgent
+from stickyrec.envs.rewards import RewardMix
 from stickyrec.envs.vector import RetentionVectorEnv
 
 TINY = {

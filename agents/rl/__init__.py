@@ -1,12 +1,13 @@
 """Reinforcement-learning agents on the batched env: PPO with a Plackett-Luce slate policy, and SlateQ.
 
 ``make_rl_agent(name, **hyperparameters)`` builds an untrained agent; ``load_agent(path)`` loads any checkpoint
-(RL agents and the supervised MLP) as the agent it holds. torch and SB3 load on first use of this package.
+(RL agents and the supervised MLP) as the agent it holds. torch and SB3 load on first use of this package. The reward
+designs (``RewardMix``, ``REWARDS``, ``make_reward``) live with the world in ``envs.rewards`` and are re-exported here.
 """
 
 from __future__ import annotations
 
-from stickyrec.agents.rl.rewards import DEFAULT_REWARD, REWARDS, RewardMix, make_reward
+from stickyrec.envs.rewards import DEFAULT_REWARD, REWARDS, RewardMix, make_reward
 
 
 def _registry() -> dict:

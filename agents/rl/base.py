@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 
 from stickyrec.agents.base import Agent
 from stickyrec.agents.rl.checkpoint import check_spaces, env_spaces, load_checkpoint, load_state, save_checkpoint
-from stickyrec.agents.rl.rewards import make_reward
 from stickyrec.envs.config import make_config
+from stickyrec.envs.rewards import make_reward
 from stickyrec.envs.spaces import top_k
 
 _ACT_CHUNK = 1024  # shoppers per forward pass at act time

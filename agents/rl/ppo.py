@@ -44,8 +44,8 @@ from stickyrec.agents.rl.networks import (
     shopper_mlp,
     split_observation,
 )
-from stickyrec.agents.rl.rewards import DEFAULT_REWARD
 from stickyrec.agents.rl.sb3_adapter import SB3VecEnv
+from stickyrec.envs.rewards import DEFAULT_REWARD
 
 
 def gumbel_top_k(scores: torch.Tensor, k: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -237,7 +237,7 @@ class _TrainCallback(BaseCallback):
 class PPOAgent(RLAgent):
     """PPO with a Plackett-Luce slate policy; acts greedily (top k of the learned scores) once trained.
 
-    Arguments (all saved with the checkpoint): ``reward`` (a name from ``agents.rl.rewards.REWARDS`` or a mapping of
+    Arguments (all saved with the checkpoint): ``reward`` (a name from ``envs.rewards.REWARDS`` or a mapping of
     weights), ``n_envs`` shoppers stepped together, SB3's ``n_steps``, ``batch_size``, ``n_epochs``,
     ``learning_rate``, ``gamma``, ``gae_lambda``, ``clip_range``, ``ent_coef``, the towers' ``hidden`` width and
     ``embed`` size, and the training ``seed``.

@@ -6,7 +6,7 @@
   float32), so SB3 stores them in its buffers as they are; the agents' networks split the row and gather the
   catalog's item features by id. (SB3 would one-hot a ``MultiDiscrete`` observation: M x N_items floats per row.)
 * actions are ``MultiDiscrete([M] * k)`` slates of candidate indices, checked by the env;
-* rewards come from an injected function of the step's ``info`` arrays (``agents.rl.rewards``; a ``RewardMix`` is
+* rewards come from an injected function of the step's ``info`` arrays (``envs.rewards``; a ``RewardMix`` is
   bound to this env's catalog);
 * a finished shopper's row carries ``terminal_observation`` and ``TimeLimit.truncated`` (the horizon, not churn)
   in its info dict, plus SB3's ``episode`` record (return, length, seconds) so ``ep_rew_mean`` is logged; the

@@ -52,7 +52,7 @@ from torch.nn import functional as F
 from stickyrec.agents.rl.base import RLAgent, TrainProgress, check_float, check_int, isolated_global_rng, torch_threads
 from stickyrec.agents.rl.checkpoint import env_spaces
 from stickyrec.agents.rl.networks import CandidateFeatures, CandidateScorer, catalog_tables, empty_tables, shopper_mlp
-from stickyrec.agents.rl.rewards import DEFAULT_REWARD
+from stickyrec.envs.rewards import DEFAULT_REWARD
 from stickyrec.envs.spaces import top_k
 from stickyrec.envs.vector import RetentionVectorEnv
 
@@ -201,7 +201,7 @@ class ReplayBuffer:
 class SlateQAgent(RLAgent):
     """SlateQ; once trained, shows the best slate under its learned choice model (``SlateQNet.ranking_key``).
 
-    Arguments (all saved with the checkpoint): ``reward`` (a name from ``agents.rl.rewards.REWARDS`` or a mapping of
+    Arguments (all saved with the checkpoint): ``reward`` (a name from ``envs.rewards.REWARDS`` or a mapping of
     weights), ``n_envs`` shoppers stepped together, ``buffer_size`` transitions, ``batch_size``,
     ``gradient_steps`` per env step, ``learning_rate``, ``gamma``, ``tau`` (Polyak rate of the target network),
     ``exploration_fraction`` of training over which epsilon falls from ``epsilon_start`` to ``epsilon_end``,

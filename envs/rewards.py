@@ -1,8 +1,13 @@
-"""Rewards for RL training: functions of a step's response, injected into the training adapters.
+"""The world's reward: ``RewardMix``, a weighted sum of what a step's response holds, and the named designs.
 
-The env's own ``reward_*`` config fields give one weighted mix; RL training instead takes the reward as a function
-of the step's ``info`` arrays (what the platform observes after the step), so one scenario can be trained under
-several reward designs without touching its config. ``RewardMix`` is the weighted mix; the named designs are:
+One reward system serves both sides:
+
+* the env's own reward: the ``reward_*`` fields of ``RetentionConfig`` build a ``RewardMix``
+  (``RewardMix.from_config``; the default pays +1 per return visit) that ``RetentionSimulator`` applies to every
+  step's ``StepResponse`` (``env_reward``: float64, summed term by term from zero in field order);
+* RL training: the reward is a function of the step's ``info`` arrays (what the platform observes after the
+  step), so one scenario can be trained under several reward designs without touching its config. ``reward(info)``
+  gives float32 rewards; ``make_reward`` picks a named design or builds one from weights. The named designs are:
 
 * ``quality_stickiness`` (the default RL reward): +1 per return visit, +1 per purchase, and +3 x the public rating
   of each clicked item. Retention-aware: return visits are the retention signal; purchases and well-rated clicks are
@@ -38,27 +43,36 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 
-def _rated_click(info, catalog) -> np.ndarray:
-    clicked = info["clicked_position"] >= 0
-    return np.where(clicked, catalog.rating[np.where(clicked, info["clicked_item"], 0)], 0.0)
+def _rated_click(get, catalog) -> np.ndarray:
+    clicked = get("clicked_position") >= 0
+    return np.where(clicked, catalog.rating[np.where(clicked, get("clicked_item"), 0)], 0.0)
 
 
-# The info fields (see ``envs.env.INFO_KEYS``) and catalog arrays each term reads.
+# What each term reads: ``get(field)`` returns a field of the step's response (the names of ``StepResponse``, which
+# are also the env's ``info`` keys, ``envs.env.INFO_KEYS``), ``catalog`` the item arrays. In field order of
+# ``RewardMix``, which is the order the terms are summed in.
 _TERMS = {
-    "click": lambda info, catalog: info["clicked_position"] >= 0,
-    "purchase": lambda info, catalog: info["purchased"],
-    "revenue": lambda info, catalog: info["revenue"],
-    "return_visit": lambda info, catalog: info["returned"],
-    "return_gap": lambda info, catalog: info["return_gap_days"],
-    "churn": lambda info, catalog: info["churned"],
+    "click": lambda get, catalog: get("clicked_position") >= 0,
+    "purchase": lambda get, catalog: get("purchased"),
+    "revenue": lambda get, catalog: get("revenue"),
+    "return_visit": lambda get, catalog: get("returned"),
+    "return_gap": lambda get, catalog: get("return_gap_days"),
+    "churn": lambda get, catalog: get("churned"),
     "rated_click": _rated_click,  # the public rating (quality plus noise, in [0, 1]) of the clicked item
 }
 _CATALOG_TERMS = ("rated_click",)
+# The env config's reward fields: ``reward_<term>`` (no config field for ``rated_click``).
+CONFIG_TERMS = ("click", "purchase", "revenue", "return_visit", "return_gap", "churn")
 
 
 @dataclasses.dataclass(frozen=True)
 class RewardMix:
-    """reward = sum of weight * term over the step's response, per shopper (float32 array over the batch)."""
+    """reward = sum of weight * term over the step's response, per shopper.
+
+    ``reward(info)`` is the RL training reward (a float32 array over the batch); ``env_reward(response)`` is the
+    env's own reward (float64). A mix may be all zeros (an env config may pay nothing); ``make_reward`` refuses
+    that for training.
+    """
 
     click: float = 0.0
     purchase: float = 0.0
@@ -77,27 +91,44 @@ class RewardMix:
                 or not math.isfinite(value)
             ):
                 raise ValueError(f"reward weight {field.name}={value!r}; allowed: a finite number")
-        if not any(getattr(self, f.name) for f in dataclasses.fields(self)):
-            raise ValueError(
-                f"every reward weight is zero; allowed: at least one non-zero weight among {', '.join(_TERMS)}"
-            )
+
+    @classmethod
+    def from_config(cls, config) -> RewardMix:
+        """The env's reward: the ``reward_*`` fields of a ``RetentionConfig``."""
+        return cls(**{name: getattr(config, f"reward_{name}") for name in CONFIG_TERMS})
 
     @property
     def needs_catalog(self) -> bool:
         return any(getattr(self, name) for name in _CATALOG_TERMS)
 
-    def __call__(self, info: Mapping[str, np.ndarray], catalog=None) -> np.ndarray:
+    def _weighted_terms(self, catalog) -> list[tuple[float, Callable]]:
+        """(weight, term) for every non-zero weight, in field order."""
+        terms = [(getattr(self, name), term) for name, term in _TERMS.items()]
+        terms = [(weight, term) for weight, term in terms if weight]
         if catalog is None and self.needs_catalog:
             raise ValueError(
                 f"the reward {self.describe()!r} reads item ratings from the catalog; call it as"
                 " reward(info, catalog) or reward.bind(catalog)(info)"
             )
+        return terms
+
+    def __call__(self, info: Mapping[str, np.ndarray], catalog=None) -> np.ndarray:
+        """The training reward of a step's ``info`` arrays: float32, per shopper."""
+        get = info.__getitem__
         reward = None
-        for name, term in _TERMS.items():
-            weight = getattr(self, name)
-            if weight:
-                value = weight * np.asarray(term(info, catalog), dtype=np.float32)
-                reward = value if reward is None else reward + value
+        for weight, term in self._weighted_terms(catalog):
+            value = weight * np.asarray(term(get, catalog), dtype=np.float32)
+            reward = value if reward is None else reward + value
+        return np.zeros(len(get("clicked_position")), np.float32) if reward is None else reward
+
+    def env_reward(self, response, catalog=None):
+        """The env's reward of a ``StepResponse``: float64 per shopper, or a Python float for the one-shopper
+        kernel's scalar response. Summed from zero, term by term in field order (the env's numbers depend on it)."""
+        get = functools.partial(getattr, response)
+        clicked_position = response.clicked_position
+        reward = np.zeros(len(clicked_position)) if isinstance(clicked_position, np.ndarray) else 0.0
+        for weight, term in self._weighted_terms(catalog):
+            reward += weight * term(get, catalog)
         return reward
 
     def bind(self, catalog) -> Callable[[Mapping[str, np.ndarray]], np.ndarray]:
@@ -123,21 +154,30 @@ DEFAULT_REWARD = "quality_stickiness"
 
 
 def make_reward(spec: str | Mapping[str, float] | RewardMix | None = None) -> RewardMix:
-    """A reward by name (``retention``, ``click``...), from a mapping of weights, or a ``RewardMix`` as is."""
+    """A training reward by name (``retention``, ``click``...), from a mapping of weights, or a ``RewardMix`` as is;
+    at least one weight must be non-zero."""
     if spec is None:
         spec = DEFAULT_REWARD
     if isinstance(spec, RewardMix):
-        return spec
-    if isinstance(spec, str):
+        reward = spec
+    elif isinstance(spec, str):
         if spec not in REWARDS:
             raise ValueError(
                 f"unknown reward {spec!r}; allowed: {', '.join(REWARDS)} or a mapping of weights over"
                 f" {', '.join(_TERMS)}"
             )
-        return REWARDS[spec]
-    if isinstance(spec, Mapping):
+        reward = REWARDS[spec]
+    elif isinstance(spec, Mapping):
         unknown = sorted(set(spec) - set(_TERMS))
         if unknown:
             raise ValueError(f"unknown reward term(s) {unknown}; allowed: {', '.join(_TERMS)}")
-        return RewardMix(**spec)
-    raise ValueError(f"reward {spec!r}; allowed: a name ({', '.join(REWARDS)}), a mapping of weights or a RewardMix")
+        reward = RewardMix(**spec)
+    else:
+        raise ValueError(
+            f"reward {spec!r}; allowed: a name ({', '.join(REWARDS)}), a mapping of weights or a RewardMix"
+        )
+    if not any(getattr(reward, f.name) for f in dataclasses.fields(reward)):
+        raise ValueError(
+            f"every reward weight is zero; allowed: at least one non-zero weight among {', '.join(_TERMS)}"
+        )
+    return reward
