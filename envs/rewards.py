@@ -4,7 +4,7 @@ One reward system serves both sides:
 
 * the env's own reward: the ``reward_*`` fields of ``RetentionConfig`` build a ``RewardMix``
   (``RewardMix.from_config``; the default pays +1 per return visit) that ``RetentionSimulator`` applies to every
-  step's ``StepResponse`` (``env_reward``: float64, summed term by term from zero in field order);
+  step's ``StepResponse`` (``response_reward``: float64, summed term by term from zero in field order);
 * RL training: the reward is a function of the step's ``info`` arrays (what the platform observes after the
   step), so one scenario can be trained under several reward designs without touching its config. ``reward(info)``
   gives float32 rewards; ``make_reward`` picks a named design or builds one from weights. The named designs are:
@@ -69,9 +69,9 @@ CONFIG_TERMS = ("click", "purchase", "revenue", "return_visit", "return_gap", "c
 class RewardMix:
     """reward = sum of weight * term over the step's response, per shopper.
 
-    ``reward(info)`` is the RL training reward (a float32 array over the batch); ``env_reward(response)`` is the
-    env's own reward (float64). A mix may be all zeros (an env config may pay nothing); ``make_reward`` refuses
-    that for training.
+    ``reward(info)`` is the RL training reward (a float32 array over the batch); ``response_reward()`` gives the
+    env's own reward of a ``StepResponse`` (float64). A mix may be all zeros (an env config may pay nothing);
+    ``make_reward`` refuses that for training.
     """
 
     click: float = 0.0
@@ -121,15 +121,23 @@ class RewardMix:
             reward = value if reward is None else reward + value
         return np.zeros(len(get("clicked_position")), np.float32) if reward is None else reward
 
-    def env_reward(self, response, catalog=None):
-        """The env's reward of a ``StepResponse``: float64 per shopper, or a Python float for the one-shopper
-        kernel's scalar response. Summed from zero, term by term in field order (the env's numbers depend on it)."""
-        get = functools.partial(getattr, response)
-        clicked_position = response.clicked_position
-        reward = np.zeros(len(clicked_position)) if isinstance(clicked_position, np.ndarray) else 0.0
-        for weight, term in self._weighted_terms(catalog):
-            reward += weight * term(get, catalog)
-        return reward
+    def response_reward(self, catalog=None) -> Callable:
+        """The env's reward as a function of a ``StepResponse`` (``RetentionSimulator`` builds it once).
+
+        The function gives float64 per shopper, or a Python float for the one-shopper kernel's scalar response,
+        summed from zero term by term in field order (the env's numbers depend on that order).
+        """
+        terms = self._weighted_terms(catalog)
+
+        def env_reward(response):
+            get = functools.partial(getattr, response)
+            clicked_position = response.clicked_position
+            reward = np.zeros(len(clicked_position)) if isinstance(clicked_position, np.ndarray) else 0.0
+            for weight, term in terms:
+                reward += weight * term(get, catalog)
+            return reward
+
+        return env_reward
 
     def bind(self, catalog) -> Callable[[Mapping[str, np.ndarray]], np.ndarray]:
         """The reward as a function of ``info`` alone, reading item arrays from ``catalog``."""

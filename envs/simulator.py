@@ -84,6 +84,7 @@ class RetentionSimulator:
         self._no_click_logit = config.no_click_utility / config.temperature
         self._appeal_utility = config.appeal_weight * self.catalog.appeal
         self.reward = RewardMix.from_config(config)  # the config's ``reward_*`` fields (``envs.rewards``)
+        self._response_reward = self.reward.response_reward(self.catalog)
 
     # --- arrivals --------------------------------------------------------------------------------
     def reset_rows(self, rows: np.ndarray, keys: np.ndarray | None = None) -> None:
@@ -316,7 +317,7 @@ class RetentionSimulator:
             day=day,
             reward=None,
         )
-        return response._replace(reward=self.reward.env_reward(response))
+        return StepResponse(*response[:-1], self._response_reward(response))
 
     def step_one(self, slate) -> StepResponse:
         """``step`` for a batch of one shopper, with Python scalars in the response.
@@ -441,7 +442,7 @@ class RetentionSimulator:
             day=day,
             reward=None,
         )
-        return response._replace(reward=float(self.reward.env_reward(response)))
+        return StepResponse(*response[:-1], float(self._response_reward(response)))
 
     def _end_sessions(self, ended, returned, churned, horizon_reached, gap) -> None:
         """Draw the gap and churn for shoppers whose session ended; start the next session for returners."""
