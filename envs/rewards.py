@@ -101,10 +101,10 @@ class RewardMix:
     def needs_catalog(self) -> bool:
         return any(getattr(self, name) for name in _CATALOG_TERMS)
 
-    def _weighted_terms(self, catalog) -> list[tuple[float, Callable]]:
-        """(weight, term) for every non-zero weight, in field order."""
-        terms = [(getattr(self, name), term) for name, term in _TERMS.items()]
-        terms = [(weight, term) for weight, term in terms if weight]
+    def weighted_terms(self, catalog) -> list[tuple[float, str]]:
+        """(weight, term name) for every non-zero weight, in field order; refuses a missing catalog it needs."""
+        terms = [(getattr(self, name), name) for name in _TERMS]
+        terms = [(weight, name) for weight, name in terms if weight]
         if catalog is None and self.needs_catalog:
             raise ValueError(
                 f"the reward {self.describe()!r} reads item ratings from the catalog; call it as"
@@ -116,28 +116,14 @@ class RewardMix:
         """The training reward of a step's ``info`` arrays: float32, per shopper."""
         get = info.__getitem__
         reward = None
-        for weight, term in self._weighted_terms(catalog):
-            value = weight * np.asarray(term(get, catalog), dtype=np.float32)
+        for weight, name in self.weighted_terms(catalog):
+            value = weight * np.asarray(_TERMS[name](get, catalog), dtype=np.float32)
             reward = value if reward is None else reward + value
         return np.zeros(len(get("clicked_position")), np.float32) if reward is None else reward
 
-    def response_reward(self, catalog=None) -> Callable:
-        """The env's reward as a function of a ``StepResponse`` (``RetentionSimulator`` builds it once).
-
-        The function gives float64 per shopper, or a Python float for the one-shopper kernel's scalar response,
-        summed from zero term by term in field order (the env's numbers depend on that order).
-        """
-        terms = self._weighted_terms(catalog)
-
-        def env_reward(response):
-            get = functools.partial(getattr, response)
-            clicked_position = response.clicked_position
-            reward = np.zeros(len(clicked_position)) if isinstance(clicked_position, np.ndarray) else 0.0
-            for weight, term in terms:
-                reward += weight * term(get, catalog)
-            return reward
-
-        return env_reward
+    def response_reward(self, catalog=None) -> ResponseReward:
+        """The env's reward as a function of a ``StepResponse`` (``RetentionSimulator`` builds it once)."""
+        return ResponseReward(self, catalog)
 
     def bind(self, catalog) -> Callable[[Mapping[str, np.ndarray]], np.ndarray]:
         """The reward as a function of ``info`` alone, reading item arrays from ``catalog``."""
@@ -147,6 +133,23 @@ class RewardMix:
         return " + ".join(
             f"{getattr(self, f.name):g} * {f.name}" for f in dataclasses.fields(self) if getattr(self, f.name)
         )
+
+
+class ResponseReward:
+    """The env's reward of a ``StepResponse``: float64 per shopper, or a Python float for the one-shopper kernel's
+    scalar response, summed from zero term by term in field order (the env's numbers depend on that order)."""
+
+    def __init__(self, mix: RewardMix, catalog=None) -> None:
+        self.terms = tuple(mix.weighted_terms(catalog))
+        self.catalog = catalog
+
+    def __call__(self, response):
+        get = functools.partial(getattr, response)
+        clicked_position = response.clicked_position
+        reward = np.zeros(len(clicked_position)) if isinstance(clicked_position, np.ndarray) else 0.0
+        for weight, name in self.terms:
+            reward += weight * _TERMS[name](get, self.catalog)
+        return reward
 
 
 REWARDS: dict[str, RewardMix] = {
