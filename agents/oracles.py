@@ -33,17 +33,18 @@ def _checked_candidates(simulator, observation: dict[str, np.ndarray] | None) ->
 
 
 def true_click_utility(simulator, candidate_ids: np.ndarray | None = None) -> np.ndarray:
-    """(B, M) true click utility of every candidate for every shopper right now.
+    """(B, M) true click utility of every candidate for every shopper right now: ``envs.choice.click_utility``.
 
     u = theta . e + w_a a - beta log(p / median p) - w_f f_c: relevance to the latent interest, plus the session's
-    appeal-and-price part (``simulator.candidate_utility``), minus the fatigue of the candidate's category.
+    appeal-and-price part (``simulator.candidate_utility``), minus the fatigue of the candidate's category. The
+    relevance is taken over the float64 embeddings (the step gathers them as float32, a difference near 1e-7).
     ``candidate_ids`` defaults to the simulator's current candidates (and must equal them when given).
     """
     ids = _checked_candidates(simulator, None if candidate_ids is None else {"candidate_ids": candidate_ids})
     catalog, state = simulator.catalog, simulator.state
     relevance = np.einsum("bmd,bd->bm", catalog.embedding[ids], state.interest)
     fatigue = np.take_along_axis(state.fatigue, catalog.category[ids], axis=1)
-    return relevance + simulator.candidate_utility - simulator.config.fatigue_weight * fatigue
+    return choice.click_utility(relevance, simulator.candidate_utility, fatigue, simulator.config.fatigue_weight)
 
 
 def true_click_probabilities(simulator, slates: np.ndarray) -> np.ndarray:
