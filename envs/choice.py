@@ -15,7 +15,9 @@ slate positions j = 0..k-1 with utilities u_j,
 
 where eta_j = position_decay ** j is the chance position j is examined. The choice model is stateless and
 batched: ``slate_logits`` gives ``(B, k + 1)`` logits with the no-click option in the last column, and
-``choose`` samples from them with one uniform per shopper.
+``choose`` samples from them with one uniform per shopper (the plain inverse-CDF reference). The step's hot path
+is ``sample_choice``, which takes the (B, k) item logits and the no-click logit and picks exactly what ``choose``
+picks for the same uniforms (``tests/test_choice.py``).
 """
 
 from __future__ import annotations
