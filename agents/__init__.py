@@ -5,7 +5,7 @@ Every agent kind is in the registry (``agents.registry``: ``get_agent_class(kind
 ``from stickyrec.agents.mlp import MLPClickModel``.
 """
 
-from stickyrec.agents.base import NEEDS_DATA, NEEDS_ENV, NEEDS_NOTHING, Agent, top_k_slate
+from stickyrec.agents.base import NEEDS_DATA, NEEDS_ENV, NEEDS_NOTHING, Agent
 from stickyrec.agents.baselines import ItemCFPolicy, PopularityPolicy
 from stickyrec.agents.heuristics import ClickChaserPolicy, RandomPolicy, RelevanceQualityPolicy
 from stickyrec.agents.oracles import LongTermOracle, MyopicOracle
@@ -37,5 +37,4 @@ __all__ = [
     "kinds",
     "make_policy",
     "register",
-    "top_k_slate",
 ]

@@ -21,14 +21,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from stickyrec.envs.wrappers import top_k
-
-
-def top_k_slate(scores: np.ndarray, k: int) -> np.ndarray:
-    """(B, M) scores -> (B, k) indices of the k best, best first (ties broken by lower index)."""
-    return top_k(scores, k)
-
-
 NEEDS_NOTHING = "none"  # plays as it is (heuristics, oracles)
 NEEDS_DATA = "data"  # learns from the logged impressions (popularity, item CF, the MLP)
 NEEDS_ENV = "rl"  # trains in the simulator (the RL agents)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from stickyrec.agents.base import NEEDS_DATA, Agent
 from stickyrec.agents.errors import EmptyLogError, UnknownItemError
-from stickyrec.envs.wrappers import top_k
+from stickyrec.envs.spaces import top_k
 from stickyrec.io import write_bytes_atomic
 
 FORMAT_VERSION = 1

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stickyrec.agents.base import Agent, top_k_slate
+from stickyrec.agents.base import Agent
+from stickyrec.envs.spaces import top_k
 
 
 class RandomPolicy(Agent):
@@ -31,7 +32,7 @@ class RandomPolicy(Agent):
     def act(self, observation):
         ids = observation["candidate_ids"]
         keys = self.rng.random(ids.shape)
-        return top_k_slate(keys, self.config.slate_size)
+        return top_k(keys, self.config.slate_size)
 
 
 class ClickChaserPolicy(Agent):
@@ -41,7 +42,7 @@ class ClickChaserPolicy(Agent):
     uses_latent_state = True
 
     def act(self, observation):
-        return top_k_slate(self.catalog.appeal[observation["candidate_ids"]], self.config.slate_size)
+        return top_k(self.catalog.appeal[observation["candidate_ids"]], self.config.slate_size)
 
 
 class RelevanceQualityPolicy(Agent):
@@ -56,4 +57,4 @@ class RelevanceQualityPolicy(Agent):
     def act(self, observation):
         ids = observation["candidate_ids"]
         relevance = np.einsum("bmd,bd->bm", self.catalog.embedding[ids], self.simulator.state.interest)
-        return top_k_slate(relevance + self.quality_weight * self.catalog.quality[ids], self.config.slate_size)
+        return top_k(relevance + self.quality_weight * self.catalog.quality[ids], self.config.slate_size)

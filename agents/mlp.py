@@ -59,7 +59,7 @@ from stickyrec.agents.click_net import (
 )
 from stickyrec.agents.hyperparameters import Hyperparameters, flag, integer, number
 from stickyrec.envs.shoppers import SHOPPER_FEATURES, n_shopper_features
-from stickyrec.envs.wrappers import top_k
+from stickyrec.envs.spaces import top_k
 
 _ACT_CHUNK = 64  # shoppers per block at act time: a (64 * M, H) block stays in cache
 

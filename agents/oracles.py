@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from stickyrec.agents.base import Agent, top_k_slate
+from stickyrec.agents.base import Agent
 from stickyrec.envs import choice
-from stickyrec.envs.wrappers import top_k
+from stickyrec.envs.spaces import top_k
 
 
 def _checked_candidates(simulator, observation: dict[str, np.ndarray] | None) -> np.ndarray:
@@ -33,17 +33,18 @@ def _checked_candidates(simulator, observation: dict[str, np.ndarray] | None) ->
 
 
 def true_click_utility(simulator, candidate_ids: np.ndarray | None = None) -> np.ndarray:
-    """(B, M) true click utility of every candidate for every shopper right now.
+    """(B, M) true click utility of every candidate for every shopper right now: ``envs.choice.click_utility``.
 
     u = theta . e + w_a a - beta log(p / median p) - w_f f_c: relevance to the latent interest, plus the session's
-    appeal-and-price part (``simulator.candidate_utility``), minus the fatigue of the candidate's category.
+    appeal-and-price part (``simulator.candidate_utility``), minus the fatigue of the candidate's category. The
+    relevance is taken over the float64 embeddings (the step gathers them as float32, a difference near 1e-7).
     ``candidate_ids`` defaults to the simulator's current candidates (and must equal them when given).
     """
     ids = _checked_candidates(simulator, None if candidate_ids is None else {"candidate_ids": candidate_ids})
     catalog, state = simulator.catalog, simulator.state
     relevance = np.einsum("bmd,bd->bm", catalog.embedding[ids], state.interest)
     fatigue = np.take_along_axis(state.fatigue, catalog.category[ids], axis=1)
-    return relevance + simulator.candidate_utility - simulator.config.fatigue_weight * fatigue
+    return choice.click_utility(relevance, simulator.candidate_utility, fatigue, simulator.config.fatigue_weight)
 
 
 def true_click_probabilities(simulator, slates: np.ndarray) -> np.ndarray:
@@ -74,7 +75,7 @@ class MyopicOracle(Agent):
 
     def act(self, observation):
         ids = _checked_candidates(self.simulator, observation)
-        return top_k_slate(true_click_utility(self.simulator, ids), self.config.slate_size)
+        return top_k(true_click_utility(self.simulator, ids), self.config.slate_size)
 
 
 class LongTermOracle(Agent):
@@ -164,7 +165,7 @@ class LongTermOracle(Agent):
         score = self.scores(observation)
         k = self.config.slate_size
         if self.max_per_category <= 0:
-            return top_k_slate(score, k)
+            return top_k(score, k)
         categories = self.catalog.category[observation["candidate_ids"]]
         return capped_greedy_slate(score, categories, k, self.max_per_category)
 

@@ -1,18 +1,50 @@
-"""The shopper's choice among a slate: position examination and a multinomial logit with a no-click option.
+"""The shopper's choice among a slate: the click utility, position examination and a multinomial logit with a
+no-click option.
 
-For an impression of items at slate positions j = 0..k-1 with utilities u_j,
+The click utility of item i for shopper b (``click_utility``, the one definition used by the batched step, the
+one-shopper kernel and the oracles) is
+
+    u_bi = theta_b . e_i + w_a a_i - beta_b log(p_i / median p) - w_f f_{b, c_i},
+
+relevance to her latent interest, plus the session-constant appeal-and-price part (``session_utility``, computed
+once per session for the candidates), minus the fatigue of the item's category. For an impression of items at
+slate positions j = 0..k-1 with utilities u_j,
 
     P(click j) = eta_j exp(u_j / tau) / (exp(v0 / tau) + sum_l eta_l exp(u_l / tau)),
     P(no click) = exp(v0 / tau) / (same denominator),
 
 where eta_j = position_decay ** j is the chance position j is examined. The choice model is stateless and
 batched: ``slate_logits`` gives ``(B, k + 1)`` logits with the no-click option in the last column, and
-``choose`` samples from them with one uniform per shopper.
+``choose`` samples from them with one uniform per shopper (the plain inverse-CDF reference). The step's hot path
+is ``sample_choice``, which takes the (B, k) item logits and the no-click logit and picks exactly what ``choose``
+picks for the same uniforms (``tests/test_choice.py``).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+
+def session_utility(weighted_appeal, log_relative_price, price_sensitivity):
+    """The session-constant part of the click utility: w_a a - beta log(p / median p).
+
+    ``weighted_appeal`` is w_a a (the catalog's appeal times ``appeal_weight``), ``price_sensitivity`` beta
+    broadcast against ``log_relative_price``.
+    """
+    price_term = log_relative_price * price_sensitivity
+    return weighted_appeal - price_term
+
+
+def click_utility(relevance, session_part, category_fatigue, fatigue_weight):
+    """The click utility u = theta . e + (w_a a - beta log(p / median p)) - w_f f_c.
+
+    ``relevance`` is theta . e, ``session_part`` the value of ``session_utility`` and ``category_fatigue`` the
+    shopper's fatigue for the item's category. Arrays (any matching shapes) or Python floats: the one-shopper
+    kernel calls it per item on floats, with the same operations in the same order, so both give the same numbers.
+    """
+    utility = relevance + session_part
+    utility -= fatigue_weight * category_fatigue
+    return utility
 
 
 def examination_log_weights(slate_size: int, position_decay: float) -> np.ndarray:

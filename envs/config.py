@@ -162,7 +162,7 @@ class RetentionConfig:
     # --- episode -----------------------------------------------------------------------------------
     horizon_days: float = _episode(60.0, 0.0, 100_000.0, "a shopper's episode is truncated at this day", lo_open=True)
 
-    # --- reward: a weighted mix of the step's response ---------------------------------------------
+    # --- reward: a weighted mix of the step's response (envs.rewards.RewardMix.from_config) ----------------
     reward_click: float = _reward(0.0, -_INF, _INF, "reward per click")
     reward_purchase: float = _reward(0.0, -_INF, _INF, "reward per purchase")
     reward_revenue: float = _reward(0.0, -_INF, _INF, "reward per unit of revenue")

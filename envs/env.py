@@ -80,8 +80,9 @@ class RetentionEnv(gym.Env):
     (latent ``quality``/``appeal`` for oracles, ``public_features()`` for agents), gathered by id.
 
     ## Rewards
-    A weighted mix of the step's response (``reward_*`` config fields): clicks, purchases, revenue, return
-    visits, return gap days, churn. The default rewards each return visit (retention-aware).
+    A weighted mix of the step's response (``reward_*`` config fields, applied as an ``envs.rewards.RewardMix``):
+    clicks, purchases, revenue, return visits, return gap days, churn. The default rewards each return visit
+    (retention-aware).
 
     ## Starting State
     A new shopper drawn from the population at day 0, first session, fresh candidates.

@@ -5,8 +5,10 @@ arrays over the batch. It composes the choice model (``envs.choice``), the respo
 (``envs.dynamics``) and candidate retrieval (``envs.retrieval``); all randomness comes from per-shopper
 counter-based streams (``envs.rng``), so a shopper's trajectory never depends on who else is in the batch.
 
-Order of events for one impression:
-  1. the shopper examines the slate and clicks one item or none (multinomial logit, ``envs.choice``);
+Order of events for one impression (the phases of ``step``: ``_show`` and the choice, ``_purchase``, ``_respond``,
+``_leave``, ``_end_sessions``; the one-shopper kernel ``step_one`` mirrors them on Python scalars):
+  1. the shopper examines the slate and clicks one item or none (multinomial logit over the click utility
+     ``envs.choice.click_utility``);
   2. a click converts to a purchase with probability sigmoid(g0 + g1 theta.e + g2 q - beta log p);
   3. fatigue of shown and clicked categories rises; satisfaction moves toward the consumed quality (or
      shrinks on no click); interest drifts toward the clicked item;
@@ -29,6 +31,7 @@ from stickyrec.envs import choice, dynamics
 from stickyrec.envs.catalog import Catalog, make_catalog, normalise_rows
 from stickyrec.envs.config import RetentionConfig
 from stickyrec.envs.retrieval import CandidateRetriever
+from stickyrec.envs.rewards import RewardMix
 from stickyrec.envs.rng import ShopperStreams
 from stickyrec.envs.shoppers import RECENT_CLICKS_HALF_LIFE_DAYS, ShopperState
 
@@ -46,7 +49,18 @@ class StepResponse(NamedTuple):
     churned: np.ndarray  # bool: gone for good (terminated)
     horizon_reached: np.ndarray  # bool: next visit falls past the horizon (truncated)
     day: np.ndarray  # int64, simulated day of this impression
-    reward: np.ndarray  # float64, the config's weighted mix of the above
+    reward: np.ndarray  # float64, the config's weighted mix of the above (``envs.rewards.RewardMix``)
+
+
+class ShownSlate(NamedTuple):
+    """The slate as the shoppers see it (arrays (B, k)): what ``step``'s phases share."""
+
+    items: np.ndarray  # catalog ids
+    categories: np.ndarray
+    category_at: np.ndarray  # flat indices into (B, C) arrays
+    fatigue: np.ndarray  # the fatigue each shopper brings to each item's category (before this impression)
+    relevance: np.ndarray  # theta . e (float64 of float32 products)
+    logits: np.ndarray  # click_utility / tau + log eta_j
 
 
 class RetentionSimulator:
@@ -82,19 +96,8 @@ class RetentionSimulator:
         self._inverse_temperature = 1.0 / config.temperature
         self._no_click_logit = config.no_click_utility / config.temperature
         self._appeal_utility = config.appeal_weight * self.catalog.appeal
-        c = config
-        self._reward_terms = [
-            (w, name)
-            for w, name in (
-                (c.reward_click, "click"),
-                (c.reward_purchase, "purchase"),
-                (c.reward_revenue, "revenue"),
-                (c.reward_return_visit, "return"),
-                (c.reward_return_gap, "gap"),
-                (c.reward_churn, "churn"),
-            )
-            if w != 0.0
-        ]
+        self.reward = RewardMix.from_config(config)  # the config's ``reward_*`` fields (``envs.rewards``)
+        self._response_reward = self.reward.response_reward(self.catalog)
 
     # --- arrivals --------------------------------------------------------------------------------
     def reset_rows(self, rows: np.ndarray, keys: np.ndarray | None = None) -> None:
@@ -111,13 +114,12 @@ class RetentionSimulator:
         uniform = self.streams.uniform(rows, self.retriever.uniforms_per_call)
         ids = self.retriever.retrieve(np.take(self.state.interest, rows, axis=0), uniform)
         self.candidate_ids[rows] = ids
-        # The session-constant part of each candidate's utility: w_a appeal - beta log(price / median),
-        # stored as float32 (the values the step adds).
-        price_term = np.take(self.catalog.log_relative_price, ids)
-        price_term *= np.take(self.state.price_sensitivity, rows)[:, None]
-        utility = np.take(self._appeal_utility, ids)
-        utility -= price_term
-        utility = utility.astype(np.float32)
+        # The session-constant part of each candidate's click utility, stored as float32 (the values the step adds).
+        utility = choice.session_utility(
+            np.take(self._appeal_utility, ids),
+            np.take(self.catalog.log_relative_price, ids),
+            np.take(self.state.price_sensitivity, rows)[:, None],
+        ).astype(np.float32)
         self.candidate_utility[rows] = utility
         # An upper bound on this session's item logits (relevance <= 1, fatigue >= 0, log eta <= 0): the
         # sampler normalises by it instead of a per-step row max. Same probabilities, no overflow.
@@ -181,25 +183,25 @@ class RetentionSimulator:
             )
         return array.astype(np.int64, copy=False), picked
 
-    # --- one impression --------------------------------------------------------------------------
-    def _slate_logits(self, picked: np.ndarray):
-        """Item logits of the slate at flat indices ``picked`` (B, k), and the pieces ``step`` reuses."""
+    # --- one impression: the batched step --------------------------------------------------------
+    def _show(self, picked: np.ndarray) -> ShownSlate:
+        """The slate at flat indices ``picked`` (B, k) as the shoppers see it, with its item logits."""
         cat, st = self.catalog, self.state
         # Gathers through flat indices: much cheaper than take_along_axis for (B, k) picks.
         items = np.take(self.candidate_ids, picked)  # (B, k) catalog ids
         categories = np.take(cat.category, items)
         category_at = self._category_offsets + categories  # flat indices into (B, C) arrays
-        slate_fatigue = np.take(st.fatigue, category_at)  # the fatigue she brings to this slate
+        fatigue = np.take(st.fatigue, category_at)  # the fatigue she brings to this slate
         # float32 gather: the (B, k, d) embedding block is the step's largest memory read
         relevance = np.matmul(np.take(self._embedding32, items, axis=0), st.interest[:, :, None])[:, :, 0].astype(
             np.float64
         )
-        # logits = (theta.e + w_a a - beta log p - w_f f) / tau + log eta_j, in place to spare passes
-        logits = relevance + np.take(self.candidate_utility, picked)
-        logits -= self.config.fatigue_weight * slate_fatigue
-        logits *= self._inverse_temperature
+        logits = choice.click_utility(
+            relevance, np.take(self.candidate_utility, picked), fatigue, self.config.fatigue_weight
+        )
+        logits *= self._inverse_temperature  # u / tau + log eta_j, in place to spare passes
         logits += self._log_examination_table
-        return items, categories, category_at, slate_fatigue, relevance, logits
+        return ShownSlate(items, categories, category_at, fatigue, relevance, logits)
 
     def click_probabilities(self, slate) -> np.ndarray:
         """The true (B, k + 1) click probabilities of showing ``slate`` now; the last column is no click.
@@ -207,68 +209,85 @@ class RetentionSimulator:
         Reads latent state and changes nothing: for oracles and analysis (e.g. the AUC ceiling of a click
         model), never for agents.
         """
-        _, picked = self._check_slate(slate)
-        logits = self._slate_logits(picked)[-1]
+        logits = self._show(self._check_slate(slate)[1]).logits
         return choice.choice_probabilities(
             np.concatenate([logits, np.full((self.batch_size, 1), self._no_click_logit)], axis=1)
         )
 
     def step(self, slate) -> StepResponse:
+        """Show every shopper her slate: choice, purchase, the state's response, then the session's end."""
         slate, picked = self._check_slate(slate)  # picked: flat indices into (B, M) arrays
-        cfg, cat, st = self.config, self.catalog, self.state
-        alive = st.alive
-        k = cfg.slate_size
-
-        items, categories, category_at, slate_fatigue, relevance, logits = self._slate_logits(picked)
+        k, st = self.config.slate_size, self.state
+        shown = self._show(picked)
         uniform = self.streams.uniform(slice(None), 3)  # choice, purchase, leave
-        position = choice.sample_choice(logits, self._no_click_logit, uniform[:, 0], self.logit_bound)
+        position = choice.sample_choice(shown.logits, self._no_click_logit, uniform[:, 0], self.logit_bound)
         clicked = position < k
         if self._n_finished:
-            clicked &= alive
-        at = np.minimum(position, k - 1)
-        flat_at = self._slate_offsets + at  # (B,) flat indices into (B, k) arrays: np.take beats [rows, at]
-        item = np.take(items, flat_at)
+            clicked &= st.alive
+        flat_at = self._slate_offsets + np.minimum(position, k - 1)  # (B,) flat indices into (B, k) arrays
+        item = np.take(shown.items, flat_at)  # np.take beats [rows, at]
+        purchased, revenue, quality = self._purchase(clicked, item, np.take(shown.relevance, flat_at), uniform[:, 1])
+        self._respond(shown, clicked, flat_at, item, purchased, revenue, quality)
+        session_ended = self._leave(shown.fatigue, clicked, uniform[:, 2])
+        day = np.floor(st.day).astype(np.int64)  # the day of this impression, before a return moves the clock
+
+        returned = np.zeros(self.batch_size, dtype=bool)
+        churned = np.zeros(self.batch_size, dtype=bool)
+        horizon_reached = np.zeros(self.batch_size, dtype=bool)
+        gap = np.zeros(self.batch_size)
+        ended = np.flatnonzero(session_ended)
+        if ended.size:
+            self._end_sessions(ended, returned, churned, horizon_reached, gap)
+        response = StepResponse(
+            clicked_position=np.where(clicked, position, -1),
+            clicked_item=np.where(clicked, item, -1),
+            purchased=purchased,
+            revenue=revenue,
+            session_ended=session_ended,
+            returned=returned,
+            return_gap_days=gap,
+            churned=churned,
+            horizon_reached=horizon_reached,
+            day=day,
+            reward=None,
+        )
+        return StepResponse(*response[:-1], self._response_reward(response))
+
+    def _purchase(self, clicked, item, relevance, uniform):
+        """Whether each click converts (``dynamics.purchase_probability``); the revenue and the item quality."""
+        cfg, cat = self.config, self.catalog
         quality = np.take(cat.quality, item)
         purchased = clicked & (
-            uniform[:, 1]
+            uniform
             < dynamics.purchase_probability(
-                np.take(relevance, flat_at),
+                relevance,
                 quality,
                 np.take(cat.log_relative_price, item),
-                st.price_sensitivity,
+                self.state.price_sensitivity,
                 cfg.purchase_bias,
                 cfg.purchase_relevance,
                 cfg.purchase_quality,
             )
         )
         revenue = np.where(purchased, np.take(cat.price, item) * cfg.margin, 0.0)
+        return purchased, revenue, quality
 
+    def _respond(self, shown: ShownSlate, clicked, flat_at, item, purchased, revenue, quality) -> None:
+        """The state's response to the impression: fatigue, click history, satisfaction, interest, counters."""
+        cfg, st = self.config, self.state
+        alive = st.alive
         # fatigue and this session's impressions per category (a histogram over the batch, no loop)
-        shown = np.bincount(category_at.ravel(), minlength=self.batch_size * cfg.n_categories).reshape(st.fatigue.shape)
+        shown_count = np.bincount(shown.category_at.ravel(), minlength=self.batch_size * cfg.n_categories).reshape(
+            st.fatigue.shape
+        )
         if self._n_finished:
-            shown *= alive[:, None]
-        st.fatigue += cfg.fatigue_per_impression * shown
+            shown_count *= alive[:, None]
+        st.fatigue += cfg.fatigue_per_impression * shown_count
         # a float32 copy first: the counts block is a strided float32 view of the feature buffer, and a
         # same-dtype add into it is several times faster than a mixed int64 -> float32 one (counts are exact)
-        st.session_category_impressions += shown.astype(np.float32)
+        st.session_category_impressions += shown_count.astype(np.float32)
         clickers = np.flatnonzero(clicked)
-        # Row gathers below use np.take (several times faster than fancy indexing for these shapes); each
-        # ``x[rows] = f(np.take(x, rows))`` is the same arithmetic as ``x[rows] op= ...`` (rows are distinct).
-        clicked_slot = np.take(flat_at, clickers)  # flat (B, k) index of the clicked slate position
-        clicked_category = np.take(categories, clicked_slot)
-        clicked_at = np.take(category_at, clicked_slot)  # flat (B, C) index of the clicked category
-        np.put(st.fatigue, clicked_at, np.take(st.fatigue, clicked_at) + cfg.fatigue_per_click)
-        st.recent_category_clicks[clickers, clicked_category] += 1.0  # a strided view: fancy indexing is right
-        clicked_items = np.take(item, clickers)
-        st.recent_click_rating_sum[clickers] = np.take(st.recent_click_rating_sum, clickers) + np.take(
-            cat.rating, clicked_items
-        )
-        st.recent_click_count[clickers] = np.take(st.recent_click_count, clickers) + 1.0
-        clicked_embedding = np.take(cat.embedding, clicked_items, axis=0)
-        recent = np.take(st.recent_click_embedding, clickers, axis=0)
-        recent += clicked_embedding
-        st.recent_click_embedding[clickers] = recent
-        st.recent_click_direction[clickers] = normalise_rows(recent)
+        clicked_embedding = self._record_clicks(shown, clickers, np.take(flat_at, clickers), np.take(item, clickers))
 
         satisfaction = dynamics.update_satisfaction(
             st.satisfaction,
@@ -289,9 +308,35 @@ class RetentionSimulator:
         st.purchases += purchased
         st.spend += revenue
 
+    def _record_clicks(self, shown: ShownSlate, clickers, clicked_slot, clicked_items) -> np.ndarray:
+        """Fatigue per click and the click history of the shoppers who clicked; the clicked items' embeddings.
+
+        ``clicked_slot`` is the flat (B, k) index of each clicker's clicked slate position. Row gathers use np.take
+        (several times faster than fancy indexing for these shapes); each ``x[rows] = f(np.take(x, rows))`` is the
+        same arithmetic as ``x[rows] op= ...`` (rows are distinct).
+        """
+        cat, st = self.catalog, self.state
+        clicked_category = np.take(shown.categories, clicked_slot)
+        clicked_at = np.take(shown.category_at, clicked_slot)  # flat (B, C) index of the clicked category
+        np.put(st.fatigue, clicked_at, np.take(st.fatigue, clicked_at) + self.config.fatigue_per_click)
+        st.recent_category_clicks[clickers, clicked_category] += 1.0  # a strided view: fancy indexing is right
+        st.recent_click_rating_sum[clickers] = np.take(st.recent_click_rating_sum, clickers) + np.take(
+            cat.rating, clicked_items
+        )
+        st.recent_click_count[clickers] = np.take(st.recent_click_count, clickers) + 1.0
+        clicked_embedding = np.take(cat.embedding, clicked_items, axis=0)
+        recent = np.take(st.recent_click_embedding, clickers, axis=0)
+        recent += clicked_embedding
+        st.recent_click_embedding[clickers] = recent
+        st.recent_click_direction[clickers] = normalise_rows(recent)
+        return clicked_embedding
+
+    def _leave(self, slate_fatigue, clicked, uniform) -> np.ndarray:
+        """Whether each shopper's session ends after this impression: the leave hazard, or the step cap."""
+        cfg, st = self.config, self.state
         # einsum's row sum is row-independent, so the one-shopper kernel reproduces it exactly
         leave = dynamics.leave_probability(
-            np.einsum("bj->b", slate_fatigue) / k,
+            np.einsum("bj->b", slate_fatigue) / cfg.slate_size,
             st.satisfaction,
             clicked,
             st.patience,
@@ -300,92 +345,105 @@ class RetentionSimulator:
             cfg.leave_satisfaction,
             cfg.leave_no_click,
         )
-        st.session_step += alive
-        session_ended = (uniform[:, 2] < leave) | (st.session_step >= cfg.max_session_steps)
+        st.session_step += st.alive
+        session_ended = (uniform < leave) | (st.session_step >= cfg.max_session_steps)
         if self._n_finished:
-            session_ended &= alive
-        day = np.floor(st.day).astype(np.int64)
+            session_ended &= st.alive
+        return session_ended
 
-        returned = np.zeros(self.batch_size, dtype=bool)
-        churned = np.zeros(self.batch_size, dtype=bool)
-        horizon_reached = np.zeros(self.batch_size, dtype=bool)
-        gap = np.zeros(self.batch_size)
-        ended = np.flatnonzero(session_ended)
-        if ended.size:
-            self._end_sessions(ended, returned, churned, horizon_reached, gap)
+    # --- one impression: the one-shopper kernel --------------------------------------------------
+    def step_one(self, slate) -> StepResponse:
+        """``step`` for a batch of one shopper, with Python scalars in the response.
 
+        The same model and the same formulas in the same phases (``choice.click_utility`` and the ``dynamics``
+        functions are called with scalars), but the per-shopper chain runs on Python floats instead of length-1
+        arrays, which makes the single env several times faster. Every arithmetic operation happens in the same
+        order as in ``step``, so the numbers are identical; ``tests/test_determinism.py`` checks it against the
+        batched path and ``tests/test_choice.py`` its choices against the click-utility function.
+        """
+        if self.batch_size != 1:
+            raise ValueError(f"step_one needs a batch of one shopper, this simulator has {self.batch_size}")
+        slate = self._check_slate(slate)[0][0]
+        if not self.state.alive[0]:
+            raise RuntimeError("this shopper's episode has ended; reset before stepping")
+        k = self.config.slate_size
+        items = self.candidate_ids[0][slate]
+        category_array = self.catalog.category[items]
+        slate_fatigue = self.state.fatigue[0][category_array]  # before this impression's update, as in ``step``
+        relevance, logits = self._show_one(slate, items, slate_fatigue)
+        u_choice, u_purchase, u_leave = self.streams.uniform_one(3)
+        position = self._choose_one(logits, u_choice)
+        clicked = position < k
+        at = min(position, k - 1)
+        item = items.tolist()[at]
+        purchased, revenue, quality = self._purchase_one(clicked, item, relevance[at], u_purchase)
+        satisfaction = self._respond_one(category_array.tolist(), clicked, at, items, purchased, revenue, quality)
+        session_ended = self._leave_one(slate_fatigue, satisfaction, clicked, u_leave)
+        day = math.floor(self.state.day[0])
+        returned, churned, horizon_reached, gap = self._end_one() if session_ended else (False, False, False, 0.0)
         response = StepResponse(
-            clicked_position=np.where(clicked, position, -1),
-            clicked_item=np.where(clicked, item, -1),
+            clicked_position=position if clicked else -1,
+            clicked_item=item if clicked else -1,
             purchased=purchased,
-            revenue=revenue,
+            revenue=float(revenue),
             session_ended=session_ended,
             returned=returned,
             return_gap_days=gap,
             churned=churned,
             horizon_reached=horizon_reached,
             day=day,
-            reward=np.zeros(self.batch_size),
+            reward=None,
         )
-        for weight, term in self._reward_terms:
-            response.reward.__iadd__(weight * self._reward_term(term, response))
-        return response
+        return StepResponse(*response[:-1], float(self._response_reward(response)))
 
-    def step_one(self, slate) -> StepResponse:
-        """``step`` for a batch of one shopper, with Python scalars in the response.
-
-        The same model and the same formulas (the ``dynamics`` functions are called with scalars), but the
-        per-shopper chain runs on Python floats instead of length-1 arrays, which makes the single env
-        several times faster. Every arithmetic operation happens in the same order as in ``step``, so the
-        numbers are identical; ``tests/test_determinism.py`` checks it against the batched path.
-        """
-        if self.batch_size != 1:
-            raise ValueError(f"step_one needs a batch of one shopper, this simulator has {self.batch_size}")
-        slate = self._check_slate(slate)[0][0]
-        cfg, cat, st = self.config, self.catalog, self.state
-        if not st.alive[0]:
-            raise RuntimeError("this shopper's episode has ended; reset before stepping")
-        k = cfg.slate_size
-        items = self.candidate_ids[0][slate]
-        item_ids = items.tolist()
-        category_array = cat.category[items]
-        categories = category_array.tolist()
-        fatigue = st.fatigue[0]
-        fatigue_now = fatigue.tolist()
-        slate_fatigue_array = fatigue[category_array]  # before this impression's update, as in ``step``
-        slate_fatigue = slate_fatigue_array.tolist()
-        relevance = np.matmul(np.take(self._embedding32, items[None], axis=0), st.interest[:, :, None])[
+    def _show_one(self, slate, items, slate_fatigue) -> tuple[list[float], list[float]]:
+        """``_show`` for one shopper: relevance and item logits as Python floats."""
+        relevance = np.matmul(np.take(self._embedding32, items[None], axis=0), self.state.interest[:, :, None])[
             0, :, 0
         ].tolist()
-        static = self.candidate_utility[0][slate].tolist()
-        w_f, inv_tau, log_eta = cfg.fatigue_weight, self._inverse_temperature, self._log_examination_list
-        logits = [((relevance[j] + static[j]) - w_f * slate_fatigue[j]) * inv_tau + log_eta[j] for j in range(k)]
-        u_choice, u_purchase, u_leave = self.streams.uniform_one(3)
+        session_part = self.candidate_utility[0][slate].tolist()
+        fatigue = slate_fatigue.tolist()
+        w_f, inv_tau, log_eta = self.config.fatigue_weight, self._inverse_temperature, self._log_examination_list
+        click_utility = choice.click_utility
+        logits = [
+            click_utility(relevance[j], session_part[j], fatigue[j], w_f) * inv_tau + log_eta[j]
+            for j in range(len(relevance))
+        ]
+        return relevance, logits
+
+    def _choose_one(self, logits: list[float], uniform: float) -> int:
+        """``choice.sample_choice`` for one shopper: the same running sum of the same weights."""
         top = float(self.logit_bound[0])
         cdf, running = [], 0.0
         for weight in np.exp([x - top for x in logits]).tolist():
             running += weight
             cdf.append(running)
-        threshold = u_choice * (running + float(np.exp(self._no_click_logit - top)))
-        position = sum(value <= threshold for value in cdf)
-        clicked = position < k
-        at = min(position, k - 1)
-        item = item_ids[at]
+        threshold = uniform * (running + float(np.exp(self._no_click_logit - top)))
+        return sum(value <= threshold for value in cdf)
+
+    def _purchase_one(self, clicked: bool, item: int, relevance: float, uniform: float):
+        cfg, cat = self.config, self.catalog
         quality = cat.quality[item]
         purchased = clicked and bool(
-            u_purchase
+            uniform
             < dynamics.purchase_probability(
-                relevance[at],
+                relevance,
                 quality,
                 cat.log_relative_price[item],
-                st.price_sensitivity[0],
+                self.state.price_sensitivity[0],
                 cfg.purchase_bias,
                 cfg.purchase_relevance,
                 cfg.purchase_quality,
             )
         )
         revenue = float(cat.price[item] * cfg.margin) if purchased else 0.0
+        return purchased, revenue, quality
 
+    def _respond_one(self, categories: list[int], clicked: bool, at: int, items, purchased, revenue, quality) -> float:
+        """``_respond`` for one shopper; returns her new satisfaction."""
+        cfg, cat, st = self.config, self.catalog, self.state
+        fatigue = st.fatigue[0]
+        fatigue_now = fatigue.tolist()
         shown: dict[int, int] = {}
         for c in categories:
             shown[c] = shown.get(c, 0) + 1
@@ -394,7 +452,7 @@ class RetentionSimulator:
             fatigue[c] = fatigue_now[c] + cfg.fatigue_per_impression * count
             impressions[c] += count
         if clicked:
-            category = categories[at]
+            item, category = int(items[at]), categories[at]
             fatigue[category] += cfg.fatigue_per_click
             st.recent_category_clicks[0, category] += 1.0
             st.recent_click_rating_sum[0] += cat.rating[item]
@@ -419,7 +477,11 @@ class RetentionSimulator:
         st.session_clicks[0] += clicked
         st.purchases[0] += purchased
         st.spend[0] += revenue
-        mean_fatigue = float(np.einsum("bj->b", slate_fatigue_array[None])[0]) / k
+        return satisfaction
+
+    def _leave_one(self, slate_fatigue, satisfaction: float, clicked: bool, uniform: float) -> bool:
+        cfg, st = self.config, self.state
+        mean_fatigue = float(np.einsum("bj->b", slate_fatigue[None])[0]) / cfg.slate_size
         leave = dynamics.leave_probability(
             mean_fatigue,
             satisfaction,
@@ -431,33 +493,15 @@ class RetentionSimulator:
             cfg.leave_no_click,
         )
         st.session_step[0] += 1
-        session_ended = bool(u_leave < leave) or int(st.session_step[0]) >= cfg.max_session_steps
-        day = math.floor(st.day[0])
-        returned = churned = horizon_reached = False
-        gap = 0.0
-        if session_ended:
-            flags = np.zeros((3, 1), dtype=bool)
-            gaps = np.zeros(1)
-            self._end_sessions(np.zeros(1, dtype=np.int64), flags[0], flags[1], flags[2], gaps)
-            returned, churned, horizon_reached = (bool(f) for f in flags[:, 0])
-            gap = float(gaps[0])
-        response = StepResponse(
-            clicked_position=position if clicked else -1,
-            clicked_item=item if clicked else -1,
-            purchased=purchased,
-            revenue=float(revenue),
-            session_ended=session_ended,
-            returned=returned,
-            return_gap_days=gap,
-            churned=churned,
-            horizon_reached=horizon_reached,
-            day=day,
-            reward=0.0,
-        )
-        reward = 0.0
-        for weight, term in self._reward_terms:
-            reward += weight * self._reward_term(term, response)
-        return response._replace(reward=float(reward))
+        return bool(uniform < leave) or int(st.session_step[0]) >= cfg.max_session_steps
+
+    def _end_one(self) -> tuple[bool, bool, bool, float]:
+        """``_end_sessions`` for the one shopper: (returned, churned, horizon_reached, gap days)."""
+        flags = np.zeros((3, 1), dtype=bool)
+        gaps = np.zeros(1)
+        self._end_sessions(np.zeros(1, dtype=np.int64), flags[0], flags[1], flags[2], gaps)
+        returned, churned, horizon_reached = (bool(f) for f in flags[:, 0])
+        return returned, churned, horizon_reached, float(gaps[0])
 
     def _end_sessions(self, ended, returned, churned, horizon_reached, gap) -> None:
         """Draw the gap and churn for shoppers whose session ended; start the next session for returners."""
@@ -502,17 +546,3 @@ class RetentionSimulator:
         )
         if rows.size:
             self._retrieve(rows)
-
-    @staticmethod
-    def _reward_term(term: str, r: StepResponse) -> np.ndarray:
-        if term == "click":
-            return r.clicked_position >= 0
-        if term == "purchase":
-            return r.purchased
-        if term == "revenue":
-            return r.revenue
-        if term == "return":
-            return r.returned
-        if term == "gap":
-            return r.return_gap_days
-        return r.churned

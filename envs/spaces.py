@@ -1,8 +1,9 @@
-"""``SlateSpace``: k distinct indices into M candidates.
+"""The action space: ``SlateSpace`` (k distinct indices into M candidates) and ``top_k`` (scores -> a slate).
 
 A ``MultiDiscrete`` (so every RL library understands it) whose ``sample`` draws without replacement and
 whose ``contains`` requires distinct entries along the last axis. Batched, it is a ``(B, k)`` space whose
-rows are independent slates.
+rows are independent slates. ``top_k`` is how every score-based policy (agents, the score wrappers) turns
+candidate scores into a slate, best first.
 """
 
 from __future__ import annotations
@@ -12,6 +13,18 @@ from typing import Any
 import numpy as np
 from gymnasium.spaces import MultiDiscrete
 from gymnasium.vector.utils import batch_space
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """(..., M) scores -> (..., k) indices of the k best, best first; ties go to the lower index."""
+    scores = np.asarray(scores)
+    if k < scores.shape[-1]:
+        top = np.argpartition(-scores, k - 1, axis=-1)[..., :k]
+        top.sort(axis=-1)  # so that ties between equal scores resolve by index, deterministically
+    else:
+        top = np.broadcast_to(np.arange(scores.shape[-1]), scores.shape).copy()
+    order = np.argsort(-np.take_along_axis(scores, top, axis=-1), axis=-1, kind="stable")
+    return np.take_along_axis(top, order, axis=-1)
 
 
 class SlateSpace(MultiDiscrete):

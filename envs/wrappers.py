@@ -19,19 +19,9 @@ from gymnasium import spaces
 from gymnasium.vector import VectorActionWrapper, VectorWrapper
 from gymnasium.vector.utils import batch_space
 
+from stickyrec.envs.spaces import top_k
+
 _MODES = ("scores", "query")
-
-
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """(..., M) scores -> (..., k) indices of the k best, best first; ties go to the lower index."""
-    scores = np.asarray(scores)
-    if k < scores.shape[-1]:
-        top = np.argpartition(-scores, k - 1, axis=-1)[..., :k]
-        top.sort(axis=-1)  # so that ties between equal scores resolve by index, deterministically
-    else:
-        top = np.broadcast_to(np.arange(scores.shape[-1]), scores.shape).copy()
-    order = np.argsort(-np.take_along_axis(scores, top, axis=-1), axis=-1, kind="stable")
-    return np.take_along_axis(top, order, axis=-1)
 
 
 def _check_mode(mode: str) -> None:

@@ -24,13 +24,13 @@ import numpy as np  # noqa: E402
 def null_vec_env(config, num_envs: int, seed: int = 0, episode_length: int = 150):
     from stable_baselines3.common.vec_env import VecEnv
 
-    from stickyrec.agents.rl.vec_env import RetentionVecEnv
+    from stickyrec.agents.rl.sb3_adapter import SB3VecEnv
 
-    class NullSlateVecEnv(RetentionVecEnv):
+    class NullSlateVecEnv(SB3VecEnv):
         """stickyrec's spaces with no simulation behind them."""
 
         def __init__(self) -> None:
-            real = RetentionVecEnv(config, num_envs, lambda info: np.zeros(num_envs, np.float32), seed=seed)
+            real = SB3VecEnv(config, num_envs, lambda info: np.zeros(num_envs, np.float32), seed=seed)
             VecEnv.__init__(self, num_envs, real.observation_space, real.action_space)
             self.venv, self.config = real.venv, real.config
             rng = np.random.default_rng(seed)
@@ -82,9 +82,9 @@ def main(argv=None) -> dict:
 
     from stickyrec.agents.rl.base import isolated_global_rng
     from stickyrec.agents.rl.ppo import PPOAgent
-    from stickyrec.agents.rl.rewards import make_reward
-    from stickyrec.agents.rl.vec_env import RetentionVecEnv
+    from stickyrec.agents.rl.sb3_adapter import SB3VecEnv
     from stickyrec.envs.config import make_config
+    from stickyrec.envs.rewards import make_reward
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300_000)
@@ -97,7 +97,7 @@ def main(argv=None) -> dict:
     with isolated_global_rng(0):
         for label, venv in (
             ("null env", null_vec_env(config, args.n_envs)),
-            ("stickyrec", RetentionVecEnv(config, args.n_envs, make_reward("retention"))),
+            ("stickyrec", SB3VecEnv(config, args.n_envs, make_reward("retention"))),
         ):
             steps, seconds = _train(venv, agent, args.steps)
             results[label] = {

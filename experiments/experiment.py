@@ -43,8 +43,8 @@ import yaml
 from stickyrec.agents.base import NEEDS_DATA, NEEDS_ENV
 from stickyrec.agents.hyperparameters import HyperparameterError
 from stickyrec.agents.registry import get_agent_class, kinds, needs
-from stickyrec.agents.rl.rewards import DEFAULT_REWARD
 from stickyrec.envs.config import RetentionConfig, flatten_groups
+from stickyrec.envs.rewards import DEFAULT_REWARD
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DATA_SEED_OFFSET = 500_000  # logged populations: far from RL training seeds and from evaluation populations
@@ -66,7 +66,7 @@ class AgentSpec:
 
     label: str
     kind: str
-    reward: str | None = None  # RL agents only: a reward preset or a weight mapping (agents.rl.rewards)
+    reward: str | None = None  # RL agents only: a reward preset or a weight mapping (envs.rewards)
     steps: int | None = None  # RL agents only: env steps of training (None: the agent's default budget)
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
 

@@ -28,7 +28,7 @@ import torch
 
 from stickyrec import envs
 from stickyrec.agents.mlp import MLPClickModel, roc_auc
-from stickyrec.envs.wrappers import top_k
+from stickyrec.envs.spaces import top_k
 from stickyrec.experiments.rollout import RolloutObserver, rollout
 
 

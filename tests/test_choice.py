@@ -1,6 +1,9 @@
-"""The choice model: position examination, a multinomial logit with a no-click column, and sampling."""
+"""The choice model: the click utility, position examination, a multinomial logit with a no-click column, and
+sampling; the one-shopper kernel against the click-utility function."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
@@ -8,6 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stickyrec.envs import choice
+from stickyrec.envs.choice import click_utility, sample_choice
+from stickyrec.envs.rng import key_from_seed
+from stickyrec.envs.simulator import RetentionSimulator
 from tests.strategies import utilities
 
 
@@ -149,13 +155,6 @@ def test_choose_returns_an_index_of_positive_weight(weights, uniform):
 # --- the hot-path sampler (no (B, k + 1) array): same choices as choose() on the full weights ------------
 
 
-def _sample_choice():
-    sampler = getattr(choice, "sample_choice", None)
-    if sampler is None:
-        pytest.skip("envs.choice has no sample_choice")
-    return sampler
-
-
 @given(
     utility=utilities(max_slate=10, bound=50.0),
     no_click_utility=st.floats(-50.0, 50.0),
@@ -168,7 +167,6 @@ def test_sample_choice_agrees_with_choose_on_the_same_uniforms(
 ):
     """sample_choice(item logits, no-click logit, u) picks exactly what choose(weights of all k + 1 options, u)
     picks, for the same uniforms."""
-    sample_choice = _sample_choice()
     logits = choice.slate_logits(
         utility, temperature, no_click_utility, choice.examination_log_weights(utility.shape[1], position_decay)
     )
@@ -180,5 +178,72 @@ def test_sample_choice_agrees_with_choose_on_the_same_uniforms(
 def test_sample_choice_never_picks_a_zero_weight_item_even_at_uniform_zero():
     """The hot-path sampler, too, returns no click (k) when every item's weight underflows to 0, even for a
     uniform of exactly 0.0."""
-    sample_choice = _sample_choice()
     assert sample_choice(np.array([[-1000.0, -1000.0, -1000.0]]), 0.0, np.array([0.0])).tolist() == [3]
+
+
+# --- the one click-utility function: the batched step, the one-shopper kernel and the oracles all use it ----------
+
+
+def test_click_utility_is_relevance_plus_session_part_minus_weighted_fatigue():
+    """u = theta.e + (w_a a - beta log(p / median p)) - w_f f_c, on arrays and on Python floats alike."""
+    # relevance 0.5, appeal 0.8 at w_a = 1.5 (1.2), beta = 2, log relative price 0.25 (-0.5), fatigue 0.4 at w_f 0.5:
+    # session part 1.2 - 0.5 = 0.7; u = 0.5 + 0.7 - 0.2 = 1.0
+    session_part = choice.session_utility(1.5 * 0.8, 0.25, 2.0)
+    assert session_part == pytest.approx(0.7)
+    assert choice.click_utility(0.5, session_part, 0.4, 0.5) == pytest.approx(1.0)
+    rows = choice.click_utility(np.array([0.5, -1.0]), np.array([session_part, 0.0]), np.array([0.4, 0.0]), 0.5)
+    assert np.allclose(rows, [1.0, -1.0])
+
+
+def _kernel_inputs(simulator: RetentionSimulator, slate: np.ndarray):
+    """The click utility's inputs for one shopper's slate, gathered as the step gathers them."""
+    items = simulator.candidate_ids[0, slate]
+    embedding32 = simulator.catalog.embedding.astype(np.float32)
+    relevance = np.matmul(embedding32[items][None], simulator.state.interest[:, :, None])[0, :, 0].astype(np.float64)
+    fatigue = simulator.state.fatigue[0, simulator.catalog.category[items]]
+    return relevance, simulator.candidate_utility[0, slate], fatigue
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"fatigue_weight": 1.5, "temperature": 0.3},
+        {"appeal_weight": 2.0, "no_click_utility": -1.0, "position_decay": 0.6},
+    ],
+)
+def test_kernel_matches_the_one_click_utility_function(small_config, monkeypatch, overrides):
+    """The one-shopper kernel (``step_one``) computes its click utilities with ``choice.click_utility``, item by item
+    on Python floats; they equal the function on arrays (the form the batched step and the oracles use) bit for bit,
+    and its click is the one ``sample_choice`` picks from those logits with the same uniform, on random shoppers and
+    slates."""
+    config = small_config.replace(**overrides)
+    k = config.slate_size
+    calls = []
+
+    def recording(*args):
+        calls.append(click_utility(*args))
+        return calls[-1]
+
+    monkeypatch.setattr(choice, "click_utility", recording)
+    log_examination = choice.examination_log_weights(k, config.position_decay)
+    rng = np.random.default_rng(0)
+    clicks = 0
+    for seed in range(4):
+        simulator = RetentionSimulator(config, 1)
+        simulator.reset_rows(np.zeros(1, dtype=np.int64), np.array([key_from_seed(seed)]))
+        for _ in range(80):
+            if not simulator.state.alive[0]:
+                break
+            slate = rng.choice(config.n_candidates, k, replace=False)
+            utility = click_utility(*_kernel_inputs(simulator, slate), config.fatigue_weight)
+            logits = utility * (1.0 / config.temperature) + log_examination
+            u_choice = copy.deepcopy(simulator.streams).uniform_one(3)[0]  # the uniform the kernel draws
+            no_click_logit = config.no_click_utility / config.temperature
+            position = int(sample_choice(logits[None], no_click_logit, np.array([u_choice]), simulator.logit_bound)[0])
+            calls.clear()
+            response = simulator.step_one(slate[None])
+            assert len(calls) == k and np.array_equal(np.array(calls), utility)
+            assert response.clicked_position == (position if position < k else -1)
+            clicks += position < k
+    assert clicks > 10  # the check saw clicks, not only empty slates

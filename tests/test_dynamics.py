@@ -7,6 +7,7 @@ import pytest
 
 from stickyrec import envs
 from stickyrec.envs import dynamics
+from stickyrec.envs.rewards import RewardMix
 from stickyrec.envs.rng import key_from_seed
 from tests.helpers import random_slate
 
@@ -138,7 +139,8 @@ def test_revert_satisfaction_relaxes_toward_the_baseline():
 # simulator has it, ``step_one`` (the single env's scalar fast path). Clicks are forced through the config
 # (a no-click utility far below or above every item's), so these tests need no private hook.
 
-STEP_METHODS = ["step", "step_one"]
+# the batched step and the one-shopper kernel, as attributes (a renamed method fails here, it is never skipped)
+STEP_METHODS = {"step": envs.RetentionSimulator.step, "step_one": envs.RetentionSimulator.step_one}
 ALWAYS_CLICK = {"no_click_utility": -100.0, "temperature": 0.05}  # no-click logit -2000: never chosen
 NEVER_CLICK = {"no_click_utility": 100.0, "temperature": 0.05}  # no-click logit 2000: always chosen
 NEVER_LEAVE = {"leave_base": -100.0, "max_session_steps": 1000}
@@ -152,9 +154,7 @@ def _one_shopper(config: envs.RetentionConfig, seed: int = 0) -> envs.RetentionS
 
 def _step(simulator: envs.RetentionSimulator, method: str, slate: np.ndarray) -> dict:
     """One impression through ``method``; the response as a dict of Python scalars."""
-    if not hasattr(simulator, method):
-        pytest.skip(f"RetentionSimulator has no {method}()")
-    response = getattr(simulator, method)(slate[None, :])
+    response = STEP_METHODS[method](simulator, slate[None, :])
     return {name: np.asarray(value).reshape(-1)[0].item() for name, value in response._asdict().items()}
 
 
@@ -306,3 +306,35 @@ def test_next_visit_past_the_horizon_is_truncation(small_config, method):
     response = _step(simulator, method, np.arange(config.slate_size))
     assert response["session_ended"] and response["horizon_reached"]
     assert not response["churned"] and not response["returned"] and not simulator.state.alive[0]
+
+
+@pytest.mark.parametrize("method", STEP_METHODS)
+def test_the_env_reward_is_the_configs_reward_mix(small_config, rng, method):
+    """The reward_* fields build an ``envs.rewards.RewardMix``; each step's reward is its weighted sum of the
+    response: clicks, purchases, revenue, return visits, gap days and churns (here all six weighted)."""
+    weights = {"click": 0.5, "purchase": 2.0, "revenue": 0.01, "return_visit": 1.5, "return_gap": -0.25, "churn": -4.0}
+    config = small_config.replace(leave_base=2.0, **{f"reward_{name}": w for name, w in weights.items()})
+    simulator = _one_shopper(config, seed=8)
+    assert simulator.reward == RewardMix(**weights)
+    for _ in range(200):
+        if not simulator.state.alive[0]:
+            break
+        r = _step(simulator, method, random_slate(rng, config.n_candidates, config.slate_size))
+        expected = (
+            0.5 * (r["clicked_position"] >= 0)
+            + 2.0 * r["purchased"]
+            + 0.01 * r["revenue"]
+            + 1.5 * r["returned"]
+            - 0.25 * r["return_gap_days"]
+            - 4.0 * r["churned"]
+        )
+        assert r["reward"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_an_all_zero_env_reward_pays_nothing(small_config):
+    """An env config may weight nothing (unlike a training reward, which make_reward refuses)."""
+    zero = {f"reward_{name}": 0.0 for name in ("click", "purchase", "revenue", "return_visit", "return_gap", "churn")}
+    simulator = envs.RetentionSimulator(small_config.replace(**zero), 3)
+    simulator.reset_rows(np.arange(3), np.array([key_from_seed(s) for s in range(3)]))
+    response = simulator.step(np.tile(np.arange(small_config.slate_size), (3, 1)))
+    assert response.reward.dtype == np.float64 and np.array_equal(response.reward, np.zeros(3))

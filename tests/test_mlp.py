@@ -14,7 +14,7 @@ from stickyrec import envs
 from stickyrec.agents.checkpoint import FORMAT
 from stickyrec.agents.mlp import MLPClickModel, roc_auc
 from stickyrec.agents.registry import load_agent
-from stickyrec.envs.wrappers import top_k
+from stickyrec.envs.spaces import top_k
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -12,9 +12,9 @@ import torch
 from stickyrec.agents.rl import load_agent, make_reward, make_rl_agent
 from stickyrec.agents.rl.base import isolated_global_rng
 from stickyrec.agents.rl.ppo import PPOAgent, gumbel_top_k, plackett_luce
-from stickyrec.agents.rl.rewards import RewardMix
+from stickyrec.agents.rl.sb3_adapter import SB3VecEnv, flatten_observation
 from stickyrec.agents.rl.slateq import SlateQAgent
-from stickyrec.agents.rl.vec_env import RetentionVecEnv, flatten_observation
+from stickyrec.envs.rewards import RewardMix
 from stickyrec.envs.vector import RetentionVectorEnv
 
 TINY = {
@@ -114,7 +114,7 @@ def test_gumbel_top_k_draws_distinct_candidates_at_softmax_rates():
 
 # --- the SB3 VecEnv adapter -----------------------------------------------------------------------------------------
 def test_vec_env_adapter_follows_sb3_protocol(short_config):
-    venv = RetentionVecEnv(short_config, 8, make_reward("retention"), seed=3)
+    venv = SB3VecEnv(short_config, 8, make_reward("retention"), seed=3)
     reference = RetentionVectorEnv(8, config=short_config)
     obs = venv.reset()
     ref_obs, _ = reference.reset(seed=3)

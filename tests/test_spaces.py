@@ -1,4 +1,4 @@
-"""``SlateSpace``: k distinct indices into M candidates, single and batched."""
+"""``SlateSpace``: k distinct indices into M candidates, single and batched; ``top_k``: scores -> a slate."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stickyrec.envs import SlateSpace
+from stickyrec.envs.spaces import top_k
 from tests.strategies import slates
 
 
@@ -128,3 +129,9 @@ def test_space_equality_hash_and_pickle():
     assert a != SlateSpace(30, 4) and a != SlateSpace(31, 5)
     clone = pickle.loads(pickle.dumps(a))
     assert clone == a and clone.contains(clone.sample())
+
+
+def test_top_k_orders_best_first_and_breaks_ties_by_index():
+    assert top_k(np.array([[0.1, 0.5, 0.5, 0.2]]), 2).tolist() == [[1, 2]]
+    assert top_k(np.array([[1.0, 1.0, 1.0]]), 3).tolist() == [[0, 1, 2]]
+    assert top_k(np.array([3.0, 1.0, 2.0]), 2).tolist() == [0, 2]

@@ -10,14 +10,7 @@ from stickyrec.envs.wrappers import (
     FlattenSlateObservationVector,
     ScoreSlateAction,
     ScoreSlateActionVector,
-    top_k,
 )
-
-
-def test_top_k_orders_best_first_and_breaks_ties_by_index():
-    assert top_k(np.array([[0.1, 0.5, 0.5, 0.2]]), 2).tolist() == [[1, 2]]
-    assert top_k(np.array([[1.0, 1.0, 1.0]]), 3).tolist() == [[0, 1, 2]]
-    assert top_k(np.array([3.0, 1.0, 2.0]), 2).tolist() == [0, 2]
 
 
 @pytest.mark.parametrize("mode", ["scores", "query"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from stickyrec.agents.base import NEEDS_ENV
 from stickyrec.agents.registry import get_agent_class, kinds, load_agent
-from stickyrec.agents.rl.rewards import DEFAULT_REWARD, REWARDS, RewardMix, make_reward
+from stickyrec.envs.rewards import DEFAULT_REWARD, REWARDS, RewardMix, make_reward
 
 RL_AGENT_NAMES = kinds(needs=NEEDS_ENV)  # the registry's kinds that train in the env (the CLI's choices)
 

@@ -25,9 +25,9 @@ from stickyrec.agents.base import NEEDS_ENV, Agent
 from stickyrec.agents.checkpoint import CHECKPOINT_SUFFIX, load_state, write_checkpoint
 from stickyrec.agents.hyperparameters import Hyperparameters, check_integer, check_number
 from stickyrec.agents.rl.checkpoint import SPACE_KEYS, check_spaces, env_spaces, load_checkpoint
-from stickyrec.agents.rl.rewards import DEFAULT_REWARD, make_reward
 from stickyrec.envs.config import make_config
-from stickyrec.envs.wrappers import top_k
+from stickyrec.envs.rewards import DEFAULT_REWARD, make_reward
+from stickyrec.envs.spaces import top_k
 
 _ACT_CHUNK = 1024  # shoppers per forward pass at act time
 
@@ -71,7 +71,7 @@ def train_arguments(config, steps, max_seconds):
 class RLAgent(Agent):
     """Base of the trained slate agents: a scoring network, ``bind``/``act``/``save``/``load``.
 
-    ``reward``: a name from ``agents.rl.rewards.REWARDS`` or a mapping of weights; the hyperparameters: keyword
+    ``reward``: a name from ``envs.rewards.REWARDS`` or a mapping of weights; the hyperparameters: keyword
     arguments (the fields of ``params_class``) or ``params=params_class(...)``, not both.
     """
 

@@ -18,7 +18,7 @@ The entropy bonus uses the sum over positions of the entropy of each position's 
 it (an unbiased estimate of the ranking's entropy under the sampled prefix).
 
 The critic is a small MLP over the shopper vector. Everything else is SB3's PPO (clipped objective, GAE, advantage
-normalisation, minibatches) on ``agents.rl.vec_env.RetentionVecEnv``.
+normalisation, minibatches) on ``agents.rl.sb3_adapter.SB3VecEnv``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from stickyrec.agents.rl.networks import (
     shopper_mlp,
     split_observation,
 )
-from stickyrec.agents.rl.vec_env import RetentionVecEnv
+from stickyrec.agents.rl.sb3_adapter import SB3VecEnv
 
 
 def gumbel_top_k(scores: torch.Tensor, k: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -154,7 +154,7 @@ class TimeDiscountedRolloutBuffer(RolloutBuffer):
     ``gamma`` just below 1 keeps values finite. GAE is otherwise SB3's, with the per-transition discount.
     """
 
-    gap_source = None  # the RetentionVecEnv whose ``last_gap_days`` belongs to the step being added
+    gap_source = None  # the SB3VecEnv whose ``last_gap_days`` belongs to the step being added
     gamma_day = 1.0
 
     def reset(self) -> None:
@@ -188,7 +188,7 @@ class _TrainCallback(BaseCallback):
     def __init__(
         self,
         agent: PPOAgent,
-        venv: RetentionVecEnv,
+        venv: SB3VecEnv,
         progress: TrainProgress,
         checkpoint_dir,
         checkpoint_every: int,
@@ -260,7 +260,7 @@ class PPOConfig(Hyperparameters):
 class PPOAgent(RLAgent):
     """PPO with a Plackett-Luce slate policy; acts greedily (top k of the learned scores) once trained.
 
-    Arguments (all saved with the checkpoint): ``reward`` (a name from ``agents.rl.rewards.REWARDS`` or a mapping of
+    Arguments (all saved with the checkpoint): ``reward`` (a name from ``envs.rewards.REWARDS`` or a mapping of
     weights) and the fields of ``PPOConfig`` as keyword arguments (or ``params=PPOConfig(...)``): ``n_envs``
     shoppers stepped together, SB3's ``n_steps``, ``batch_size``, ``n_epochs``, ``learning_rate``, ``gamma``,
     ``gae_lambda``, ``clip_range``, ``ent_coef``, ``vf_coef``, the towers' ``hidden`` width and ``embed`` size, and
@@ -323,7 +323,7 @@ class PPOAgent(RLAgent):
         if self.params.batch_size > rollout:
             raise ValueError(f"batch_size={self.params.batch_size} exceeds one rollout (n_envs * n_steps = {rollout})")
         with isolated_global_rng(self.params.seed), torch_threads(threads):
-            venv = RetentionVecEnv(config, self.params.n_envs, self.reward, seed=self.params.seed)
+            venv = SB3VecEnv(config, self.params.n_envs, self.reward, seed=self.params.seed)
             spaces = env_spaces(config, venv.catalog)
             if self.net is None:
                 self.net = self.build_net(spaces, catalog_tables(venv.catalog))

@@ -54,8 +54,8 @@ from stickyrec.agents.hyperparameters import Hyperparameters, integer, number
 from stickyrec.agents.rl.base import RLAgent, TrainProgress, isolated_global_rng, torch_threads, train_arguments
 from stickyrec.agents.rl.checkpoint import env_spaces
 from stickyrec.agents.rl.networks import CandidateFeatures, CandidateScorer, catalog_tables, empty_tables, shopper_mlp
+from stickyrec.envs.spaces import top_k
 from stickyrec.envs.vector import RetentionVectorEnv
-from stickyrec.envs.wrappers import top_k
 
 
 class SlateQNet(nn.Module):
@@ -231,7 +231,7 @@ class SlateQConfig(Hyperparameters):
 class SlateQAgent(RLAgent):
     """SlateQ; once trained, shows the best slate under its learned choice model (``SlateQNet.ranking_key``).
 
-    Arguments (all saved with the checkpoint): ``reward`` (a name from ``agents.rl.rewards.REWARDS`` or a mapping of
+    Arguments (all saved with the checkpoint): ``reward`` (a name from ``envs.rewards.REWARDS`` or a mapping of
     weights) and the fields of ``SlateQConfig`` as keyword arguments (or ``params=SlateQConfig(...)``): ``n_envs``
     shoppers stepped together, ``buffer_size`` transitions, ``batch_size``, ``gradient_steps`` per env step,
     ``learning_rate``, ``gamma``, ``tau`` (Polyak rate of the target network), ``exploration_fraction`` of training

@@ -1,12 +1,12 @@
 """The batched numpy env as a stable-baselines3 ``VecEnv``: thousands of shoppers per step, no per-shopper envs.
 
-``RetentionVecEnv`` drives one ``envs.vector.RetentionVectorEnv`` (same-step autoreset) and speaks SB3's protocol:
+``SB3VecEnv`` drives one ``envs.vector.RetentionVectorEnv`` (same-step autoreset) and speaks SB3's protocol:
 
 * observations are flat float32 rows ``[candidate ids (M) ; shopper vector (F)]`` (ids below 2**24 are exact in
   float32), so SB3 stores them in its buffers as they are; the agents' networks split the row and gather the
   catalog's item features by id. (SB3 would one-hot a ``MultiDiscrete`` observation: M x N_items floats per row.)
 * actions are ``MultiDiscrete([M] * k)`` slates of candidate indices, checked by the env;
-* rewards come from an injected function of the step's ``info`` arrays (``agents.rl.rewards``; a ``RewardMix`` is
+* rewards come from an injected function of the step's ``info`` arrays (``envs.rewards``; a ``RewardMix`` is
   bound to this env's catalog);
 * a finished shopper's row carries ``terminal_observation`` and ``TimeLimit.truncated`` (the horizon, not churn)
   in its info dict, plus SB3's ``episode`` record (return, length, seconds) so ``ep_rew_mean`` is logged; the
@@ -44,7 +44,7 @@ def flatten_observation(observation: dict[str, np.ndarray]) -> np.ndarray:
     return np.concatenate([observation["candidate_ids"].astype(np.float32), observation["shopper"]], axis=-1)
 
 
-class RetentionVecEnv(VecEnv):
+class SB3VecEnv(VecEnv):
     """``num_envs`` shoppers of ``stickyrec/Retention-v0`` behind SB3's ``VecEnv`` interface."""
 
     def __init__(self, config: RetentionConfig, num_envs: int, reward_fn: RewardFn, seed: int = 0) -> None:
@@ -150,10 +150,10 @@ class RetentionVecEnv(VecEnv):
         return [value] * len(list(self._get_indices(indices)))
 
     def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
-        raise AttributeError(f"RetentionVecEnv shares one batched env; cannot set {attr_name!r} per shopper")
+        raise AttributeError(f"SB3VecEnv shares one batched env; cannot set {attr_name!r} per shopper")
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
-        raise AttributeError(f"RetentionVecEnv has no per-shopper envs to call {method_name!r} on")
+        raise AttributeError(f"SB3VecEnv has no per-shopper envs to call {method_name!r} on")
 
     def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
         return [False] * len(list(self._get_indices(indices)))
