@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -158,7 +159,15 @@ def test_modules_and_functions_stay_small():
 
 def test_an_install_holds_stickyrec_and_no_generic_top_level_package(tmp_path):
     """Build the wheel, install it into an empty folder (a site-packages), and list what landed there."""
-    wheels, target = tmp_path / "wheels", tmp_path / "site-packages"
+    wheels, target, source = tmp_path / "wheels", tmp_path / "site-packages", tmp_path / "source"
+    # build from a copy: setuptools leaves a build/ folder beside the sources it builds
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "results", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", "runs"
+        ),
+    )
     build = subprocess.run(
         [
             sys.executable,
@@ -170,7 +179,7 @@ def test_an_install_holds_stickyrec_and_no_generic_top_level_package(tmp_path):
             "--quiet",
             "-w",
             str(wheels),
-            str(ROOT),
+            str(source),
         ],
         capture_output=True,
         text=True,
