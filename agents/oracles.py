@@ -1,6 +1,6 @@
 """Reference policies that read the simulator's latent state: the myopic and the long-term oracle.
 
-They frame every results table (``DESIGN.md``, "Evaluation protocol"): the **myopic oracle** ranks by the true
+They frame every results table as reference bounds: the **myopic oracle** ranks by the true
 click utility (the best any click model could do, step by step); the **long-term oracle** sees the shopper's
 interest, fatigue and the items' quality and ranks for retention: the ceiling RL is measured against. Neither is a
 deployable policy (both set ``uses_latent_state = True`` and read ``self.simulator``).

@@ -18,7 +18,7 @@ ROLLOUT_STEPS = 40
 
 
 def _design_logits(simulator: envs.RetentionSimulator, slate: np.ndarray) -> np.ndarray:
-    """(B, k + 1) choice logits of this slate from the latent state, as DESIGN.md writes them:
+    """(B, k + 1) choice logits of this slate from the latent state, as docs/model.md writes them:
     u = theta.e + w_a a - beta log p - w_f f_c, logit = u / tau + log eta_j, no click v0 / tau last."""
     cfg, catalog, state = simulator.config, simulator.catalog, simulator.state
     items = np.take_along_axis(simulator.candidate_ids, slate, axis=1)

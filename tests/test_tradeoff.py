@@ -41,7 +41,7 @@ def test_click_chaser_sells_less_over_60_days(outcomes):
 
 
 def test_defaults_land_in_the_design_ranges(outcomes):
-    """DESIGN.md's intent: 20-40% of slates clicked by a decent policy, sessions of 5-15 impressions."""
+    """The founding design's intent: 20-40% of slates clicked by a decent policy, sessions of 5-15 impressions."""
     quality = outcomes["relevance_quality"]
     assert 0.15 <= quality["click_rate"] <= 0.40
     impressions_per_session = quality["impressions_per_shopper"] / quality["sessions_per_shopper"]
