@@ -8,12 +8,13 @@
 from stickyrec import ENV_ID  # the root package registers it
 from stickyrec.envs.catalog import Catalog, make_catalog
 from stickyrec.envs.config import PRESETS, RetentionConfig, get_preset, make_config
-from stickyrec.envs.env import INFO_KEYS, LATENT_SATISFACTION_KEY, RetentionEnv
+from stickyrec.envs.env import CHURN_CAUSE_KEYS, INFO_KEYS, LATENT_SATISFACTION_KEY, RetentionEnv
 from stickyrec.envs.simulator import RetentionSimulator, StepResponse
 from stickyrec.envs.spaces import SlateSpace
 from stickyrec.envs.vector import RetentionVectorEnv
 
 __all__ = [
+    "CHURN_CAUSE_KEYS",
     "ENV_ID",
     "INFO_KEYS",
     "LATENT_SATISFACTION_KEY",

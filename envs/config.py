@@ -35,7 +35,10 @@ def _field(
     integer: bool = False,
     lo_open: bool = False,
     hi_open: bool = False,
+    infinite: bool = False,
+    choices: tuple[str, ...] = (),
 ) -> Any:
+    """A numeric field in [lo, hi] (``infinite``: +inf allowed too), or with ``choices`` a field naming one of them."""
     return dataclasses.field(
         default=default,
         metadata={
@@ -44,18 +47,26 @@ def _field(
             "lo_open": lo_open,
             "hi_open": hi_open,
             "integer": integer,
+            "infinite": infinite,
+            "choices": choices,
             "doc": doc,
             "group": group,
         },
     )
 
 
+def _choice_field(default: str, choices: tuple[str, ...], doc: str, *, group: str) -> Any:
+    return _field(default, math.nan, math.nan, doc, group=group, choices=choices)
+
+
 _catalog = functools.partial(_field, group="catalog")
 _retrieval = functools.partial(_field, group="retrieval")
 _shoppers = functools.partial(_field, group="shoppers")
+_shoppers_choice = functools.partial(_choice_field, group="shoppers")
 _choice = functools.partial(_field, group="choice")
 _dynamics = functools.partial(_field, group="dynamics")
 _session = functools.partial(_field, group="session")
+_session_choice = functools.partial(_choice_field, group="session")
 _episode = functools.partial(_field, group="episode")
 _reward = functools.partial(_field, group="reward")
 
@@ -118,6 +129,34 @@ class RetentionConfig:
         0.08, 0.0, 100.0, "median base visit rate lambda (per day, before the satisfaction factor)", lo_open=True
     )
     visit_rate_sd: float = _shoppers(0.3, 0.0, 5.0, "sd of log visit rate")
+    visit_rate_distribution: str = _shoppers_choice(
+        "lognormal",
+        ("lognormal", "gamma"),
+        "population law of the base visit rate lambda: lognormal (visit_rate_median, visit_rate_sd) or gamma"
+        " (visit_rate_gamma_shape, visit_rate_gamma_rate), BG/NBD's transaction-rate mixture",
+    )
+    visit_rate_gamma_shape: float = _shoppers(
+        2.0, 0.0, 1000.0, "r: shape of lambda ~ Gamma(r, alpha) when visit_rate_distribution is gamma", lo_open=True
+    )
+    visit_rate_gamma_rate: float = _shoppers(
+        25.0,
+        0.0,
+        1_000_000.0,
+        "alpha: rate of lambda ~ Gamma(r, alpha), in days (mean lambda = r / alpha per day)",
+        lo_open=True,
+    )
+    dropout_distribution: str = _shoppers_choice(
+        "none",
+        ("none", "beta"),
+        "latent dropout propensity p: none (no such dropout) or beta (p ~ Beta(dropout_beta_a, dropout_beta_b)"
+        " per shopper, BG/NBD's dropout mixture)",
+    )
+    dropout_beta_a: float = _shoppers(
+        1.0, 0.0, 1000.0, "a: Beta a of the dropout propensity p when dropout_distribution is beta", lo_open=True
+    )
+    dropout_beta_b: float = _shoppers(
+        9.0, 0.0, 1000.0, "b: Beta b of the dropout propensity p when dropout_distribution is beta", lo_open=True
+    )
     patience_sd: float = _shoppers(0.3, 0.0, 10.0, "sd of patience (shifts the leave hazard's logit)")
 
     # --- choice and purchase ---------------------------------------------------------------------
@@ -155,9 +194,21 @@ class RetentionConfig:
     max_session_steps: int = _session(50, 1, 100_000, "a session ends after this many impressions", integer=True)
     return_satisfaction_weight: float = _session(3.0, 0.0, 100.0, "psi: return rate = lambda * exp(psi * satisfaction)")
     min_return_gap_days: float = _session(0.1, 0.0, 1000.0, "shortest gap between sessions")
-    churn_window_days: float = _session(14.0, 0.0, 100_000.0, "a gap longer than this is churn", lo_open=True)
+    churn_window_days: float = _session(
+        14.0,
+        0.0,
+        100_000.0,
+        "a gap longer than this is churn (observed churn in the env); .inf (YAML) / math.inf switches it off",
+        lo_open=True,
+        infinite=True,
+    )
     churn_base: float = _session(-1.5, -100.0, 100.0, "c0: per-session churn logit at zero satisfaction")
     churn_satisfaction: float = _session(8.0, 0.0, 100.0, "c1: churn logit drop per unit satisfaction")
+    dropout_after: str = _session_choice(
+        "purchase_session",
+        ("purchase_session", "session"),
+        "when the latent dropout (probability p) is drawn: after a session with a purchase (BG/NBD) or every session",
+    )
 
     # --- episode -----------------------------------------------------------------------------------
     horizon_days: float = _episode(60.0, 0.0, 100_000.0, "a shopper's episode is truncated at this day", lo_open=True)
@@ -220,6 +271,16 @@ class RetentionConfig:
             )
 
     # --- derived sizes (cheap properties so they never drift from the fields) -----------------
+    @property
+    def reports_churn_causes(self) -> bool:
+        """Whether infos carry ``dropped_out`` and ``gap_churned`` (heterogeneous or latent-churn worlds only, so
+        the default world's infos stay as they were)."""
+        return (
+            self.visit_rate_distribution != "lognormal"
+            or self.dropout_distribution != "none"
+            or math.isinf(self.churn_window_days)
+        )
+
     @property
     def n_nearest(self) -> int:
         return int(round(self.n_candidates * self.nearest_share))
@@ -284,9 +345,13 @@ GROUPS: frozenset[str] = frozenset(f.metadata["group"] for f in FIELDS.values())
 
 
 def _allowed(meta: Mapping[str, Any]) -> str:
+    if meta["choices"]:
+        return "one of " + ", ".join(repr(c) for c in meta["choices"])
     kind = "integer" if meta["integer"] else "number"
     lo = "(" if meta["lo_open"] else "["
     hi = ")" if meta["hi_open"] or meta["hi"] == _INF else "]"
+    if meta["infinite"]:
+        return f"{kind} in {lo}{meta['lo']:g}, {meta['hi']:g}{hi} or inf"
 
     def show(bound: float) -> str:
         return f"{bound:,}" if meta["integer"] and math.isfinite(bound) else f"{bound:g}"
@@ -296,12 +361,18 @@ def _allowed(meta: Mapping[str, Any]) -> str:
 
 def _check_field(f: dataclasses.Field, value: Any) -> None:
     meta = f.metadata
+    if meta["choices"]:
+        if not isinstance(value, str) or value not in meta["choices"]:
+            raise ValueError(f"config field {f.name!r} = {value!r} is not allowed; allowed: {_allowed(meta)}")
+        return
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(
             f"config field {f.name!r} = {value!r} has type {type(value).__name__}; allowed: {_allowed(meta)}"
         )
     if meta["integer"] and not isinstance(value, (int, np.integer)):
         raise ValueError(f"config field {f.name!r} = {value!r} is not an integer; allowed: {_allowed(meta)}")
+    if meta["infinite"] and value == _INF:
+        return
     if not math.isfinite(value):
         raise ValueError(f"config field {f.name!r} = {value!r} is not finite; allowed: {_allowed(meta)}")
     lo, hi = meta["lo"], meta["hi"]

@@ -26,6 +26,11 @@ INFO_KEYS: tuple[str, ...] = (
     "churned",
     "day",
 )
+# Why an episode ended, in worlds where that is worth telling apart (``RetentionConfig.reports_churn_causes``: gamma
+# visit rates, beta latent dropout or an infinite churn window; absent otherwise, so the default world's infos are
+# unchanged): ``dropped_out`` is the latent event (she has left for good: the churn hazard or her latent dropout),
+# ``gap_churned`` the observed rule (her next visit is more than ``churn_window_days`` away). ``churned`` is their or.
+CHURN_CAUSE_KEYS: tuple[str, ...] = ("dropped_out", "gap_churned")
 LATENT_SATISFACTION_KEY = "latent_satisfaction"  # analysis only: agents must not read it
 
 
@@ -42,9 +47,13 @@ def observation_space(config: RetentionConfig) -> spaces.Dict:
     )
 
 
-def response_info(response: StepResponse, satisfaction: np.ndarray) -> dict[str, np.ndarray]:
-    """The info dict of a step as arrays over the batch (the vector env's ``infos``)."""
-    info = {key: getattr(response, key) for key in INFO_KEYS}
+def response_info(
+    response: StepResponse, satisfaction: np.ndarray, churn_causes: bool = False
+) -> dict[str, np.ndarray]:
+    """The info dict of a step as arrays over the batch (the vector env's ``infos``); with ``churn_causes`` (the
+    config's ``reports_churn_causes``), also ``CHURN_CAUSE_KEYS``."""
+    keys = (*INFO_KEYS, *CHURN_CAUSE_KEYS) if churn_causes else INFO_KEYS
+    info = {key: getattr(response, key) for key in keys}
     info[LATENT_SATISFACTION_KEY] = satisfaction.copy()
     return info
 
@@ -58,8 +67,9 @@ class RetentionEnv(gym.Env):
     (position-aware multinomial logit), may buy what she clicked, grows tired of categories she sees too
     often, and her latent satisfaction follows the quality of what she consumes. Sessions end with a hazard;
     between sessions the clock jumps to her next visit, which comes sooner when she is satisfied. A long gap
-    or a per-session churn hazard ends her life with the store. See ``envs.simulator`` for the equations
-    and ``envs.config.RetentionConfig`` for every parameter.
+    (observed churn), a per-session churn hazard or, when configured, her own latent dropout propensity ends her
+    life with the store. See ``envs.simulator`` for the equations and ``envs.config.RetentionConfig`` for every
+    parameter.
 
     ## Action Space
     ``SlateSpace(M, k)`` (a ``MultiDiscrete([M] * k)``): k **distinct** indices into
@@ -88,13 +98,17 @@ class RetentionEnv(gym.Env):
     A new shopper drawn from the population at day 0, first session, fresh candidates.
 
     ## Episode End
-    * terminated: the shopper churned (gap past ``churn_window_days`` or the per-session churn hazard).
+    * terminated: the shopper churned: a gap past ``churn_window_days`` (the observed rule; off when the window is
+      ``inf``), or she dropped out for good (the per-session churn hazard, or her latent dropout propensity after a
+      qualifying session when ``dropout_distribution`` is ``beta``).
     * truncated: her next visit would fall past ``horizon_days``.
 
     ## Info
     ``clicked_position`` (-1 for none), ``clicked_item`` (-1), ``purchased``, ``revenue``,
     ``session_ended``, ``returned`` (a return visit started), ``return_gap_days``, ``churned``, ``day``
-    (simulated day of the impression); ``latent_satisfaction`` is latent state for analysis only.
+    (simulated day of the impression); ``latent_satisfaction`` is latent state for analysis only. Where
+    ``config.reports_churn_causes`` (gamma visit rates, beta dropout or an infinite churn window): ``dropped_out``
+    (the latent event) and ``gap_churned`` (the observed rule), exclusive, ``churned`` = either.
 
     ## Arguments
     ``config``: a ``RetentionConfig``, a preset name, a YAML path or a mapping; keyword arguments
@@ -118,6 +132,7 @@ class RetentionEnv(gym.Env):
         self.observation_space = observation_space(self.config)
         self._seeded = False
         self._needs_reset = True
+        self._churn_causes = self.config.reports_churn_causes
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -156,6 +171,8 @@ class RetentionEnv(gym.Env):
             "day": r.day,
             LATENT_SATISFACTION_KEY: float(self.simulator.state.satisfaction[0]),
         }
+        if self._churn_causes:
+            info["dropped_out"], info["gap_churned"] = r.dropped_out, r.gap_churned
         return self._observation(), r.reward, terminated, truncated, info
 
     def _observation(self) -> dict[str, np.ndarray]:

@@ -13,6 +13,7 @@ import numpy as np
 from stickyrec.envs.catalog import Catalog, normalise_rows
 from stickyrec.envs.config import RetentionConfig
 from stickyrec.envs.rng import ShopperStreams
+from stickyrec.envs.traits import draw_traits
 
 # Observable shopper features, in order (the observation's ``shopper`` vector). Category blocks follow.
 SHOPPER_FEATURES: tuple[str, ...] = (
@@ -46,6 +47,7 @@ class ShopperState:
     fatigue: np.ndarray  # (B, C) per-category boredom
     price_sensitivity: np.ndarray  # (B,) beta
     visit_rate: np.ndarray  # (B,) lambda, per day
+    dropout_probability: np.ndarray  # (B,) p: latent dropout after a qualifying session (0 unless that option is on)
     patience: np.ndarray  # (B,) shifts the leave hazard's logit
     # observable history
     day: np.ndarray  # (B,) simulated time of the current session, in days (float)
@@ -69,6 +71,7 @@ class ShopperState:
     recent_click_direction: np.ndarray  # view (B, d): recent_click_embedding scaled to unit length (0 if none)
     # bookkeeping
     alive: np.ndarray  # (B,) bool: not churned and not past the horizon
+    session_start_purchases: np.ndarray  # (B,) int: purchases before this session (a purchase session exceeds it)
 
     @classmethod
     def empty(cls, batch_size: int, config: RetentionConfig) -> ShopperState:
@@ -86,6 +89,7 @@ class ShopperState:
             fatigue=z((b, c)),
             price_sensitivity=z(b),
             visit_rate=z(b),
+            dropout_probability=z(b),
             patience=z(b),
             day=z(b),
             days_since_last_visit=z(b),
@@ -99,6 +103,7 @@ class ShopperState:
             recent_click_count=z(b),
             recent_click_embedding=z((b, d)),
             alive=z(b, dtype=bool),
+            session_start_purchases=z(b, dtype=np.int64),
         )
 
     _VIEWS = ("recent_category_clicks", "session_category_impressions", "recent_click_direction")
@@ -131,8 +136,10 @@ class ShopperState:
         self.price_sensitivity[rows] = config.price_sensitivity_median * np.exp(
             config.price_sensitivity_sd * z[:, d + 1]
         )
-        self.visit_rate[rows] = config.visit_rate_median * np.exp(config.visit_rate_sd * z[:, d + 2])
         self.patience[rows] = config.patience_sd * z[:, d + 3]
+        self.visit_rate[rows], self.dropout_probability[rows] = draw_traits(
+            rows, streams, config, config.visit_rate_median * np.exp(config.visit_rate_sd * z[:, d + 2])
+        )
         for name in (
             "fatigue",
             "day",
@@ -141,6 +148,7 @@ class ShopperState:
             "session_clicks",
             "clicks",
             "purchases",
+            "session_start_purchases",
             "spend",
             "recent_category_clicks",
             "session_category_impressions",

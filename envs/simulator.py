@@ -14,10 +14,11 @@ Order of events for one impression (the phases of ``step``: ``_show`` and the ch
      shrinks on no click); interest drifts toward the clicked item;
   4. she leaves the session with a hazard that rises with the fatigue she brought to the slate (the mean
      over its items' categories) and falls with satisfaction;
-  5. if she left: churn with hazard sigmoid(c0 - c1 s); else the next visit comes after an exponential
-     gap of rate lambda exp(psi s), which is churn if longer than the churn window and the end of the
-     episode (truncation) if it passes the horizon. On return, fatigue and satisfaction relax over the gap
-     and a new candidate set is retrieved.
+  5. if she left: she drops out for good (the latent event) with hazard sigmoid(c0 - c1 s), or, with latent
+     dropout on (``envs.traits``), with her own probability p_i after a qualifying session; else the next visit
+     comes after an exponential gap of rate lambda exp(psi s), which is churn if longer than the churn window
+     (the observed rule; never with an infinite window) and the end of the episode (truncation) if it passes the
+     horizon. On return, fatigue and satisfaction relax over the gap and a new candidate set is retrieved.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from stickyrec.envs.retrieval import CandidateRetriever
 from stickyrec.envs.rewards import RewardMix
 from stickyrec.envs.rng import ShopperStreams
 from stickyrec.envs.shoppers import RECENT_CLICKS_HALF_LIFE_DAYS, ShopperState
+from stickyrec.envs.traits import churn_events, session_end_uniforms
 
 
 class StepResponse(NamedTuple):
@@ -46,9 +48,11 @@ class StepResponse(NamedTuple):
     session_ended: np.ndarray  # bool
     returned: np.ndarray  # bool: the session ended and the shopper came back (a return visit)
     return_gap_days: np.ndarray  # float64, gap to the return visit (0 unless returned)
-    churned: np.ndarray  # bool: gone for good (terminated)
+    churned: np.ndarray  # bool: the episode ends here (terminated): dropped_out or gap_churned
     horizon_reached: np.ndarray  # bool: next visit falls past the horizon (truncated)
     day: np.ndarray  # int64, simulated day of this impression
+    dropped_out: np.ndarray  # bool: the latent event, she has left for good (churn hazard or latent dropout)
+    gap_churned: np.ndarray  # bool: the observed rule, her next visit is more than churn_window_days away
     reward: np.ndarray  # float64, the config's weighted mix of the above (``envs.rewards.RewardMix``)
 
 
@@ -231,24 +235,25 @@ class RetentionSimulator:
         session_ended = self._leave(shown.fatigue, clicked, uniform[:, 2])
         day = np.floor(st.day).astype(np.int64)  # the day of this impression, before a return moves the clock
 
-        returned = np.zeros(self.batch_size, dtype=bool)
-        churned = np.zeros(self.batch_size, dtype=bool)
-        horizon_reached = np.zeros(self.batch_size, dtype=bool)
+        # returned, churned, horizon_reached, dropped_out, gap_churned
+        flags = np.zeros((5, self.batch_size), dtype=bool)
         gap = np.zeros(self.batch_size)
         ended = np.flatnonzero(session_ended)
         if ended.size:
-            self._end_sessions(ended, returned, churned, horizon_reached, gap)
+            self._end_sessions(ended, flags, gap)
         response = StepResponse(
             clicked_position=np.where(clicked, position, -1),
             clicked_item=np.where(clicked, item, -1),
             purchased=purchased,
             revenue=revenue,
             session_ended=session_ended,
-            returned=returned,
+            returned=flags[0],
             return_gap_days=gap,
-            churned=churned,
-            horizon_reached=horizon_reached,
+            churned=flags[1],
+            horizon_reached=flags[2],
             day=day,
+            dropped_out=flags[3],
+            gap_churned=flags[4],
             reward=None,
         )
         return StepResponse(*response[:-1], self._response_reward(response))
@@ -380,7 +385,8 @@ class RetentionSimulator:
         satisfaction = self._respond_one(category_array.tolist(), clicked, at, items, purchased, revenue, quality)
         session_ended = self._leave_one(slate_fatigue, satisfaction, clicked, u_leave)
         day = math.floor(self.state.day[0])
-        returned, churned, horizon_reached, gap = self._end_one() if session_ended else (False, False, False, 0.0)
+        flags, gap = self._end_one() if session_ended else ((False,) * 5, 0.0)
+        returned, churned, horizon_reached, dropped_out, gap_churned = flags
         response = StepResponse(
             clicked_position=position if clicked else -1,
             clicked_item=item if clicked else -1,
@@ -392,6 +398,8 @@ class RetentionSimulator:
             churned=churned,
             horizon_reached=horizon_reached,
             day=day,
+            dropped_out=dropped_out,
+            gap_churned=gap_churned,
             reward=None,
         )
         return StepResponse(*response[:-1], float(self._response_reward(response)))
@@ -495,43 +503,52 @@ class RetentionSimulator:
         st.session_step[0] += 1
         return bool(uniform < leave) or int(st.session_step[0]) >= cfg.max_session_steps
 
-    def _end_one(self) -> tuple[bool, bool, bool, float]:
-        """``_end_sessions`` for the one shopper: (returned, churned, horizon_reached, gap days)."""
-        flags = np.zeros((3, 1), dtype=bool)
+    def _end_one(self) -> tuple[tuple[bool, ...], float]:
+        """``_end_sessions`` for the one shopper: (returned, churned, horizon_reached, dropped_out, gap_churned),
+        and the gap in days."""
+        flags = np.zeros((5, 1), dtype=bool)
         gaps = np.zeros(1)
-        self._end_sessions(np.zeros(1, dtype=np.int64), flags[0], flags[1], flags[2], gaps)
-        returned, churned, horizon_reached = (bool(f) for f in flags[:, 0])
-        return returned, churned, horizon_reached, float(gaps[0])
+        self._end_sessions(np.zeros(1, dtype=np.int64), flags, gaps)
+        return tuple(bool(f) for f in flags[:, 0]), float(gaps[0])
 
-    def _end_sessions(self, ended, returned, churned, horizon_reached, gap) -> None:
-        """Draw the gap and churn for shoppers whose session ended; start the next session for returners."""
+    def _end_sessions(self, ended, flags, gap) -> None:
+        """Draw the gap and churn for shoppers whose session ended; start the next session for returners.
+
+        ``flags`` (5, B): returned, churned, horizon_reached, dropped_out, gap_churned, set in the ``ended`` columns.
+        """
         cfg, st = self.config, self.state
-        uniform = self.streams.uniform(ended, 2)  # gap, churn
+        uniform = self.streams.uniform(ended, session_end_uniforms(cfg))  # gap, churn (, latent dropout)
         satisfaction = np.take(st.satisfaction, ended)
         gap_days = dynamics.return_gap_days(
             dynamics.return_rate(np.take(st.visit_rate, ended), satisfaction, cfg.return_satisfaction_weight),
             uniform[:, 0],
             cfg.min_return_gap_days,
         )
-        gone = uniform[:, 1] < dynamics.churn_probability(satisfaction, cfg.churn_base, cfg.churn_satisfaction)
-        gone |= gap_days > cfg.churn_window_days
+        purchase_session = np.take(st.purchases, ended) > np.take(st.session_start_purchases, ended)
+        dropped_out, gap_churned = churn_events(
+            uniform, satisfaction, gap_days, np.take(st.dropout_probability, ended), purchase_session, cfg
+        )
+        gone = dropped_out | gap_churned
         next_day = np.take(st.day, ended) + gap_days
         past_horizon = ~gone & (next_day >= cfg.horizon_days)
         back = ~gone & ~past_horizon
-        churned[ended] = gone
-        horizon_reached[ended] = past_horizon
+        flags[1, ended] = gone
+        flags[2, ended] = past_horizon
+        flags[3, ended] = dropped_out
+        flags[4, ended] = gap_churned
         finished = ended[gone | past_horizon]
         st.alive[finished] = False
         self._n_finished += finished.size
 
         rows, g = ended[back], gap_days[back]
-        returned[rows] = True
+        flags[0, rows] = True
         gap[rows] = g
         st.day[rows] = next_day[back]
         st.days_since_last_visit[rows] = g
         st.visits[rows] += 1
         st.session_step[rows] = 0
         st.session_clicks[rows] = 0
+        st.session_start_purchases[rows] = np.take(st.purchases, rows)
         st.session_category_impressions[rows] = 0.0
         # np.take row gathers (fast) for the arrays that own their memory; the strided views keep fancy indexing
         fatigue_left = dynamics.decay_factor(g, cfg.fatigue_half_life_days)[:, None]

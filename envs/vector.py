@@ -33,7 +33,8 @@ class RetentionVectorEnv(VectorEnv):
       ``infos["active"]`` tells which rows are still live.
 
     ``infos`` holds every step's response for every row (the keys of ``envs.env.INFO_KEYS`` plus
-    ``latent_satisfaction``, analysis only), including rows that finished on this step.
+    ``latent_satisfaction``, analysis only, and ``envs.env.CHURN_CAUSE_KEYS`` where the config reports churn
+    causes), including rows that finished on this step.
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
@@ -117,7 +118,9 @@ class RetentionVectorEnv(VectorEnv):
             raise RuntimeError("step() called before reset(); call reset() first")
         response = self.simulator.step(actions)
         terminations, truncations = response.churned, response.horizon_reached
-        infos: dict[str, Any] = response_info(response, self.simulator.state.satisfaction)
+        infos: dict[str, Any] = response_info(
+            response, self.simulator.state.satisfaction, self.config.reports_churn_causes
+        )
         done = terminations | truncations
         sim = self.simulator
         sim.update_features()
