@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -62,7 +64,10 @@ SANE_FLOATS: dict[str, tuple[float, float]] = {
     "leave_no_click": (0.0, 2.0),
     "return_satisfaction_weight": (0.0, 5.0),
     "min_return_gap_days": (0.0, 2.0),
-    "churn_window_days": (0.5, 30.0),
+    "visit_rate_gamma_shape": (0.1, 5.0),
+    "visit_rate_gamma_rate": (0.5, 50.0),
+    "dropout_beta_a": (0.1, 5.0),
+    "dropout_beta_b": (0.1, 10.0),
     "churn_base": (-8.0, 2.0),
     "churn_satisfaction": (0.0, 10.0),
     "horizon_days": (1.0, 20.0),
@@ -72,6 +77,14 @@ SANE_FLOATS: dict[str, tuple[float, float]] = {
     "reward_return_visit": (-2.0, 2.0),
     "reward_return_gap": (-1.0, 1.0),
     "reward_churn": (-5.0, 5.0),
+}
+
+
+# The named-choice fields: each drawn among all its allowed names (the optional traits and churn rules included).
+CHOICE_FIELDS: dict[str, tuple[str, ...]] = {
+    "visit_rate_distribution": ("lognormal", "gamma"),
+    "dropout_distribution": ("none", "beta"),
+    "dropout_after": ("purchase_session", "session"),
 }
 
 
@@ -109,6 +122,10 @@ def config_overrides(draw: st.DrawFn, max_candidates: int = 50, max_slate: int =
     }
     for name, (lo, hi) in SANE_FLOATS.items():
         overrides[name] = draw(_sane(lo, hi))
+    for name, names in CHOICE_FIELDS.items():
+        overrides[name] = draw(st.sampled_from(names))
+    # the observed churn rule: a finite window, or switched off
+    overrides["churn_window_days"] = draw(st.one_of(_sane(0.5, 30.0), st.just(math.inf)))
     return overrides
 
 

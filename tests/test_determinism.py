@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
 
 from stickyrec import envs
 from tests.helpers import assert_info_equal, assert_obs_equal, assert_step_equal, random_slate, random_slates
+
+# Issue 13's optional worlds (envs.traits), beside the default one: gamma visit rates and BG/NBD latent dropout
+# after purchase sessions with the observed churn rule off, and dropout after every session with a short window.
+WORLDS = {
+    "default": {},
+    "latent_churn": {
+        "visit_rate_distribution": "gamma",
+        "visit_rate_gamma_shape": 1.5,
+        "visit_rate_gamma_rate": 4.0,
+        "dropout_distribution": "beta",
+        "dropout_beta_a": 0.6,
+        "dropout_beta_b": 2.0,
+        "churn_window_days": math.inf,
+    },
+    "dropout_every_session": {
+        "dropout_distribution": "beta",
+        "dropout_beta_a": 0.3,
+        "dropout_beta_b": 3.0,
+        "dropout_after": "session",
+        "churn_window_days": 1.5,
+    },
+}
+
+
+def _info_keys(config: envs.RetentionConfig) -> tuple[str, ...]:
+    causes = envs.CHURN_CAUSE_KEYS if config.reports_churn_causes else ()
+    return (*envs.INFO_KEYS, *causes, envs.LATENT_SATISFACTION_KEY)
 
 
 def _episode(env: envs.RetentionEnv, seed: int, action_seed: int, max_steps: int = 5000):
@@ -88,11 +117,14 @@ def test_vector_env_same_seed_is_reproducible(short_config):
         assert_step_equal(step_a, step_b)
 
 
+@pytest.mark.parametrize("world", WORLDS)
 @pytest.mark.parametrize("batch_size, seed", [(4, 10), (7, 1000)])
-def test_batched_env_equals_b_single_envs(short_config, batch_size, seed):
+def test_batched_env_equals_b_single_envs(short_config, batch_size, seed, world):
     """RetentionVectorEnv slot i reset with seed + i follows exactly the single env reset with seed + i,
     through several finished episodes (auto-reset in the same step; the single env reset without a seed),
-    including final_obs of each finished shopper."""
+    including final_obs of each finished shopper; in the default world and in the heterogeneous ones."""
+    short_config = short_config.replace(**WORLDS[world])
+    info_keys = _info_keys(short_config)
     k, m = short_config.slate_size, short_config.n_candidates
     vec = envs.RetentionVectorEnv(batch_size, short_config)
     singles = [envs.RetentionEnv(short_config) for _ in range(batch_size)]
@@ -119,7 +151,8 @@ def test_batched_env_equals_b_single_envs(short_config, batch_size, seed):
             assert vec_reward[i] == reward
             assert vec_terminated[i] == terminated
             assert vec_truncated[i] == truncated
-            for key in (*envs.INFO_KEYS, envs.LATENT_SATISFACTION_KEY):
+            assert set(info) == set(info_keys)
+            for key in info_keys:
                 assert np.array_equal(infos[key][i], info[key]), key
             if terminated or truncated:
                 finished[i] += 1
@@ -127,7 +160,7 @@ def test_batched_env_equals_b_single_envs(short_config, batch_size, seed):
                     assert np.array_equal(infos["final_obs"][key][i], obs[key]), key
                     assert infos["final_obs"][key].dtype == obs[key].dtype
                 assert infos["_final_info"][i]
-                for key in (*envs.INFO_KEYS, envs.LATENT_SATISFACTION_KEY):  # and her last info
+                for key in info_keys:  # and her last info
                     assert np.array_equal(infos["final_info"][key][i], info[key]), key
                 obs, _ = env.reset()
             for key in obs:
@@ -136,8 +169,10 @@ def test_batched_env_equals_b_single_envs(short_config, batch_size, seed):
     assert finished.min() >= 2, f"want several finished episodes per slot, got {finished.tolist()}"
 
 
-def test_batched_env_in_disabled_mode_follows_single_envs_until_each_finishes(short_config):
+@pytest.mark.parametrize("world", WORLDS)
+def test_batched_env_in_disabled_mode_follows_single_envs_until_each_finishes(short_config, world):
     """With autoreset disabled, each slot follows its single env until it finishes, then stays frozen."""
+    short_config = short_config.replace(**WORLDS[world])
     batch_size, seed = 5, 42
     k, m = short_config.slate_size, short_config.n_candidates
     vec = envs.RetentionVectorEnv(batch_size, short_config, autoreset_mode=AutoresetMode.DISABLED)
@@ -155,7 +190,7 @@ def test_batched_env_in_disabled_mode_follows_single_envs_until_each_finishes(sh
             assert (vec_reward[i], vec_terminated[i], vec_truncated[i]) == (reward, terminated, truncated)
             for key in obs:
                 assert np.array_equal(vec_obs[key][i], obs[key]), key
-            for key in (*envs.INFO_KEYS, envs.LATENT_SATISFACTION_KEY):
+            for key in _info_keys(short_config):
                 assert np.array_equal(infos[key][i], info[key]), key
             live[i] = not (terminated or truncated)
         assert np.array_equal(infos["active"], live)
