@@ -18,7 +18,7 @@ WORLDS = {
     "latent_churn": {
         "visit_rate_distribution": "gamma",
         "visit_rate_gamma_shape": 1.5,
-        "visit_rate_gamma_rate": 4.0,
+        "visit_rate_gamma_rate": 20.0,
         "dropout_distribution": "beta",
         "dropout_beta_a": 0.6,
         "dropout_beta_b": 2.0,
@@ -138,9 +138,11 @@ def test_batched_env_equals_b_single_envs(short_config, batch_size, seed, world)
 
     rng = np.random.default_rng(seed)
     finished = np.zeros(batch_size, dtype=np.int64)
+    dropped_out = 0  # latent dropouts seen (the optional worlds must exercise them)
     for _ in range(250):
         actions = random_slates(rng, batch_size, m, k)
         vec_obs, vec_reward, vec_terminated, vec_truncated, infos = vec.step(actions)
+        dropped_out += int(infos["dropped_out"].sum()) if "dropped_out" in infos else 0
         done = vec_terminated | vec_truncated
         if done.any():
             assert np.array_equal(infos["_final_obs"], done)
@@ -167,6 +169,7 @@ def test_batched_env_equals_b_single_envs(short_config, batch_size, seed, world)
                 assert np.array_equal(vec_obs[key][i], obs[key]), key
                 assert vec_obs[key].dtype == obs[key].dtype
     assert finished.min() >= 2, f"want several finished episodes per slot, got {finished.tolist()}"
+    assert dropped_out > 0 or not short_config.reports_churn_causes
 
 
 @pytest.mark.parametrize("world", WORLDS)
