@@ -146,7 +146,7 @@ def cmd_collect(args) -> int:
 def _env_overrides(args, experiment: str) -> list[str]:
     """``--config``/``--set`` of an env, as ``run``'s ``env.KEY=VALUE`` overrides of a shipped experiment (checked
     here first); the experiment's cohort days past a shorter horizon are dropped."""
-    import json
+    import math
     from pathlib import Path
 
     import yaml
@@ -157,7 +157,9 @@ def _env_overrides(args, experiment: str) -> list[str]:
     pairs = []
     if args.config.endswith((".yaml", ".yml")):
         for key, value in (yaml.safe_load(Path(args.config).read_text()) or {}).items():
-            pairs.append(f"env.{key}={json.dumps(value)}")
+            # YAML flow style, not JSON: it keeps an infinite churn window (.inf) a number when read back
+            flow = yaml.safe_dump(value, default_flow_style=True, width=math.inf).removesuffix("...\n").strip()
+            pairs.append(f"env.{key}={flow}")
     else:
         pairs.append(f"env.preset={args.config}")
     for pair in args.set:

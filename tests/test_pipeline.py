@@ -87,6 +87,17 @@ def test_baselines_flags_become_overrides_of_the_shipped_config():
     assert experiment.cohort_days == (1, 7, 14)  # the shipped days past the 20-day horizon are dropped
 
 
+def test_baselines_env_file_keeps_an_infinite_churn_window_and_named_choices(tmp_path):
+    """An env YAML file's values reach the experiment as they were written: .inf stays a number (not the string
+    JSON would make of it) and the named choices stay names."""
+    world = tmp_path / "world.yaml"
+    world.write_text("preset: small\nsession: {churn_window_days: .inf}\ndropout_distribution: beta\n")
+    args = build_parser().parse_args(["baselines", "--config", str(world), "--set", "dropout_beta_a=0.5"])
+    env = load_experiment("baselines", baselines_overrides(args)).scenarios[0].env
+    assert env.churn_window_days == float("inf") and env.dropout_distribution == "beta"
+    assert env.dropout_beta_a == 0.5 and env.n_items == 300
+
+
 def test_rl_benchmark_is_run_benchmark_with_one_agent_per_further_reward():
     argv = ["rl-benchmark", "--seeds", "2", "--steps", "ppo=5000", "--param", "slateq.learning_starts=100"]
     args = build_parser().parse_args([*argv, "--rewards", "quality_stickiness,click,revenue"])
