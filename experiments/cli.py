@@ -38,15 +38,15 @@ SUMMARY_COLUMNS = (  # ``simulate``'s table; labels and formats from experiments
 
 
 def _parse_overrides(pairs: list[str]) -> dict:
-    import yaml
+    from stickyrec.inputs import load_yaml, short_repr
 
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
+            raise ValueError(f"--set expects key=value, got {short_repr(pair)}")
         key = key.removeprefix("env.")
-        overrides[key] = yaml.safe_load(value)
+        overrides[key] = load_yaml(value, source=f"--set {short_repr(key)}: value {short_repr(value)}")
     return overrides
 
 
@@ -152,11 +152,12 @@ def _env_overrides(args, experiment: str) -> list[str]:
     import yaml
 
     from stickyrec.experiments.experiment import find_config
+    from stickyrec.inputs import load_yaml
 
     horizon = _config(args).horizon_days  # a bad preset, file or field fails now, with the env's own message
     pairs = []
     if args.config.endswith((".yaml", ".yml")):
-        for key, value in (yaml.safe_load(Path(args.config).read_text()) or {}).items():
+        for key, value in load_yaml(Path(args.config), source=f"config file {args.config!r}").items():
             # YAML flow style, not JSON: it keeps an infinite churn window (.inf) a number when read back
             flow = yaml.safe_dump(value, default_flow_style=True, width=math.inf).removesuffix("...\n").strip()
             pairs.append(f"env.{key}={flow}")
@@ -165,7 +166,7 @@ def _env_overrides(args, experiment: str) -> list[str]:
     for pair in args.set:
         key, _, value = pair.partition("=")
         pairs.append(f"env.{key.removeprefix('env.')}={value}")
-    shipped = yaml.safe_load(find_config(experiment).read_text())["report"]["cohort_days"]
+    shipped = load_yaml(find_config(experiment), source=experiment)["report"]["cohort_days"]
     if max(shipped) > horizon:  # a shorter world: keep the cohort days it has
         pairs.append(f"report.cohort_days={[day for day in shipped if day <= horizon]}")
     return pairs
@@ -557,7 +558,26 @@ def build_parser() -> argparse.ArgumentParser:
         _add_bench_and_config,
     ):
         add(sub)
+    debug_help = "show the Python traceback of an error (default: one line, stickyrec: error: ...)"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
+    for command in sub.choices.values():  # also after the command: stickyrec run quick --debug
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     return parser
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for any error that reached the top: a ValueError's own text, otherwise what went wrong and where."""
+    if isinstance(exc, ValueError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = " -> ".join(repr(str(name)) for name in (exc.filename, exc.filename2) if name is not None)
+        return f"{where + ': ' if where else ''}{exc.strerror or type(exc).__name__}"
+    if isinstance(exc, RecursionError):
+        return "an input is nested too deeply"
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -569,12 +589,14 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.setdefault(var, "1")
     try:
         return args.func(args)
-    except ValueError as exc:
-        print(f"stickyrec: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("stickyrec: interrupted; finished cells are kept: run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the top: every error is one line, unless --debug
+        if args.debug:
+            raise
+        print(f"stickyrec: error: {error_message(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import yaml
 from stickyrec.experiments.cells import CELL_MARKER, cell_name
 from stickyrec.experiments.experiment import AgentSpec, ExperimentConfig
 from stickyrec.experiments.report import build_report
+from stickyrec.inputs import load_yaml
 from stickyrec.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
 DATA_MARKER = "done.json"
@@ -340,7 +341,9 @@ def _check_run_dir(run_dir: Path, resolved: dict) -> None:
     stored_path = run_dir / "config.yaml"
     if not stored_path.exists():
         return
-    stored = yaml.safe_load(stored_path.read_text())
+    stored = load_yaml(stored_path, source=str(stored_path))
+    if not isinstance(stored, dict):
+        raise ValueError(f"{stored_path} is not a stickyrec run config (a mapping); choose another --out")
     if stored != resolved:
         changed = sorted(k for k in set(stored) | set(resolved) if stored.get(k) != resolved.get(k))
         raise ValueError(

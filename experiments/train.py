@@ -17,18 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from stickyrec.envs.config import RetentionConfig
+from stickyrec.inputs import load_yaml, short_repr
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """``key=value`` strings (values parsed as YAML scalars) -> hyperparameter dict."""
-    import yaml
-
     params = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--param expects key=value, got {pair!r}")
-        params[key] = yaml.safe_load(value)
+            raise ValueError(f"--param expects key=value, got {short_repr(pair)}")
+        params[key] = load_yaml(value, source=f"--param {short_repr(key)}: value {short_repr(value)}")
     return params
 
 
