@@ -46,7 +46,7 @@ def _parse_overrides(pairs: list[str]) -> dict:
         if not sep or not key:
             raise ValueError(f"--set expects key=value, got {short_repr(pair)}")
         key = key.removeprefix("env.")
-        overrides[key] = load_yaml(value, source=f"--set {short_repr(key)}: value {short_repr(value)}")
+        overrides[key] = load_yaml(value, source=f"--set {key[:80]}: value {short_repr(value)}")
     return overrides
 
 

@@ -27,7 +27,7 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"--param expects key=value, got {short_repr(pair)}")
-        params[key] = load_yaml(value, source=f"--param {short_repr(key)}: value {short_repr(value)}")
+        params[key] = load_yaml(value, source=f"--param {key[:80]}: value {short_repr(value)}")
     return params
 
 

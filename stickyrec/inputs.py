@@ -29,7 +29,21 @@ MAX_EXPANDED_NODES = 100_000
 
 _EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
 
-_REPR = reprlib.Repr()
+
+class _BoundedRepr(reprlib.Repr):
+    def repr_int(self, x, level):
+        if x.bit_length() > 256:  # repr of a huge int costs time (and past 4300 digits raises)
+            return f"<int of {x.bit_length()} bits>"
+        return super().repr_int(x, level)
+
+    def repr_instance(self, x, level):
+        try:
+            return super().repr_instance(x, level)
+        except Exception:  # noqa: BLE001 - an error message must not fail on the value it quotes
+            return f"<{type(x).__name__}>"
+
+
+_REPR = _BoundedRepr()
 _REPR.maxlevel = 3
 _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdeque = _REPR.maxarray = 6
 _REPR.maxdict = 6
