@@ -22,6 +22,7 @@ import argparse
 import sys
 
 from stickyrec.agents.rl import DEFAULT_REWARD, REWARDS, RL_AGENT_NAMES  # names only: torch and SB3 load on first use
+from stickyrec.inputs import error_line
 
 SUMMARY_COLUMNS = (  # ``simulate``'s table; labels and formats from experiments.metrics.LABELS
     "click_rate_week1",
@@ -565,21 +566,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def error_message(exc: BaseException) -> str:
-    """One line for any error that reached the top: a ValueError's own text, otherwise what went wrong and where."""
-    if isinstance(exc, ValueError):
-        return str(exc)
-    if isinstance(exc, OSError):
-        where = " -> ".join(repr(str(name)) for name in (exc.filename, exc.filename2) if name is not None)
-        return f"{where + ': ' if where else ''}{exc.strerror or type(exc).__name__}"
-    if isinstance(exc, RecursionError):
-        return "an input is nested too deeply"
-    if isinstance(exc, MemoryError):
-        return "out of memory"
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "bench":
@@ -595,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the top: every error is one line, unless --debug
         if args.debug:
             raise
-        print(f"stickyrec: error: {error_message(exc)}", file=sys.stderr)
+        print(f"stickyrec: error: {error_line(exc)}", file=sys.stderr)
         return 2
 
 

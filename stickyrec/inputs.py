@@ -1,7 +1,8 @@
 """The one input layer: bounded YAML loading and bounded reprs for error messages.
 
 Every YAML a user hands stickyrec (env configs, experiment configs, ``--set``/``--param`` values) goes through
-``load_yaml``; every user value quoted in an error message goes through ``short_repr``. Both are bounded, so a
+``load_yaml``; every user value quoted in an error message goes through ``short_repr``; the CLI words any error
+that reaches its top with ``error_line``. Both are bounded, so a
 hostile input fails in milliseconds with a one-line ``ValueError`` naming its source:
 
 - duplicate mapping keys are refused (YAML would silently keep the last one);
@@ -195,4 +196,20 @@ def load_yaml(text_or_path: str | os.PathLike, *, source: str) -> Any:
         loader.dispose()
 
 
-__all__ = ["MAX_DEPTH", "MAX_EXPANDED_NODES", "MAX_FILE_BYTES", "load_yaml", "short_repr"]
+def error_line(exc: BaseException) -> str:
+    """One line for any error that reached the top: a ValueError's own text, otherwise what went wrong and where."""
+    if isinstance(exc, ValueError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = " -> ".join(repr(str(name)) for name in (exc.filename, exc.filename2) if name is not None)
+        what = exc.strerror or " ".join(str(exc).split())[:300] or type(exc).__name__
+        return f"{where + ': ' if where else ''}{what}"
+    if isinstance(exc, RecursionError):
+        return "an input is nested too deeply"
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+__all__ = ["MAX_DEPTH", "MAX_EXPANDED_NODES", "MAX_FILE_BYTES", "error_line", "load_yaml", "short_repr"]

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from stickyrec.envs.config import FIELDS, RetentionConfig, make_config
 from stickyrec.experiments.experiment import TOP_KEYS, load_experiment
-from stickyrec.inputs import MAX_DEPTH, MAX_FILE_BYTES, load_yaml, short_repr
+from stickyrec.inputs import MAX_DEPTH, MAX_FILE_BYTES, error_line, load_yaml, short_repr
 
 
 def alias_bomb(levels: int = 9, width: int = 9) -> str:
@@ -156,6 +156,13 @@ def test_short_repr_bounds_huge_and_cyclic_values():
         assert len(text) <= 80
     assert time.perf_counter() - start < 0.5
     assert len(short_repr("x" * 1000, limit=20)) == 20
+
+
+def test_error_line_is_one_line_for_any_error():
+    assert error_line(ValueError("bad seeds")) == "bad seeds"
+    assert error_line(FileNotFoundError(2, "No such file or directory", "/x/y")) == "'/x/y': No such file or directory"
+    assert error_line(RecursionError()) == "an input is nested too deeply"
+    assert error_line(TypeError("unhashable type:\n 'list'")) == "TypeError: unhashable type: 'list'"
 
 
 # --- the configs -----------------------------------------------------------------------------------------------
