@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from stickyrec.inputs import load_yaml, short_repr
+from stickyrec.inputs import dump_yaml, load_yaml, short_repr
 
 _INF = math.inf
 
@@ -306,7 +305,7 @@ class RetentionConfig:
         return out
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(nested=True), sort_keys=False)
+        return dump_yaml(self.to_dict(nested=True), sort_keys=False)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base: RetentionConfig | None = None) -> RetentionConfig:

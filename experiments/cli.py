@@ -150,17 +150,15 @@ def _env_overrides(args, experiment: str) -> list[str]:
     import math
     from pathlib import Path
 
-    import yaml
-
     from stickyrec.experiments.experiment import find_config
-    from stickyrec.inputs import load_yaml
+    from stickyrec.inputs import dump_yaml, load_yaml
 
     horizon = _config(args).horizon_days  # a bad preset, file or field fails now, with the env's own message
     pairs = []
     if args.config.endswith((".yaml", ".yml")):
         for key, value in load_yaml(Path(args.config), source=f"config file {args.config!r}").items():
             # YAML flow style, not JSON: it keeps an infinite churn window (.inf) a number when read back
-            flow = yaml.safe_dump(value, default_flow_style=True, width=math.inf).removesuffix("...\n").strip()
+            flow = dump_yaml(value, default_flow_style=True, width=math.inf).removesuffix("...\n").strip()
             pairs.append(f"env.{key}={flow}")
     else:
         pairs.append(f"env.preset={args.config}")
@@ -248,12 +246,10 @@ def cmd_rl_benchmark(args) -> int:
 
 def cmd_train(args) -> int:
     from stickyrec.agents.rl import make_reward
-    from stickyrec.experiments.train import parse_params, train_agent
+    from stickyrec.experiments.train import parse_params, parse_reward, train_agent
 
     config = _config(args)
-    reward = args.reward
-    if "=" in reward:  # a mix of weights: click=0.1,return_visit=1
-        reward = {key: float(value) for key, value in (item.split("=", 1) for item in reward.split(","))}
+    reward = parse_reward(args.reward)  # a name, or a mix of weights: click=0.1,return_visit=1
     make_reward(reward)  # fails now, before any training, on a bad reward
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")

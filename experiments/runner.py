@@ -32,12 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from stickyrec.experiments.cells import CELL_MARKER, cell_name
 from stickyrec.experiments.experiment import AgentSpec, ExperimentConfig
 from stickyrec.experiments.report import build_report
-from stickyrec.inputs import load_yaml
+from stickyrec.inputs import dump_yaml, load_yaml
 from stickyrec.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
 DATA_MARKER = "done.json"
@@ -409,7 +407,7 @@ def run_experiment(
     run_dir = Path(run_dir)
     resolved = resolved_config(experiment)
     _check_run_dir(run_dir, resolved)
-    write_bytes_atomic(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False).encode())
+    write_bytes_atomic(run_dir / "config.yaml", dump_yaml(resolved, sort_keys=False).encode())
 
     t0 = time.perf_counter()
     data_tasks, agent_tasks = plan(experiment, run_dir)

@@ -31,6 +31,23 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
+def parse_reward(text: str) -> str | dict[str, Any]:
+    """``--reward``: a reward name, or weights ``TERM=W,TERM=W`` (each weight a YAML number; ``make_reward`` checks
+    the terms and that the weights are finite numbers)."""
+    if "=" not in text:
+        return text
+    weights: dict[str, Any] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--reward expects a name or TERM=WEIGHT,TERM=WEIGHT, got {short_repr(item)}")
+        if key in weights:
+            raise ValueError(f"--reward: term {short_repr(key)} given twice")
+        weight = load_yaml(value, source=f"--reward {key[:80]}: value {short_repr(value)}")
+        weights[key] = float(weight) if isinstance(weight, int) and not isinstance(weight, bool) else weight
+    return weights
+
+
 def train_agent(
     agent_name: str,
     config: RetentionConfig,

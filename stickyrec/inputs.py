@@ -120,6 +120,19 @@ class _BoundedLoader(yaml.SafeLoader):
 _BoundedLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
 
 
+class _Dumper(yaml.SafeDumper):
+    """``SafeDumper`` that knows ``1e9`` is a number, so it quotes the string ``'1e9'`` and ``load_yaml`` reads it
+    back as the string it was."""
+
+
+_Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+
+
+def dump_yaml(data: Any, **options: Any) -> str:
+    """``yaml.safe_dump`` whose output ``load_yaml`` reads back as the same data (options as for ``safe_dump``)."""
+    return yaml.dump(data, Dumper=_Dumper, **options)
+
+
 def _check_expansion(root) -> None:
     """Count the nodes the document expands to (aliases counted at every use), stopping past the bound."""
     sizes: dict[int, int] = {}
@@ -212,4 +225,4 @@ def error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
-__all__ = ["MAX_DEPTH", "MAX_EXPANDED_NODES", "MAX_FILE_BYTES", "error_line", "load_yaml", "short_repr"]
+__all__ = ["MAX_DEPTH", "MAX_EXPANDED_NODES", "MAX_FILE_BYTES", "dump_yaml", "error_line", "load_yaml", "short_repr"]

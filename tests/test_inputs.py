@@ -15,8 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stickyrec.envs.config import FIELDS, RetentionConfig, make_config
+from stickyrec.envs.rewards import make_reward
 from stickyrec.experiments.experiment import TOP_KEYS, load_experiment
-from stickyrec.inputs import MAX_DEPTH, MAX_FILE_BYTES, error_line, load_yaml, short_repr
+from stickyrec.experiments.train import parse_reward
+from stickyrec.inputs import MAX_DEPTH, MAX_FILE_BYTES, dump_yaml, error_line, load_yaml, short_repr
 
 
 def alias_bomb(levels: int = 9, width: int = 9) -> str:
@@ -124,6 +126,13 @@ def test_exponent_numbers_are_floats():
     assert isinstance(data["a"], float) and isinstance(data["f"], int)
 
 
+def test_dump_yaml_round_trips_through_load_yaml():
+    data = {"name": "1e5", "x": 1e9, "y": [1, "2E3", float("inf")], "z": "plain"}
+    text = dump_yaml(data, sort_keys=False)
+    assert load_yaml(text, source="x") == data
+    assert dump_yaml({"a": 1, "b": [1.5, "s"]}) == yaml.safe_dump({"a": 1, "b": [1.5, "s"]})
+
+
 def test_unhashable_keys_are_refused():
     with pytest.raises(ValueError, match="a key may not be a list"):
         load_yaml("{[1]: 2}", source="x")
@@ -228,6 +237,26 @@ def test_make_config_bad_preset_types():
     for preset in ([1], {"a": 1}, 3):
         with pytest.raises(ValueError, match="unknown config preset"):
             RetentionConfig.from_dict({"preset": preset})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("click=abc", "reward weight click='abc'; allowed: a finite number"),
+        ("click=1,click=2", "term 'click' given twice"),
+        ("click=1,=2", "expects a name or TERM=WEIGHT"),
+        ("click=[1", "--reward click: value '\\[1' is not valid YAML"),
+        ("clickz=1", "unknown reward term\\(s\\) \\['clickz'\\]"),
+    ],
+)
+def test_reward_weights_are_parsed_with_clear_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        make_reward(parse_reward(text))
+
+
+def test_reward_weights_are_floats():
+    assert parse_reward("click=0.1,return_visit=1") == {"click": 0.1, "return_visit": 1.0}
+    assert parse_reward("retention") == "retention"
 
 
 # --- the CLI ---------------------------------------------------------------------------------------------------
