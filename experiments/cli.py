@@ -57,6 +57,13 @@ def _config(args):
     return make_config(args.config, **_parse_overrides(args.set))
 
 
+def _seed(text: str) -> int:
+    """``--seed``: an integer >= 0, refused by the parser, before any work."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: an integer >= 0")
+    return int(text)
+
+
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="default", help="preset name or YAML file (default: default)")
     parser.add_argument(
@@ -87,6 +94,8 @@ def cmd_simulate(args) -> int:
 
     config = _config(args)
     names = [name.strip() for name in args.policies.split(",") if name.strip()]
+    if not names:
+        raise ValueError(f"--policies needs at least one policy name, got {args.policies!r}")
     policies = [make_policy(name) for name in names]  # unknown names fail here, before any simulation
     if args.shoppers < 1:
         raise ValueError(f"--shoppers must be at least 1, got {args.shoppers}")
@@ -368,7 +377,7 @@ def _add_simulate(sub) -> None:
     simulate.add_argument(
         "--policies", default="random,click_chaser,relevance_quality", help="comma-separated policy names"
     )
-    simulate.add_argument("--seed", type=int, default=0, help="shopper population seed")
+    simulate.add_argument("--seed", type=_seed, default=0, help="shopper population seed")
     simulate.add_argument("--json", help="also write the summary to this JSON file (atomically)")
     simulate.add_argument("--quiet", action="store_true", help="no progress bars")
     simulate.set_defaults(func=cmd_simulate)
@@ -379,7 +388,7 @@ def _add_collect(sub) -> None:
     _add_config_arguments(collect)
     collect.add_argument("--policy", default="random", help="logging policy (default random)")
     collect.add_argument("--shoppers", type=int, default=3000)
-    collect.add_argument("--seed", type=int, default=0, help="shopper population seed")
+    collect.add_argument("--seed", type=_seed, default=0, help="shopper population seed")
     collect.add_argument(
         "--store",
         default=None,
@@ -425,7 +434,7 @@ def _add_train(sub) -> None:
         default=None,
         help="shopper-steps of training (default: 3,000,000 for ppo, 1,200,000 for slateq)",
     )
-    train.add_argument("--seed", type=int, default=0, help="training seed (env, network, exploration)")
+    train.add_argument("--seed", type=_seed, default=0, help="training seed (env, network, exploration)")
     train.add_argument(
         "--param",
         action="append",

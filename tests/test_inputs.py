@@ -298,6 +298,8 @@ def test_cli_errors_are_one_line(tmp_path):
         (("run", str(kind), "--out", str(out)), "unknown agent kind ['ppo']"),
         (("config", "--set", "n_items=[1"), "--set n_items: value '[1' is not valid YAML"),
         (("run", "quick", "--set", f"seeds={flow_bomb()}", "--out", str(out)), "aliases expand"),
+        (("simulate", "--policies", ",", "--shoppers", "5"), "--policies needs at least one policy name"),
+        (("train", "--agent", "ppo", "--reward", "click=abc", "--out", str(out)), "reward weight click='abc'"),
     ]
     for args, message in cases:
         assert_one_line_error(cli(*args), message)
@@ -309,6 +311,23 @@ def test_cli_os_error_is_one_line(tmp_path):
     blocker.write_text("")
     result = cli("run", str(tmp_path / "missing.yaml"), "--out", str(blocker / "x"))
     assert_one_line_error(result, "does not exist")
+
+
+@pytest.mark.parametrize("command", ["simulate", "collect", "train"])
+def test_negative_seed_is_refused_by_the_parser(tmp_path, command):
+    extra = ("--agent", "ppo") if command == "train" else ()
+    result = cli(
+        command,
+        *extra,
+        "--seed",
+        "-1",
+        "--out" if command == "train" else "--quiet",
+        *([str(tmp_path / "out")] if command == "train" else []),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "argument --seed: '-1' is not allowed; allowed: an integer >= 0" in result.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_cli_debug_shows_the_traceback(tmp_path):
