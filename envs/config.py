@@ -409,13 +409,13 @@ def flatten_groups(data: Mapping[str, Any]) -> dict[str, Any]:
                         f" {FIELDS[name].metadata['group']!r}, not {key!r}"
                     )
                 if name in flat:
-                    raise ValueError(f"config key {name!r} given twice")
+                    raise ValueError(f"config key {short_repr(name)} given twice")
                 flat[name] = v
         else:
             if key in flat:
-                raise ValueError(f"config key {key!r} given twice")
+                raise ValueError(f"config key {short_repr(key)} given twice")
             flat[key] = value
-    return flat
+    return _check_keys(flat)  # unknown (or non-string) keys fail here, before they reach a ``**`` call
 
 
 PRESETS: dict[str, dict[str, Any]] = {

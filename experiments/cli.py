@@ -13,7 +13,8 @@
 
 ``baselines`` and ``rl-benchmark`` are aliases of ``run``: their flags become ``--set`` overrides of the shipped
 configs ``baselines.yaml`` and ``benchmark.yaml`` (they print the ``run`` command they stand for).
-Heavy modules are imported inside each command so that ``bench`` can pin BLAS threads first.
+Heavy modules are imported inside each command so that ``bench`` can pin BLAS threads first. Any error is one line,
+``stickyrec: error: ...``, exit code 2 (1: a run with failed cells; 130: Ctrl-C); ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations

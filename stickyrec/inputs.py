@@ -2,8 +2,8 @@
 
 Every YAML a user hands stickyrec (env configs, experiment configs, ``--set``/``--param`` values) goes through
 ``load_yaml``; every user value quoted in an error message goes through ``short_repr``; the CLI words any error
-that reaches its top with ``error_line``. Both are bounded, so a
-hostile input fails in milliseconds with a one-line ``ValueError`` naming its source:
+that reaches its top with ``error_line``; ``dump_yaml`` writes YAML that ``load_yaml`` reads back unchanged. The
+loader is bounded, so a hostile input fails in milliseconds with a one-line ``ValueError`` naming its source:
 
 - duplicate mapping keys are refused (YAML would silently keep the last one);
 - aliases may expand to at most ``MAX_EXPANDED_NODES`` nodes (a 403-byte "billion laughs" is refused at once);

@@ -233,6 +233,19 @@ def test_bad_value_in_error_is_truncated(small_experiment):
     assert len(str(info.value)) < 300
 
 
+@pytest.mark.parametrize("data", [{None: 1}, {"catalog": {1: 2}}, {1.5: 3}, {True: 1}])
+def test_non_string_env_keys_are_value_errors(data, small_experiment):
+    """Found by the fuzz: a non-string key reached a ``**`` call (TypeError: keywords must be strings)."""
+    with pytest.raises(ValueError, match="unknown config key"):
+        RetentionConfig.from_dict(data)
+    raw = load_yaml(small_experiment, source="x")
+    raw["env"] = data
+    path = small_experiment.parent / "keys.yaml"
+    path.write_text(dump_yaml(raw))
+    with pytest.raises(ValueError, match="env: unknown config key"):
+        load_experiment(str(path))
+
+
 def test_make_config_bad_preset_types():
     for preset in ([1], {"a": 1}, 3):
         with pytest.raises(ValueError, match="unknown config preset"):
