@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from stickyrec.inputs import short_repr
+
 INTEGER, NUMBER, FLAG, CHOICE = "integer", "number", "flag", "choice"
 
 
@@ -65,7 +67,7 @@ def allowed_range(low: float, high: float = math.inf, open_low: bool = False) ->
 def check_integer(name: str, value: Any, low: int) -> int:
     """``value`` as an ``int`` >= ``low``; ``HyperparameterError`` (a ``ValueError``) otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise HyperparameterError(f"{name} must be an integer >= {low}, got {value!r}", name)
+        raise HyperparameterError(f"{name} must be an integer >= {low}, got {short_repr(value)}", name)
     return int(value)
 
 
@@ -79,7 +81,7 @@ def check_number(name: str, value: Any, low: float, high: float = math.inf, open
         or (open_low and value == low)
     ):
         raise HyperparameterError(
-            f"{name} must be a finite number {allowed_range(low, high, open_low)}, got {value!r}", name
+            f"{name} must be a finite number {allowed_range(low, high, open_low)}, got {short_repr(value)}", name
         )
     return float(value)
 
@@ -94,13 +96,15 @@ def check_value(name: str, value: Any, metadata) -> Any:
         return check_number(name, value, metadata["low"], metadata["high"], metadata["open_low"])
     if kind == FLAG:
         if not isinstance(value, (bool, np.bool_)):
-            raise HyperparameterError(f"{name} must be True or False, got {value!r}", name)
+            raise HyperparameterError(f"{name} must be True or False, got {short_repr(value)}", name)
         return bool(value)
     if kind == CHOICE:
         options = metadata["options"]
         if not isinstance(value, str) or value not in options:
             note = f" ({metadata['note']})" if metadata["note"] else ""
-            raise HyperparameterError(f"{name}={value!r}; allowed: {', '.join(map(repr, options))}{note}", name)
+            raise HyperparameterError(
+                f"{name}={short_repr(value)}; allowed: {', '.join(map(repr, options))}{note}", name
+            )
         return value
     raise TypeError(f"field {name!r} has no hyperparameter declaration (use integer, number, flag or choice)")
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from stickyrec.inputs import dump_yaml, load_yaml, short_repr
 
 _INF = math.inf
 
@@ -304,7 +305,7 @@ class RetentionConfig:
         return out
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(nested=True), sort_keys=False)
+        return dump_yaml(self.to_dict(nested=True), sort_keys=False)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base: RetentionConfig | None = None) -> RetentionConfig:
@@ -324,11 +325,11 @@ class RetentionConfig:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"config file {str(path)!r} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ValueError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
-        return cls.from_dict(data or {})
+        data = load_yaml(path, source=f"config file {str(path)!r}")
+        if not isinstance(data, Mapping):
+            got = "an empty file" if data is None else short_repr(data)
+            raise ValueError(f"config file {str(path)!r}: config must be a mapping of field names to values, got {got}")
+        return cls.from_dict(data)
 
     @classmethod
     def describe(cls) -> str:
@@ -363,23 +364,23 @@ def _check_field(f: dataclasses.Field, value: Any) -> None:
     meta = f.metadata
     if meta["choices"]:
         if not isinstance(value, str) or value not in meta["choices"]:
-            raise ValueError(f"config field {f.name!r} = {value!r} is not allowed; allowed: {_allowed(meta)}")
+            raise ValueError(f"config field {f.name!r} = {short_repr(value)} is not allowed; allowed: {_allowed(meta)}")
         return
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(
-            f"config field {f.name!r} = {value!r} has type {type(value).__name__}; allowed: {_allowed(meta)}"
+            f"config field {f.name!r} = {short_repr(value)} has type {type(value).__name__}; allowed: {_allowed(meta)}"
         )
     if meta["integer"] and not isinstance(value, (int, np.integer)):
-        raise ValueError(f"config field {f.name!r} = {value!r} is not an integer; allowed: {_allowed(meta)}")
+        raise ValueError(f"config field {f.name!r} = {short_repr(value)} is not an integer; allowed: {_allowed(meta)}")
     if meta["infinite"] and value == _INF:
         return
     if not math.isfinite(value):
-        raise ValueError(f"config field {f.name!r} = {value!r} is not finite; allowed: {_allowed(meta)}")
+        raise ValueError(f"config field {f.name!r} = {short_repr(value)} is not finite; allowed: {_allowed(meta)}")
     lo, hi = meta["lo"], meta["hi"]
     too_low = value <= lo if meta["lo_open"] else value < lo
     too_high = value >= hi if meta["hi_open"] else value > hi
     if too_low or too_high:
-        raise ValueError(f"config field {f.name!r} = {value!r} is out of range; allowed: {_allowed(meta)}")
+        raise ValueError(f"config field {f.name!r} = {short_repr(value)} is out of range; allowed: {_allowed(meta)}")
 
 
 def _check_keys(overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -387,8 +388,8 @@ def _check_keys(overrides: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         hints = []
         for k in unknown:
-            close = difflib.get_close_matches(str(k), FIELDS, n=3)
-            hints.append(f"{k!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+            close = difflib.get_close_matches(str(k)[:100], FIELDS, n=3)
+            hints.append(short_repr(k) + (f" (did you mean {', '.join(close)}?)" if close else ""))
         raise ValueError(
             f"unknown config key(s): {', '.join(hints)}; allowed keys are the fields of"
             " RetentionConfig (see `stickyrec config --describe`)"
@@ -408,13 +409,13 @@ def flatten_groups(data: Mapping[str, Any]) -> dict[str, Any]:
                         f" {FIELDS[name].metadata['group']!r}, not {key!r}"
                     )
                 if name in flat:
-                    raise ValueError(f"config key {name!r} given twice")
+                    raise ValueError(f"config key {short_repr(name)} given twice")
                 flat[name] = v
         else:
             if key in flat:
-                raise ValueError(f"config key {key!r} given twice")
+                raise ValueError(f"config key {short_repr(key)} given twice")
             flat[key] = value
-    return flat
+    return _check_keys(flat)  # unknown (or non-string) keys fail here, before they reach a ``**`` call
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -433,8 +434,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def get_preset(name: str) -> RetentionConfig:
-    if name not in PRESETS:
-        raise ValueError(f"unknown config preset {name!r}; allowed: {', '.join(sorted(PRESETS))}")
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ValueError(f"unknown config preset {short_repr(name)}; allowed: {', '.join(sorted(PRESETS))}")
     return RetentionConfig(**PRESETS[name])
 
 

@@ -42,6 +42,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from stickyrec.inputs import short_repr
+
 
 def _rated_click(get, catalog) -> np.ndarray:
     clicked = get("clicked_position") >= 0
@@ -90,7 +92,7 @@ class RewardMix:
                 or not isinstance(value, (int, float, np.integer, np.floating))
                 or not math.isfinite(value)
             ):
-                raise ValueError(f"reward weight {field.name}={value!r}; allowed: a finite number")
+                raise ValueError(f"reward weight {field.name}={short_repr(value)}; allowed: a finite number")
 
     @classmethod
     def from_config(cls, config) -> RewardMix:
@@ -174,18 +176,18 @@ def make_reward(spec: str | Mapping[str, float] | RewardMix | None = None) -> Re
     elif isinstance(spec, str):
         if spec not in REWARDS:
             raise ValueError(
-                f"unknown reward {spec!r}; allowed: {', '.join(REWARDS)} or a mapping of weights over"
+                f"unknown reward {short_repr(spec)}; allowed: {', '.join(REWARDS)} or a mapping of weights over"
                 f" {', '.join(_TERMS)}"
             )
         reward = REWARDS[spec]
     elif isinstance(spec, Mapping):
-        unknown = sorted(set(spec) - set(_TERMS))
+        unknown = sorted(map(short_repr, (key for key in spec if key not in _TERMS)))
         if unknown:
-            raise ValueError(f"unknown reward term(s) {unknown}; allowed: {', '.join(_TERMS)}")
+            raise ValueError(f"unknown reward term(s) [{', '.join(unknown)}]; allowed: {', '.join(_TERMS)}")
         reward = RewardMix(**spec)
     else:
         raise ValueError(
-            f"reward {spec!r}; allowed: a name ({', '.join(REWARDS)}), a mapping of weights or a RewardMix"
+            f"reward {short_repr(spec)}; allowed: a name ({', '.join(REWARDS)}), a mapping of weights or a RewardMix"
         )
     if not any(getattr(reward, f.name) for f in dataclasses.fields(reward)):
         raise ValueError(

@@ -13,7 +13,8 @@
 
 ``baselines`` and ``rl-benchmark`` are aliases of ``run``: their flags become ``--set`` overrides of the shipped
 configs ``baselines.yaml`` and ``benchmark.yaml`` (they print the ``run`` command they stand for).
-Heavy modules are imported inside each command so that ``bench`` can pin BLAS threads first.
+Heavy modules are imported inside each command so that ``bench`` can pin BLAS threads first. Any error is one line,
+``stickyrec: error: ...``, exit code 2 (1: a run with failed cells; 130: Ctrl-C); ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import sys
 
 from stickyrec.agents.rl import DEFAULT_REWARD, REWARDS, RL_AGENT_NAMES  # names only: torch and SB3 load on first use
+from stickyrec.inputs import error_line
 
 SUMMARY_COLUMNS = (  # ``simulate``'s table; labels and formats from experiments.metrics.LABELS
     "click_rate_week1",
@@ -38,15 +40,15 @@ SUMMARY_COLUMNS = (  # ``simulate``'s table; labels and formats from experiments
 
 
 def _parse_overrides(pairs: list[str]) -> dict:
-    import yaml
+    from stickyrec.inputs import load_yaml, short_repr
 
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
+            raise ValueError(f"--set expects key=value, got {short_repr(pair)}")
         key = key.removeprefix("env.")
-        overrides[key] = yaml.safe_load(value)
+        overrides[key] = load_yaml(value, source=f"--set {key[:80]}: value {short_repr(value)}")
     return overrides
 
 
@@ -54,6 +56,13 @@ def _config(args):
     from stickyrec.envs.config import make_config
 
     return make_config(args.config, **_parse_overrides(args.set))
+
+
+def _seed(text: str) -> int:
+    """``--seed``: an integer >= 0, refused by the parser, before any work."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; allowed: an integer >= 0")
+    return int(text)
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +95,8 @@ def cmd_simulate(args) -> int:
 
     config = _config(args)
     names = [name.strip() for name in args.policies.split(",") if name.strip()]
+    if not names:
+        raise ValueError(f"--policies needs at least one policy name, got {args.policies!r}")
     policies = [make_policy(name) for name in names]  # unknown names fail here, before any simulation
     if args.shoppers < 1:
         raise ValueError(f"--shoppers must be at least 1, got {args.shoppers}")
@@ -149,23 +160,22 @@ def _env_overrides(args, experiment: str) -> list[str]:
     import math
     from pathlib import Path
 
-    import yaml
-
     from stickyrec.experiments.experiment import find_config
+    from stickyrec.inputs import dump_yaml, load_yaml
 
     horizon = _config(args).horizon_days  # a bad preset, file or field fails now, with the env's own message
     pairs = []
     if args.config.endswith((".yaml", ".yml")):
-        for key, value in (yaml.safe_load(Path(args.config).read_text()) or {}).items():
+        for key, value in load_yaml(Path(args.config), source=f"config file {args.config!r}").items():
             # YAML flow style, not JSON: it keeps an infinite churn window (.inf) a number when read back
-            flow = yaml.safe_dump(value, default_flow_style=True, width=math.inf).removesuffix("...\n").strip()
+            flow = dump_yaml(value, default_flow_style=True, width=math.inf).removesuffix("...\n").strip()
             pairs.append(f"env.{key}={flow}")
     else:
         pairs.append(f"env.preset={args.config}")
     for pair in args.set:
         key, _, value = pair.partition("=")
         pairs.append(f"env.{key.removeprefix('env.')}={value}")
-    shipped = yaml.safe_load(find_config(experiment).read_text())["report"]["cohort_days"]
+    shipped = load_yaml(find_config(experiment), source=experiment)["report"]["cohort_days"]
     if max(shipped) > horizon:  # a shorter world: keep the cohort days it has
         pairs.append(f"report.cohort_days={[day for day in shipped if day <= horizon]}")
     return pairs
@@ -246,12 +256,10 @@ def cmd_rl_benchmark(args) -> int:
 
 def cmd_train(args) -> int:
     from stickyrec.agents.rl import make_reward
-    from stickyrec.experiments.train import parse_params, train_agent
+    from stickyrec.experiments.train import parse_params, parse_reward, train_agent
 
     config = _config(args)
-    reward = args.reward
-    if "=" in reward:  # a mix of weights: click=0.1,return_visit=1
-        reward = {key: float(value) for key, value in (item.split("=", 1) for item in reward.split(","))}
+    reward = parse_reward(args.reward)  # a name, or a mix of weights: click=0.1,return_visit=1
     make_reward(reward)  # fails now, before any training, on a bad reward
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
@@ -370,7 +378,7 @@ def _add_simulate(sub) -> None:
     simulate.add_argument(
         "--policies", default="random,click_chaser,relevance_quality", help="comma-separated policy names"
     )
-    simulate.add_argument("--seed", type=int, default=0, help="shopper population seed")
+    simulate.add_argument("--seed", type=_seed, default=0, help="shopper population seed")
     simulate.add_argument("--json", help="also write the summary to this JSON file (atomically)")
     simulate.add_argument("--quiet", action="store_true", help="no progress bars")
     simulate.set_defaults(func=cmd_simulate)
@@ -381,7 +389,7 @@ def _add_collect(sub) -> None:
     _add_config_arguments(collect)
     collect.add_argument("--policy", default="random", help="logging policy (default random)")
     collect.add_argument("--shoppers", type=int, default=3000)
-    collect.add_argument("--seed", type=int, default=0, help="shopper population seed")
+    collect.add_argument("--seed", type=_seed, default=0, help="shopper population seed")
     collect.add_argument(
         "--store",
         default=None,
@@ -427,7 +435,7 @@ def _add_train(sub) -> None:
         default=None,
         help="shopper-steps of training (default: 3,000,000 for ppo, 1,200,000 for slateq)",
     )
-    train.add_argument("--seed", type=int, default=0, help="training seed (env, network, exploration)")
+    train.add_argument("--seed", type=_seed, default=0, help="training seed (env, network, exploration)")
     train.add_argument(
         "--param",
         action="append",
@@ -557,6 +565,10 @@ def build_parser() -> argparse.ArgumentParser:
         _add_bench_and_config,
     ):
         add(sub)
+    debug_help = "show the Python traceback of an error (default: one line, stickyrec: error: ...)"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
+    for command in sub.choices.values():  # also after the command: stickyrec run quick --debug
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     return parser
 
 
@@ -569,12 +581,14 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.setdefault(var, "1")
     try:
         return args.func(args)
-    except ValueError as exc:
-        print(f"stickyrec: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("stickyrec: interrupted; finished cells are kept: run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the top: every error is one line, unless --debug
+        if args.debug:
+            raise
+        print(f"stickyrec: error: {error_line(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -38,13 +38,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from stickyrec.agents.base import NEEDS_DATA, NEEDS_ENV
 from stickyrec.agents.hyperparameters import HyperparameterError
 from stickyrec.agents.registry import get_agent_class, kinds, needs
 from stickyrec.envs.config import RetentionConfig, flatten_groups
 from stickyrec.envs.rewards import DEFAULT_REWARD
+from stickyrec.inputs import load_yaml, short_repr
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DATA_SEED_OFFSET = 500_000  # logged populations: far from RL training seeds and from evaluation populations
@@ -154,7 +153,7 @@ def _check_keys(source: str, where: str, data: Any, allowed: tuple[str, ...]) ->
     if data is None:
         return {}
     if not isinstance(data, Mapping):
-        raise _fail(source, where, f"must be a mapping, got {type(data).__name__} {data!r}")
+        raise _fail(source, where, f"must be a mapping, got {type(data).__name__} {short_repr(data)}")
     unknown = [k for k in data if k not in allowed]
     if unknown:
         raise _fail(
@@ -166,7 +165,7 @@ def _check_keys(source: str, where: str, data: Any, allowed: tuple[str, ...]) ->
 def _int(source: str, key: str, value: Any, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
         allowed = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
-        raise _fail(source, key, f"got {value!r}; allowed: {allowed}")
+        raise _fail(source, key, f"got {short_repr(value)}; allowed: {allowed}")
     return value
 
 
@@ -177,7 +176,9 @@ def _name(source: str, key: str, value: Any) -> str:
         or not all(c.isalnum() or c in "-_." for c in value)
         or value.startswith(".")
     ):
-        raise _fail(source, key, f"got {value!r}; allowed: a non-empty name of letters, digits, '-', '_', '.'")
+        raise _fail(
+            source, key, f"got {short_repr(value)}; allowed: a non-empty name of letters, digits, '-', '_', '.'"
+        )
     return value
 
 
@@ -228,7 +229,12 @@ def _parse_scenarios(
         scenario_name = _name(source, f"scenarios[{i}].name", item["name"])
         if any(s.name == scenario_name for s in scenarios):
             raise _fail(source, f"scenarios[{i}].name", f"{scenario_name!r} is used twice")
-        env_overrides = dict(item.get("env") or {})
+        env_overrides = item.get("env") or {}
+        if not isinstance(env_overrides, Mapping):
+            raise _fail(
+                source, f"scenarios[{i}].env", f"must be a mapping of env fields, got {type(env_overrides).__name__}"
+            )
+        env_overrides = dict(env_overrides)
         if "preset" in env_overrides:
             raise _fail(source, f"scenarios[{i}].env.preset", "set the preset once, in the top-level env")
         scenarios.append(Scenario(scenario_name, _env(source, f"scenarios[{i}].env", base, env_overrides)))
@@ -243,11 +249,11 @@ def _parse_agent(source: str, label: Any, spec_raw: Any) -> AgentSpec:
         raise _fail(source, f"agents.{label}", "labels may not contain '__' (it separates cell names)")
     spec_raw = _check_keys(source, f"agents.{label}", spec_raw, _AGENT_KEYS)
     kind = spec_raw.get("kind", label)
-    if kind not in kinds():
+    if not isinstance(kind, str) or kind not in kinds():
         raise _fail(
             source,
             f"agents.{label}.kind" if "kind" in spec_raw else f"agents.{label}",
-            f"unknown agent kind {kind!r}; allowed: {', '.join(kinds())} (or set kind:)",
+            f"unknown agent kind {short_repr(kind)}; allowed: {', '.join(kinds())} (or set kind:)",
         )
     trains_in_env = needs(kind) == NEEDS_ENV
     for rl_only in ("reward", "steps"):
@@ -262,7 +268,9 @@ def _parse_agent(source: str, label: Any, spec_raw: Any) -> AgentSpec:
         steps = _int(source, f"agents.{label}.steps", steps, 1)
     reward = spec_raw.get("reward")
     if reward is not None and not isinstance(reward, (str, Mapping)):
-        raise _fail(source, f"agents.{label}.reward", f"must be a preset name or a weight mapping, got {reward!r}")
+        raise _fail(
+            source, f"agents.{label}.reward", f"must be a preset name or a weight mapping, got {short_repr(reward)}"
+        )
     params = spec_raw.get("params") or {}
     if not isinstance(params, Mapping):
         raise _fail(source, f"agents.{label}.params", f"must be a mapping, got {type(params).__name__}")
@@ -316,11 +324,13 @@ def _parse(raw: Mapping[str, Any], source: str) -> ExperimentConfig:
     labels = [a.label for a in agents]
     reference = report.get("reference", "mlp" if "mlp" in labels else labels[0])
     if reference not in labels:
-        raise _fail(source, "report.reference", f"{reference!r} is not one of the agents: {', '.join(labels)}")
+        raise _fail(
+            source, "report.reference", f"{short_repr(reference)} is not one of the agents: {', '.join(labels)}"
+        )
     resamples = _int(source, "report.resamples", report.get("resamples", 300), 20, 100_000)
     cohort_days = report.get("cohort_days", [1, 3, 7, 14, 30, 45])
     if not isinstance(cohort_days, list) or not cohort_days:
-        raise _fail(source, "report.cohort_days", f"must be a non-empty list of days, got {cohort_days!r}")
+        raise _fail(source, "report.cohort_days", f"must be a non-empty list of days, got {short_repr(cohort_days)}")
     horizon = min(s.env.horizon_days for s in scenarios)
     for day in cohort_days:
         _int(source, "report.cohort_days", day, 1, int(horizon))
@@ -347,14 +357,11 @@ def apply_overrides(raw: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         path, sep, text = pair.partition("=")
         if not sep or not path or any(not part for part in path.split(".")):
-            raise ValueError(f"--set expects dotted.key=value, got {pair!r}")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"--set {path}: value {text!r} is not valid YAML: {exc}") from None
+            raise ValueError(f"--set expects dotted.key=value, got {short_repr(pair)}")
+        value = load_yaml(text, source=f"--set {path}: value {short_repr(text)}")
         parts = path.split(".")
         if parts[0] not in TOP_KEYS:
-            raise ValueError(f"--set {path}: unknown key {parts[0]!r}; allowed: {', '.join(TOP_KEYS)}")
+            raise ValueError(f"--set {path}: unknown key {short_repr(parts[0])}; allowed: {', '.join(TOP_KEYS)}")
         if parts[0] == "scenarios":
             raise ValueError(f"--set {path}: scenarios are a list; set env.FIELD for every scenario, or edit the file")
         node = raw
@@ -363,7 +370,8 @@ def apply_overrides(raw: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
             if child is None:
                 if parts[0] == "agents" and i == 1:
                     raise ValueError(
-                        f"--set {path}: no agent {part!r} in this config; agents: {', '.join(raw.get('agents') or {})}"
+                        f"--set {path}: no agent {short_repr(part)} in this config;"
+                        f" agents: {', '.join(raw.get('agents') or {})}"
                     )
                 child = node[part] = {}
             if not isinstance(child, dict):
@@ -384,15 +392,14 @@ def find_config(name_or_path: str) -> Path:
     if shipped.is_file():
         return shipped
     names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-    raise ValueError(f"no experiment config {name_or_path!r}; give a .yaml path or one of: {', '.join(names)}")
+    raise ValueError(
+        f"no experiment config {short_repr(name_or_path)}; give a .yaml path or one of: {', '.join(names)}"
+    )
 
 
 def load_experiment(name_or_path: str, overrides: list[str] | None = None) -> ExperimentConfig:
     path = find_config(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    raw = load_yaml(path, source=str(path))
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: an experiment config is a mapping, got {type(raw).__name__}")
     return _parse(apply_overrides(raw, overrides or []), str(path))

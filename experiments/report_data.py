@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from stickyrec.experiments.cells import CELL_MARKER, cell_name
 from stickyrec.experiments.metrics import COLUMNS, METRICS, interval, metrics_from_sums, paired_resamples
+from stickyrec.inputs import load_yaml
 
 DIFF_METRICS = ("retention_day30", "click_rate_week1", "revenue_per_shopper")
 
@@ -42,7 +42,9 @@ def load_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame, pd.DataFrame, lis
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise ValueError(f"{run_dir} is not a stickyrec run directory (no config.yaml)")
-    config = yaml.safe_load(config_path.read_text())
+    config = load_yaml(config_path, source=str(config_path))
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path} is not a stickyrec run config (a mapping)")
     shoppers, daily, cells, missing = [], [], [], []
     for scenario in config["scenarios"]:
         for label in config["agents"]:

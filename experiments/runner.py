@@ -32,11 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from stickyrec.experiments.cells import CELL_MARKER, cell_name
 from stickyrec.experiments.experiment import AgentSpec, ExperimentConfig
 from stickyrec.experiments.report import build_report
+from stickyrec.inputs import dump_yaml, load_yaml
 from stickyrec.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
 DATA_MARKER = "done.json"
@@ -340,7 +339,9 @@ def _check_run_dir(run_dir: Path, resolved: dict) -> None:
     stored_path = run_dir / "config.yaml"
     if not stored_path.exists():
         return
-    stored = yaml.safe_load(stored_path.read_text())
+    stored = load_yaml(stored_path, source=str(stored_path))
+    if not isinstance(stored, dict):
+        raise ValueError(f"{stored_path} is not a stickyrec run config (a mapping); choose another --out")
     if stored != resolved:
         changed = sorted(k for k in set(stored) | set(resolved) if stored.get(k) != resolved.get(k))
         raise ValueError(
@@ -406,7 +407,7 @@ def run_experiment(
     run_dir = Path(run_dir)
     resolved = resolved_config(experiment)
     _check_run_dir(run_dir, resolved)
-    write_bytes_atomic(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False).encode())
+    write_bytes_atomic(run_dir / "config.yaml", dump_yaml(resolved, sort_keys=False).encode())
 
     t0 = time.perf_counter()
     data_tasks, agent_tasks = plan(experiment, run_dir)

@@ -17,19 +17,35 @@ from pathlib import Path
 from typing import Any
 
 from stickyrec.envs.config import RetentionConfig
+from stickyrec.inputs import load_yaml, short_repr
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """``key=value`` strings (values parsed as YAML scalars) -> hyperparameter dict."""
-    import yaml
-
     params = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--param expects key=value, got {pair!r}")
-        params[key] = yaml.safe_load(value)
+            raise ValueError(f"--param expects key=value, got {short_repr(pair)}")
+        params[key] = load_yaml(value, source=f"--param {key[:80]}: value {short_repr(value)}")
     return params
+
+
+def parse_reward(text: str) -> str | dict[str, Any]:
+    """``--reward``: a reward name, or weights ``TERM=W,TERM=W`` (each weight a YAML number; ``make_reward`` checks
+    the terms and that the weights are finite numbers)."""
+    if "=" not in text:
+        return text
+    weights: dict[str, Any] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--reward expects a name or TERM=WEIGHT,TERM=WEIGHT, got {short_repr(item)}")
+        if key in weights:
+            raise ValueError(f"--reward: term {short_repr(key)} given twice")
+        weight = load_yaml(value, source=f"--reward {key[:80]}: value {short_repr(value)}")
+        weights[key] = float(weight) if isinstance(weight, int) and not isinstance(weight, bool) else weight
+    return weights
 
 
 def train_agent(

@@ -181,11 +181,13 @@ def test_yaml_written_by_to_yaml_loads_back(tmp_path):
     assert RetentionConfig.from_yaml(path) == config
 
 
-def test_empty_yaml_is_the_default_config(tmp_path):
-    """An empty YAML file means the default config."""
+@pytest.mark.parametrize("text", ["", "[]", "# nothing\n"])
+def test_empty_yaml_is_refused(tmp_path, text):
+    """An empty (or ``[]``) YAML file is refused, naming the file: it used to give the default world silently."""
     path = tmp_path / "empty.yaml"
-    path.write_text("")
-    assert RetentionConfig.from_yaml(path) == RetentionConfig()
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"empty\.yaml.*config must be a mapping"):
+        RetentionConfig.from_yaml(path)
 
 
 def test_yaml_field_in_the_wrong_group_names_its_group(tmp_path):
