@@ -225,4 +225,26 @@ def error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
-__all__ = ["MAX_DEPTH", "MAX_EXPANDED_NODES", "MAX_FILE_BYTES", "dump_yaml", "error_line", "load_yaml", "short_repr"]
+__all__ = [
+    "CONNECT_TIMEOUT_ARGS",
+    "MAX_DEPTH",
+    "MAX_EXPANDED_NODES",
+    "MAX_FILE_BYTES",
+    "dump_yaml",
+    "error_line",
+    "load_yaml",
+    "short_repr",
+]
+
+
+# The connect-timeout keyword of each DBAPI driver SQLAlchemy may pick for a URL (database URLs are user input:
+# the platform's SQL store and the calibration's log reader both connect with it, so both timeouts hold).
+CONNECT_TIMEOUT_ARGS = {
+    "pymysql": "connect_timeout",
+    "mysqldb": "connect_timeout",
+    "mariadbconnector": "connect_timeout",
+    "mysqlconnector": "connection_timeout",
+    "psycopg": "connect_timeout",
+    "psycopg2": "connect_timeout",
+    "pg8000": "timeout",
+}

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from stickyrec.inputs import CONNECT_TIMEOUT_ARGS
+
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DUCKDB_SUFFIXES = (".duckdb", ".ddb", ".db")
@@ -19,16 +21,6 @@ ALLOWED_SOURCES = (
     "a pandas DataFrame, a CSV file (.csv, .csv.gz, .tsv), a Parquet file (.parquet), a DuckDB file (.duckdb) with"
     " table= or query=, or an SQLAlchemy URL (e.g. mysql+pymysql://user:pass@host/db) with table= or query="
 )
-# The connect-timeout keyword of each DBAPI driver SQLAlchemy may pick for a URL.
-CONNECT_TIMEOUT_ARGS = {
-    "pymysql": "connect_timeout",
-    "mysqldb": "connect_timeout",
-    "mariadbconnector": "connect_timeout",
-    "mysqlconnector": "connection_timeout",
-    "psycopg": "connect_timeout",
-    "psycopg2": "connect_timeout",
-    "pg8000": "timeout",
-}
 # Drivers whose handshake can hang after the socket connects (a proxy or firewall that accepts and stalls): the
 # probe connection also bounds its reads, so an unreachable server fails within about the connect timeout.
 PROBE_READ_TIMEOUT_ARGS = {"pymysql": "read_timeout", "mysqldb": "read_timeout"}

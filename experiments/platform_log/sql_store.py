@@ -33,18 +33,9 @@ from stickyrec.experiments.platform_log.schema import (
     check_name,
     utc_now,
 )
+from stickyrec.inputs import CONNECT_TIMEOUT_ARGS
 
 SQL_ROWS_PER_STATEMENT = 10_000  # rows per multi-row INSERT (about 0.5 MB of SQL; servers allow 16 MB or more)
-
-_CONNECT_TIMEOUT_ARG = {
-    "pymysql": "connect_timeout",
-    "mysqldb": "connect_timeout",
-    "mariadbconnector": "connect_timeout",
-    "mysqlconnector": "connection_timeout",
-    "psycopg": "connect_timeout",
-    "psycopg2": "connect_timeout",
-    "pg8000": "timeout",
-}
 
 
 class SQLLogStore(LogStore):
@@ -63,7 +54,7 @@ class SQLLogStore(LogStore):
         self.description = self.url.render_as_string(hide_password=True)
         connect_args: dict[str, Any] = {}
         try:
-            timeout_arg = _CONNECT_TIMEOUT_ARG.get(self.url.get_driver_name())
+            timeout_arg = CONNECT_TIMEOUT_ARGS.get(self.url.get_driver_name())
             if timeout_arg:
                 connect_args[timeout_arg] = max(1, math.ceil(connect_timeout))
             self.engine = sa.create_engine(
