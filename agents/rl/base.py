@@ -97,6 +97,39 @@ class RLAgent(Agent):
         """A config entry: its hyperparameters, the cell's training seed, its reward (the default when None)."""
         return cls(reward=DEFAULT_REWARD if reward is None else reward, seed=seed, **params)
 
+    # --- training -----------------------------------------------------------------------------------------------
+    def train(
+        self,
+        config=None,
+        steps: int = 500_000,
+        *,
+        log_dir=None,
+        checkpoint_dir=None,
+        checkpoint_every: int = 250_000,
+        max_seconds: float | None = None,
+        progress: bool = True,
+        threads: int | None = 1,
+    ) -> RLAgent:
+        """Train for ``steps`` shopper-steps (rounded up to whole env steps or rollouts: the agent's docstring says).
+
+        ``log_dir``: TensorBoard and CSV logs (losses plus ``env/`` click rate, returns, churn, steps/s);
+        ``checkpoint_dir``: a checkpoint every ``checkpoint_every`` steps; ``max_seconds``: stop early past this
+        wall time (the run is then no longer a function of the seed alone, and ``history`` says so). Arguments are
+        checked before any work; training runs with the agent's seed in numpy's, Python's and torch's global
+        generators (restored afterwards) and ``threads`` torch threads.
+        """
+        config, steps = train_arguments(config, steps, max_seconds)
+        self._check_training()
+        with isolated_global_rng(self.params.seed), torch_threads(threads):
+            self._train(config, steps, log_dir, checkpoint_dir, checkpoint_every, max_seconds, progress)
+        return self
+
+    def _check_training(self) -> None:
+        """Refuse hyperparameters that cannot train together, before any work (none by default)."""
+
+    def _train(self, config, steps, log_dir, checkpoint_dir, checkpoint_every, max_seconds, progress) -> None:
+        raise NotImplementedError
+
     # --- acting -------------------------------------------------------------------------------------------------
     def bind(self, env) -> RLAgent:
         super().bind(env)

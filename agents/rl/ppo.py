@@ -36,7 +36,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from stickyrec.agents.hyperparameters import Hyperparameters, choice, integer, number
-from stickyrec.agents.rl.base import RLAgent, TrainProgress, isolated_global_rng, torch_threads, train_arguments
+from stickyrec.agents.rl.base import RLAgent, TrainProgress
 from stickyrec.agents.rl.checkpoint import env_spaces
 from stickyrec.agents.rl.networks import (
     CandidateFeatures,
@@ -300,49 +300,34 @@ class PPOAgent(RLAgent):
         model.rollout_buffer.gamma_day = self.params.gamma_day
         return model
 
-    def train(
-        self,
-        config=None,
-        steps: int = 500_000,
-        *,
-        log_dir=None,
-        checkpoint_dir=None,
-        checkpoint_every: int = 250_000,
-        max_seconds: float | None = None,
-        progress: bool = True,
-        threads: int | None = 1,
-    ) -> PPOAgent:
-        """Train for ``steps`` shopper-steps (rounded up to whole rollouts of ``n_envs * n_steps``).
-
-        ``log_dir``: TensorBoard and CSV logs (SB3's losses plus ``env/`` click rate, returns, churn, steps/s);
-        ``checkpoint_dir``: a checkpoint every ``checkpoint_every`` steps; ``max_seconds``: stop early past this
-        wall time (the run is then no longer a function of the seed alone, and ``history`` says so).
-        """
-        config, steps = train_arguments(config, steps, max_seconds)
+    def _check_training(self) -> None:
         rollout = self.params.n_envs * self.params.n_steps
         if self.params.batch_size > rollout:
             raise ValueError(f"batch_size={self.params.batch_size} exceeds one rollout (n_envs * n_steps = {rollout})")
-        with isolated_global_rng(self.params.seed), torch_threads(threads):
-            venv = SB3VecEnv(config, self.params.n_envs, self.reward, seed=self.params.seed)
-            spaces = env_spaces(config, venv.catalog)
-            if self.net is None:
-                self.net = self.build_net(spaces, catalog_tables(venv.catalog))
-            elif self.spaces != spaces:
-                raise ValueError("this PPO agent was trained on other env spaces; train a new agent for this config")
-            self.spaces = spaces
-            model = self.sb3_model(venv)
-            formats = ["tensorboard", "csv"] if log_dir is not None else []
-            model.set_logger(configure(None if log_dir is None else str(log_dir), formats))
-            bar = TrainProgress(steps, f"training ppo ({self.reward.describe()})", progress)
-            callback = _TrainCallback(self, venv, bar, checkpoint_dir, checkpoint_every, max_seconds)
-            t0 = time.perf_counter()
-            try:
-                model.learn(total_timesteps=steps, callback=callback)
-            finally:
-                bar.close()
-            seconds = time.perf_counter() - t0
-            self.net.eval()
-            stats = venv.stats()
+
+    def _train(self, config, steps, log_dir, checkpoint_dir, checkpoint_every, max_seconds, progress) -> None:
+        """``train`` (``RLAgent.train``) rounds ``steps`` up to whole rollouts of ``n_envs * n_steps``; the logs
+        hold SB3's losses beside the env's figures."""
+        venv = SB3VecEnv(config, self.params.n_envs, self.reward, seed=self.params.seed)
+        spaces = env_spaces(config, venv.catalog)
+        if self.net is None:
+            self.net = self.build_net(spaces, catalog_tables(venv.catalog))
+        elif self.spaces != spaces:
+            raise ValueError("this PPO agent was trained on other env spaces; train a new agent for this config")
+        self.spaces = spaces
+        model = self.sb3_model(venv)
+        formats = ["tensorboard", "csv"] if log_dir is not None else []
+        model.set_logger(configure(None if log_dir is None else str(log_dir), formats))
+        bar = TrainProgress(steps, f"training ppo ({self.reward.describe()})", progress)
+        callback = _TrainCallback(self, venv, bar, checkpoint_dir, checkpoint_every, max_seconds)
+        t0 = time.perf_counter()
+        try:
+            model.learn(total_timesteps=steps, callback=callback)
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - t0
+        self.net.eval()
+        stats = venv.stats()
         self.history = {
             "steps": int(model.num_timesteps),
             "seconds": seconds,
@@ -352,4 +337,3 @@ class PPOAgent(RLAgent):
             "click_rate": stats["clicks"] / max(stats["steps"], 1.0),
             "reward_per_step": stats["reward"] / max(stats["steps"], 1.0),
         }
-        return self

@@ -51,7 +51,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from stickyrec.agents.hyperparameters import Hyperparameters, integer, number
-from stickyrec.agents.rl.base import RLAgent, TrainProgress, isolated_global_rng, torch_threads, train_arguments
+from stickyrec.agents.rl.base import RLAgent, TrainProgress
 from stickyrec.agents.rl.checkpoint import env_spaces
 from stickyrec.agents.rl.networks import CandidateFeatures, CandidateScorer, catalog_tables, empty_tables, shopper_mlp
 from stickyrec.envs.spaces import top_k
@@ -294,24 +294,8 @@ class SlateQAgent(RLAgent):
             "click_share": (clicked < k).float().mean().item(),
         }
 
-    def train(
-        self,
-        config=None,
-        steps: int = 500_000,
-        *,
-        log_dir=None,
-        checkpoint_dir=None,
-        checkpoint_every: int = 250_000,
-        max_seconds: float | None = None,
-        progress: bool = True,
-        threads: int | None = 1,
-    ) -> SlateQAgent:
-        """Train for ``steps`` shopper-steps (rounded up to whole env steps of ``n_envs``); see ``PPOAgent.train``."""
-        config, steps = train_arguments(config, steps, max_seconds)
-        with isolated_global_rng(self.params.seed), torch_threads(threads):
-            return self._train(config, steps, log_dir, checkpoint_dir, checkpoint_every, max_seconds, progress)
-
     def _train(self, config, steps, log_dir, checkpoint_dir, checkpoint_every, max_seconds, progress):
+        """``train`` (``RLAgent.train``) rounds ``steps`` up to whole env steps of ``n_envs``."""
         rng = np.random.default_rng(np.random.SeedSequence([self.params.seed, 0x51A7E0]))
         env = RetentionVectorEnv(self.params.n_envs, config=config)
         net, target, optimizer, buffer = self._learner(config, env)
