@@ -10,6 +10,8 @@
     stickyrec compare RUN_DIR AGENT_A AGENT_B [--scenario S] [--out FILE.png]
     stickyrec bench [--batches 1 256 4096] [--seconds S] [--rounds R]
     stickyrec config [--config NAME|FILE] [--set key=value ...] [--describe]
+    stickyrec calibrate LOG --calibration-end YYYY-MM-DD --out DIR [--customer COL --time COL ...] [--table T]
+    stickyrec predict LOG --preset DIR/preset.yaml [--calibration-end YYYY-MM-DD] [--weeks N] --out TABLE.csv
 
 ``baselines`` and ``rl-benchmark`` are aliases of ``run``: their flags become ``--set`` overrides of the shipped
 configs ``baselines.yaml`` and ``benchmark.yaml`` (they print the ``run`` command they stand for).
@@ -23,6 +25,7 @@ import argparse
 import sys
 
 from stickyrec.agents.rl import DEFAULT_REWARD, REWARDS, RL_AGENT_NAMES  # names only: torch and SB3 load on first use
+from stickyrec.experiments.calibration.commands import add_commands as add_calibration_commands  # argparse only
 from stickyrec.inputs import error_line
 
 SUMMARY_COLUMNS = (  # ``simulate``'s table; labels and formats from experiments.metrics.LABELS
@@ -563,6 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_run,
         _add_report_and_compare,
         _add_bench_and_config,
+        add_calibration_commands,
     ):
         add(sub)
     debug_help = "show the Python traceback of an error (default: one line, stickyrec: error: ...)"

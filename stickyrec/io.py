@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -43,3 +45,28 @@ def write_parquet_atomic(frame, path: str | Path) -> None:
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     write_bytes_atomic(path, buffer.getvalue())
+
+
+@contextlib.contextmanager
+def staged_directory(final: str | Path):
+    """A folder whose files appear at ``final`` all together or not at all.
+
+    Yields a temporary sibling folder to write into; on success it replaces ``final`` (a previous folder there is
+    moved aside, then removed), on any error it is removed and ``final`` is left as it was.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    try:
+        yield stage
+        os.chmod(stage, 0o777 & ~_umask())
+        old = None
+        if final.exists():
+            old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".old"))
+            os.replace(final, old / "previous")
+        os.replace(stage, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise

@@ -1,0 +1,63 @@
+"""A calibrated world's customer base as a log: simulated customers placed on a real log's calendar.
+
+Simulated shopper j takes the place of a real customer drawn at random (her "template"): she is followed for
+that customer's age at the calibration end plus the held-out days, and her first purchase falls on that customer's
+first purchase day. The result is a ``Split`` on the real log's dates, so every view and distance of a real log
+(``views``) applies to it unchanged, and the held-out weeks are a prediction the fit never saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stickyrec.envs.config import RetentionConfig
+from stickyrec.experiments.calibration.ensemble import PurchaseDays, simulate_purchase_days
+from stickyrec.experiments.calibration.transactions import Split, rfm_summary
+
+
+@dataclass(frozen=True)
+class SimulatedLog:
+    """The simulated base (``days``), its split on the real calendar, each shopper's template customer (a row of
+    the real summary), and how many customers the real log has."""
+
+    days: PurchaseDays
+    split: Split
+    template: np.ndarray
+    real_customers: int
+
+    @property
+    def scale(self) -> float:
+        """Real customers per simulated customer: multiply simulated counts by it to compare totals."""
+        return self.real_customers / max(len(self.days.customers), 1)
+
+
+def on_calendar(days: pd.DataFrame, real: Split) -> Split:
+    """Simulated purchase days cut like ``real`` (same calibration end and held-out end, whatever days they hold)."""
+    end, stop = real.calibration_end, real.holdout_end
+    in_calibration = (days["day"] <= end).to_numpy()
+    in_holdout = ~in_calibration & (days["day"] <= stop).to_numpy()
+    calibration = days[in_calibration].reset_index(drop=True)
+    holdout = days[in_holdout].reset_index(drop=True)
+    return Split(calibration, holdout, rfm_summary(calibration, holdout, end), end, stop, real.first_day)
+
+
+def simulate_log(
+    config: RetentionConfig, real: Split, shoppers: int, *, seed: int, pool: int = 500, progress=None
+) -> SimulatedLog:
+    """Simulate ``shoppers`` shoppers of ``config`` on ``real``'s calendar (see the module docstring)."""
+    summary = real.summary
+    if len(summary) == 0:
+        raise ValueError("the real log has no customers in its calibration weeks")
+    rng = np.random.default_rng(seed)
+    template = rng.integers(len(summary), size=shoppers)
+    age = ((real.calibration_end - summary["first_day"]) // np.timedelta64(1, "D")).to_numpy(dtype=float)
+    spans = age[template] + real.holdout_days
+    days = simulate_purchase_days(config, spans, seed=seed, pool=pool, progress=progress)
+    customers = days.customers
+    frame = days.days_frame(summary["first_day"].to_numpy()[template])
+    frame = frame[np.isin(frame["customer"].to_numpy(), customers)]
+    simulated = on_calendar(frame, real)
+    return SimulatedLog(days=days, split=simulated, template=template, real_customers=len(summary))
