@@ -190,7 +190,12 @@ def add_commands(sub) -> None:
         "--ensemble", type=int, default=3000, help="simulated shoppers per evaluation (default 3000)"
     )
     calibrate.add_argument("--validation-ensemble", type=int, default=12000, help="shoppers of the validation run")
-    calibrate.add_argument("--budget-seconds", type=float, default=420.0, help="time for the search (default 420)")
+    calibrate.add_argument(
+        "--budget-seconds",
+        type=float,
+        default=540.0,
+        help="time for the fit, its uncertainty and the validation run (default 540; the search stops early enough)",
+    )
     calibrate.add_argument("--max-evaluations", type=int, default=60, help="simulations in the search (default 60)")
     calibrate.add_argument("--seed", type=int, default=0)
     calibrate.add_argument("--out", required=True, help="folder for preset.yaml, validation.json, the report")

@@ -181,10 +181,11 @@ def _drive(env, policy, slots: _Pool, seeds, refill_every: int, progress):
         bought = np.flatnonzero(info["purchased"] & (slots.shopper >= 0))
         if bought.size:
             who, day = slots.shopper[bought], info["day"][bought]
-            new = np.isnan(first_day[who])
+            new = np.isnan(first_day[who]) & (day <= slots.wait_days)  # a later first purchase: never a customer
             first_day[who[new]] = day[new]
             slots.stop[bought[new]] = day[new] + slots.spans[who[new]]
-            events.append(np.stack([who, day]))
+            known = ~np.isnan(first_day[who])
+            events.append(np.stack([who[known], day[known]]))
         if steps % refill_every:
             continue
         done = (slots.shopper >= 0) & (~state.alive | (state.day > slots.stop))

@@ -50,7 +50,7 @@ class CalibrationOptions:
     ensemble: int = 3000
     validation_ensemble: int = 12000
     jacobian_ensemble: int | None = None  # default: twice the search ensemble
-    budget_seconds: float = 420.0
+    budget_seconds: float = 540.0
     max_evaluations: int = 60
     seed: int = 0
     pool: int = 500
@@ -199,6 +199,7 @@ def fit_log(log: TransactionLog, options: CalibrationOptions, progress=None, nam
         budget_s=options.budget_seconds,
         max_evals=options.max_evaluations,
         progress=progress,
+        reserve_shoppers=options.validation_ensemble,
     )
     calibration_seconds = time.perf_counter() - started
     preset = preset_config(base, fit.fields)
