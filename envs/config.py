@@ -434,8 +434,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def get_preset(name: str) -> RetentionConfig:
+    """A named preset, or a preset file (a YAML path, e.g. the ``preset.yaml`` that ``stickyrec calibrate`` writes)."""
+    if isinstance(name, str) and name.endswith((".yaml", ".yml")):
+        return RetentionConfig.from_yaml(name)
     if not isinstance(name, str) or name not in PRESETS:
-        raise ValueError(f"unknown config preset {short_repr(name)}; allowed: {', '.join(sorted(PRESETS))}")
+        raise ValueError(
+            f"unknown config preset {short_repr(name)}; allowed: {', '.join(sorted(PRESETS))}, or a preset YAML file"
+        )
     return RetentionConfig(**PRESETS[name])
 
 

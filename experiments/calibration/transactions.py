@@ -42,7 +42,7 @@ ROLE_NAMES = {
     ),
     "time": (
         "invoicedate", "timestamp", "datetime", "orderdate", "purchasedate", "transactiondate", "date",
-        "createdat", "ordertime", "purchasetime", "eventtime", "time", "ts",
+        "createdat", "ordertime", "purchasetime", "eventtime", "time", "ts", "day", "purchaseday",
     ),
     "order": (
         "invoice", "invoiceno", "invoiceid", "invoicenumber", "orderid", "order", "orderno", "ordernumber",
