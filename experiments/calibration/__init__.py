@@ -9,6 +9,8 @@
   calibration and held-out weeks apart, with distances; the headline figures;
 - ``report`` (with ``charts``, small inline SVG charts): the validation report, report.md / report.html /
   tracking.svg;
+- ``sessions``: session-level shape (share that buys, pages per session) against Online Shoppers Intention, and
+  the small fit of the within-session fields to it;
 - ``examples`` / ``build_example``: the shipped Online Retail II example and its reproducible builder.
 """
 
