@@ -1,7 +1,10 @@
 """What a report looks like: figures (matplotlib, PNG bytes), the report as a list of blocks, Markdown and HTML.
 
 A document is a list of blocks, rendered twice: ``("h", level, text)``, ``("p", text)``, ``("table", header,
-rows)``, ``("img", file name, caption)``, ``("code", text)``. The HTML embeds its images and needs no network.
+rows)``, ``("grid", header, rows, shades)`` (a table whose cells are shaded by ``shades``, same shape as ``rows``:
+a number in [-1, 1], blue for positive and red for negative, or None), ``("img", file name, caption)`` (PNG bytes,
+or SVG text for a ``.svg`` name, which the HTML inlines), ``("code", text)``. The HTML embeds its images, needs no
+network, fits a phone's width (viewport tag; wide tables scroll with their first column kept in view).
 """
 
 from __future__ import annotations
@@ -150,7 +153,7 @@ def render_markdown(blocks: list[tuple], image_dir: str = "figures") -> str:
             out.append("#" * block[1] + " " + block[2])
         elif kind == "p":
             out.append(block[1])
-        elif kind == "table":
+        elif kind in ("table", "grid"):
             header, rows = block[1], block[2]
             out.append(
                 "\n".join(
@@ -171,37 +174,69 @@ def render_markdown(blocks: list[tuple], image_dir: str = "figures") -> str:
 CSS = """body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:13px}
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}th{background:#f3f3f3}
-td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}.wide{overflow-x:auto}
-code,pre{background:#f6f6f6;padding:2px 4px}pre{padding:8px;overflow-x:auto}"""
+td:first-child,th:first-child{text-align:left;position:sticky;left:0;background:#fff;z-index:1}
+th:first-child{background:#f3f3f3}img,svg{max-width:100%;height:auto}img{border:1px solid #eee}.wide{overflow-x:auto}
+table.grid td{min-width:2.6em}figure{margin:1em 0}code,pre{background:#f6f6f6;padding:2px 4px}
+pre{padding:8px;overflow-x:auto}"""
+
+
+def shade_style(shade) -> str:
+    """The inline style of a grid cell shaded by ``shade`` in [-1, 1] (None: no shade)."""
+    if shade is None or not np.isfinite(shade):
+        return ""
+    level = min(abs(float(shade)), 1.0)
+    rgb = "33,102,172" if shade >= 0 else "178,24,43"
+    ink = "#fff" if level > 0.55 else "#222"
+    return f' style="background:rgba({rgb},{level:.2f});color:{ink}"'
+
+
+def inline_html(text: str) -> str:
+    """Markdown's inline marks as HTML: `code`, **bold** and [text](link)."""
+    text = html.escape(text)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    text = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', text)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
+
+
+def html_table(header, rows, shades=None) -> str:
+    """A table in a scrolling box; with ``shades`` (same shape as ``rows``), a shaded grid (``shade_style``)."""
+    head = "".join(f"<th>{inline_html(str(h))}</th>" for h in header)
+    css = ' class="grid"' if shades is not None else ""
+    shades = shades if shades is not None else [[None] * len(r) for r in rows]
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{shade_style(v)}>{inline_html(str(c))}</td>" for c, v in zip(r, sr, strict=True))
+        + "</tr>"
+        for r, sr in zip(rows, shades, strict=True)
+    )
+    return f'<div class="wide"><table{css}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def render_html(blocks: list[tuple], images: dict[str, bytes], title: str) -> str:
-    def inline(text: str) -> str:
-        text = html.escape(text)
-        text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-        return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
-
     body = []
     for block in blocks:
         kind = block[0]
         if kind == "h":
-            body.append(f"<h{block[1]}>{inline(block[2])}</h{block[1]}>")
+            body.append(f"<h{block[1]}>{inline_html(block[2])}</h{block[1]}>")
         elif kind == "p":
-            body.append(f"<p>{inline(block[1])}</p>")
-        elif kind == "table":
-            head = "".join(f"<th>{inline(str(h))}</th>" for h in block[1])
-            rows = "".join("<tr>" + "".join(f"<td>{inline(str(c))}</td>" for c in r) + "</tr>" for r in block[2])
-            body.append(f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
+            body.append(f"<p>{inline_html(block[1])}</p>")
+        elif kind in ("table", "grid"):
+            body.append(html_table(block[1], block[2], block[3] if kind == "grid" else None))
+        elif kind == "img" and block[1].endswith(".svg"):
+            svg = images[block[1]]
+            svg = svg.decode() if isinstance(svg, bytes) else svg
+            body.append(f"<figure>{svg}<figcaption>{inline_html(block[2])}</figcaption></figure>")
         elif kind == "img":
             data = base64.b64encode(images[block[1]]).decode()
             body.append(
                 f'<figure><img alt="{html.escape(block[2])}" src="data:image/png;base64,{data}">'
-                f"<figcaption>{inline(block[2])}</figcaption></figure>"
+                f"<figcaption>{inline_html(block[2])}</figcaption></figure>"
             )
         elif kind == "code":
             body.append(f"<pre>{html.escape(block[1])}</pre>")
     return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>'
         f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
 

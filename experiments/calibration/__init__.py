@@ -5,6 +5,12 @@
 - ``views``: tracking curve, repeat-purchase distribution, gaps, cohort retention, and the scoring metrics;
 - ``bgnbd``: closed-form BG/NBD (likelihood, MLE with standard errors, P(alive), expectations, simulator);
 - ``baseline``: BG/NBD fitted on a split and scored on the held-out weeks;
+- ``validate``: a simulated log against the real one on the four views (tracking, repeats, gaps, cohorts),
+  calibration and held-out weeks apart, with distances; the headline figures;
+- ``report`` (with ``charts``, small inline SVG charts): the validation report, report.md / report.html /
+  tracking.svg;
+- ``sessions``: session-level shape (share that buys, pages per session) against Online Shoppers Intention, and
+  the small fit of the within-session fields to it;
 - ``examples`` / ``build_example``: the shipped Online Retail II example and its reproducible builder.
 """
 
