@@ -420,6 +420,11 @@ def flatten_groups(data: Mapping[str, Any]) -> dict[str, Any]:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
+    # The default world with sessions shaped like UCI Online Shoppers Purchasing Intention's (15.5% of sessions buy,
+    # median 18 product pages = impressions): purchase_bias and leave_base fitted by
+    # ``python -m stickyrec.experiments.calibration.sessions --fit`` in a gamma/beta world (sessions.FITTED
+    # ["gamma_beta"]). The base whose within-session fields ``stickyrec calibrate`` keeps.
+    "online_shoppers": {"purchase_bias": -6.221, "leave_base": -3.331},
     # A small world for tests and CI smoke runs: same dynamics, fewer items.
     "small": {
         "n_items": 300,

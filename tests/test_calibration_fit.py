@@ -147,7 +147,11 @@ def test_calibrate_command_on_a_tiny_log(tmp_path, capsys):
     args = [str(path), "--calibration-end", "2011-06-30", "--out", str(out), "--base", "small"]
     args += ["--ensemble", "200", "--validation-ensemble", "300", "--max-evaluations", "2", "--no-progress"]
     assert main(["calibrate", *args]) == 0
-    assert {p.name for p in out.iterdir()} >= {"preset.yaml", "validation.json", "predictions.csv"}
+    written = {p.name for p in out.iterdir()}
+    assert written >= {"preset.yaml", "validation.json", "predictions.csv", "report.md", "report.html", "tracking.svg"}
+    page = (out / "report.html").read_text()
+    assert "holdout_tracking_mape" in page or "tracking" in page.lower()
+    assert 'src="http' not in page and "<script src" not in page
     v = json.loads((out / "validation.json").read_text())
     for key in ("holdout_tracking_mape", "holdout_customer_mae", "holdout_customer_corr", "holdout_auc"):
         assert set(v[key]) == {"stickyrec", "bgnbd"} and all(math.isfinite(x) for x in v[key].values())
@@ -159,6 +163,11 @@ def test_calibrate_command_on_a_tiny_log(tmp_path, capsys):
     assert config.visit_rate_distribution == "gamma" and math.isinf(config.churn_window_days)
     assert config.visit_rate_gamma_shape == pytest.approx(v["params"]["visit_rate_gamma_shape"]["value"])
     yaml.safe_load((out / "preset.yaml").read_text())
+    assert v["stopped_by"] == "evaluations" and v["evaluations"] == 2
+    again = tmp_path / "again"
+    assert main(["calibrate", *args[:3], "--out", str(again), *args[5:]]) == 0
+    assert (again / "preset.yaml").read_bytes() == (out / "preset.yaml").read_bytes()  # same log, options, seed
+    assert (again / "predictions.csv").read_bytes() == (out / "predictions.csv").read_bytes()
     table = out / "next.csv"
     predict = [str(path), "--preset", str(out / "preset.yaml"), "--calibration-end", "2011-06-30", "--weeks", "8"]
     assert main(["predict", *predict, "--ensemble", "300", "--out", str(table)]) == 0
@@ -188,6 +197,14 @@ def test_calibrate_refuses_bad_input_and_writes_nothing(tmp_path, capsys, extra,
     assert err.startswith("stickyrec: error:") and needle in err and "Traceback" not in err
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["tiny.csv"]
+
+
+def test_the_calibration_base_has_the_fitted_session_shape():
+    from stickyrec.envs.config import PRESETS
+    from stickyrec.experiments.calibration import pipeline, sessions
+
+    assert pipeline.CalibrationOptions(calibration_end="2011-06-30").base == "online_shoppers"
+    assert PRESETS["online_shoppers"] == sessions.FITTED["gamma_beta"]
 
 
 def test_calibrate_refuses_an_out_that_is_a_file(tmp_path, capsys):

@@ -189,14 +189,19 @@ def add_commands(sub) -> None:
     calibrate.add_argument(
         "--ensemble", type=int, default=3000, help="simulated shoppers per evaluation (default 3000)"
     )
-    calibrate.add_argument("--validation-ensemble", type=int, default=12000, help="shoppers of the validation run")
+    calibrate.add_argument(
+        "--validation-ensemble", type=int, default=24000, help="shoppers of the validation run (24000)"
+    )
     calibrate.add_argument(
         "--budget-seconds",
         type=float,
         default=540.0,
-        help="time for the fit, its uncertainty and the validation run (default 540; the search stops early enough)",
+        help="time for the fit, its uncertainty and the validation run (default 540): the search stops early enough;"
+        " a fit cut short by it depends on the machine's speed (validation.json: stopped_by)",
     )
-    calibrate.add_argument("--max-evaluations", type=int, default=60, help="simulations in the search (default 60)")
+    calibrate.add_argument(
+        "--max-evaluations", type=int, default=40, help="simulations in the search (default 40; see --budget-seconds)"
+    )
     calibrate.add_argument("--seed", type=int, default=0)
     calibrate.add_argument("--out", required=True, help="folder for preset.yaml, validation.json, the report")
     calibrate.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -120,6 +120,7 @@ class SimulatedFit:
     evaluations: int
     seconds: float
     start: dict[str, float]
+    stopped_by: str
     trace: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -135,9 +136,10 @@ class SimulatedFit:
                 for name, r, s, sd in zip(mom.NAMES, self.real_moments, self.simulated_moments, self.moment_sd)
             },
             "customers": self.customers,
-            "simulated_customers": self.simulated_customers,
+            "search_customers": self.simulated_customers,
             "evaluations": self.evaluations,
             "fit_seconds": self.seconds,
+            "stopped_by": self.stopped_by,
             "start": self.start,
         }
 
@@ -199,7 +201,9 @@ def start_theta(real_h: mom.Histories, real_moments: np.ndarray, sim: Simulator)
     return theta
 
 
-def _search(objective: _Objective, theta0: np.ndarray, xatol: float) -> None:
+def _search(objective: _Objective, theta0: np.ndarray, xatol: float) -> str:
+    """Nelder-Mead, then one restart; returns why it stopped: "converged", "evaluations" or "budget" (only the last
+    depends on the machine's speed: the others give the same fit for the same log, options and seed)."""
     simplex = np.vstack([theta0, theta0 + 0.4 * np.eye(len(theta0))])
     options = {"initial_simplex": simplex, "xatol": xatol, "fatol": 0.5, "maxfev": objective.max_evals}
     try:
@@ -210,7 +214,8 @@ def _search(objective: _Objective, theta0: np.ndarray, xatol: float) -> None:
             options["initial_simplex"] = np.vstack([best, best + 0.2 * np.eye(len(best))])
             optimize.minimize(objective, result.x, method="Nelder-Mead", options=options)
     except _Budget:
-        pass
+        return "evaluations" if len(objective.trace) >= objective.max_evals else "budget"
+    return "evaluations" if len(objective.trace) >= objective.max_evals else "converged"
 
 
 def jacobian(sim: Simulator, theta: np.ndarray, step: float = JACOBIAN_STEP) -> tuple[np.ndarray, np.ndarray, int]:
@@ -254,7 +259,7 @@ def calibrate(
     jacobian_ensemble: int = 6000,
     seed: int = 0,
     budget_s: float = 420.0,
-    max_evals: int = 60,
+    max_evals: int = 40,
     xatol: float = 0.02,
     bootstrap_reps: int = 200,
     progress: Callable[[int, float, float], None] | None = None,
@@ -278,7 +283,7 @@ def calibrate(
     theta0 = start_theta(real_h, real, sim)
     reserve = ((2 * len(THETA_NAMES) + 1) * jacobian_ensemble + reserve_shoppers) / ensemble
     objective = _Objective(sim, real, sd, started + budget_s, max_evals, progress, reserve)
-    _search(objective, theta0, xatol)
+    stopped_by = _search(objective, theta0, xatol)
     chi2, theta, simulated, n_sim = objective.best
     big = Simulator(base, real_h.T[rng.integers(real_h.n, size=jacobian_ensemble)], seed=seed + 10_000_000)
     J, center, n_big = jacobian(big, theta)
@@ -306,5 +311,6 @@ def calibrate(
         evaluations=len(objective.trace),
         seconds=time.perf_counter() - started,
         start=theta_to_fields(theta0),
+        stopped_by=stopped_by,
         trace=objective.trace,
     )

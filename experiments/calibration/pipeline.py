@@ -11,7 +11,8 @@ at once (``stickyrec.io.staged_directory``: a failure leaves nothing half-writte
   moments, evaluations);
 - ``predictions.csv``: per customer, P(alive) at the calibration end, expected purchase days and P(buys again) in
   the held-out weeks, against what she did (``stickyrec predict`` writes the same table without the fit);
-- ``report.md``, ``report.html``, ``tracking.svg``: the validation report.
+- ``report.md``, ``report.html``, ``tracking.svg``, ``figures/``: the validation report (``report``), setting real
+  against simulated on the calibration and the held-out weeks (``validate.compare_views``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pandas as pd
 from stickyrec.envs.config import RetentionConfig, make_config
 from stickyrec.experiments.calibration import moments as mom
 from stickyrec.experiments.calibration import predict as pred
-from stickyrec.experiments.calibration import views
+from stickyrec.experiments.calibration import report, validate, views
 from stickyrec.experiments.calibration.baseline import score_bgnbd
 from stickyrec.experiments.calibration.estimate import SimulatedFit, calibrate, fields_to_theta, world
 from stickyrec.experiments.calibration.simulate_log import SimulatedLog, simulate_log
@@ -45,13 +46,13 @@ class CalibrationOptions:
     calibration_end: str
     holdout_end: str | None = None
     cohort_start: str | None = AUTO
-    base: str = "default"
+    base: str = "online_shoppers"
     policy: str = "random"
     ensemble: int = 3000
-    validation_ensemble: int = 12000
+    validation_ensemble: int = 24000
     jacobian_ensemble: int | None = None  # default: twice the search ensemble
     budget_seconds: float = 540.0
-    max_evaluations: int = 60
+    max_evaluations: int = 40
     seed: int = 0
     pool: int = 500
 
@@ -105,23 +106,6 @@ def split_log(log: TransactionLog, options: CalibrationOptions) -> tuple[Split, 
     return cut, start
 
 
-def tracking_mape(real: Split, simulated: SimulatedLog) -> dict[str, float]:
-    """The simulated cohort's cumulative repeat purchases (scaled to the real cohort) against the real ones."""
-    real_curve = views.tracking_curve(real).set_index("week")
-    sim_curve = views.tracking_curve(simulated.split).set_index("week")
-    sim_curve = sim_curve.reindex(real_curve.index)
-    for column in ("cumulative", "cumulative_since_split", "repeat_purchases"):
-        sim_curve[column] = sim_curve[column].ffill().fillna(0.0) * simulated.scale
-    held = (real_curve["period"] == "holdout").to_numpy()
-    return {
-        "holdout": views.mape(real_curve["cumulative_since_split"][held], sim_curve["cumulative_since_split"][held]),
-        "holdout_from_start": views.mape(real_curve["cumulative"][held], sim_curve["cumulative"][held]),
-        "holdout_weekly": views.mape(real_curve["repeat_purchases"][held], sim_curve["repeat_purchases"][held]),
-        "calibration": views.mape(real_curve["cumulative"][~held][1:], sim_curve["cumulative"][~held][1:]),
-        "curve": sim_curve["cumulative"].to_numpy().round(3).tolist(),
-    }
-
-
 def customer_predictions(
     fit_fields: dict, days, summary: pd.DataFrame, horizon_days: float
 ) -> tuple[pd.DataFrame, float]:
@@ -145,18 +129,14 @@ def customer_predictions(
     return table, kappa
 
 
-def headline(real: Split, table: pd.DataFrame, tracking: dict, bgnbd: dict) -> dict:
-    actual = real.summary["x_holdout"].to_numpy()
-    ours = {
-        "holdout_tracking_mape": tracking["holdout"],
+def customer_scores(table: pd.DataFrame) -> dict[str, float]:
+    """The per-customer predictions scored on what each customer did in the held-out days (BG/NBD's key names)."""
+    actual = table["actual_purchases"].to_numpy()
+    return {
         "holdout_customer_mae": views.mae(actual, table["expected_purchases"]),
         "holdout_customer_corr": views.pearson(actual, table["expected_purchases"]),
         "holdout_auc": views.auc(actual > 0, table["p_buy"]),
-        "holdout_tracking_mape_from_start": tracking["holdout_from_start"],
-        "holdout_tracking_mape_weekly": tracking["holdout_weekly"],
-        "calibration_tracking_mape": tracking["calibration"],
     }
-    return {key: {"stickyrec": float(value), "bgnbd": float(bgnbd[key])} for key, value in ours.items()}
 
 
 PRESET_HORIZON_DAYS = 365.0  # a calibrated world is a store's year: visits are weeks apart, not days
@@ -206,13 +186,14 @@ def fit_log(log: TransactionLog, options: CalibrationOptions, progress=None, nam
     simulated = simulate_log(world(base, fit.theta), real, options.validation_ensemble, seed=options.seed + 20_000_000)
     table, kappa = customer_predictions(fit.fields, simulated.days, real.summary, real.holdout_days)
     bgnbd = score_bgnbd(real)
-    tracking = tracking_mape(real, simulated)
+    compared = validate.compare_views(real, simulated.split, bgnbd)
     validation = {
         "log": name or log.source,
         "customers": int(len(real.summary)),
         "calibration_seconds": calibration_seconds,
         "total_seconds": time.perf_counter() - started,
-        **headline(real, table, tracking, bgnbd),
+        **validate.headline(compared, bgnbd, customer_scores(table)),
+        "tracking_mape": compared["tracking"]["mape"],
         "calibration_end": f"{real.calibration_end:%Y-%m-%d}",
         "holdout_end": f"{real.holdout_end:%Y-%m-%d}",
         "holdout_days": real.holdout_days,
@@ -221,21 +202,53 @@ def fit_log(log: TransactionLog, options: CalibrationOptions, progress=None, nam
         "base": options.base,
         "options": asdict(options),
         "kappa": kappa,
-        "simulated_customers": int(len(simulated.days.customers)),
+        "validation_customers": int(len(simulated.days.customers)),
         "holdout_purchases": {
             "actual": int(real.summary["x_holdout"].sum()),
             "stickyrec_population": float(simulated.split.summary["x_holdout"].sum() * simulated.scale),
             "stickyrec_customers": float(table["expected_purchases"].sum()),
             "bgnbd": float(bgnbd["holdout_purchases_bgnbd"]),
         },
-        "curve": {**bgnbd["curve"], "stickyrec": tracking["curve"]},
         **fit.as_dict(),
         "bgnbd_fit": {"params": bgnbd["params"], "se": bgnbd["se"], "log_likelihood": bgnbd["log_likelihood"]},
+        "views": compared,
     }
+    if validation["log"].startswith("example:"):
+        validation["example"] = validation["log"].removeprefix("example:")
+    validation["notes"] = notes(validation)
     return Calibration(validation, table, preset, real, simulated, fit)
 
 
-def write_calibration(result: Calibration, out_dir: str | Path, report_writer=None) -> None:
+def notes(v: dict) -> list[str]:
+    """What an analyst should know to read the report."""
+    start = v["cohort_start"]
+    return [
+        f"The simulated side is {v['validation_customers']:,} customers of the fitted world under the status-quo"
+        f" policy ({v['policy']} slates), each placed on the first purchase day of a real customer drawn at random;"
+        " its counts are scaled to the real cohort. It knows when each customer first bought, not what she did next:"
+        " the tracking curve is a population prediction, as BG/NBD's is. The per-customer figures condition on each"
+        " customer's calibration weeks (importance weights over the fitted population).",
+        "Cohort: customers whose first purchase day is "
+        + (
+            f"on or after {start} (earlier ones may be older customers, left-censored by the log's start)."
+            if start
+            else "any day of the log."
+        )
+        + " Tracking MAPE counts cumulative repeat purchase days from the calibration end.",
+        f"Fit: simulated method of moments on {len(v['moments'])} moments of the calibration weeks,"
+        f" {v['evaluations']} simulations of {v['options']['ensemble']:,} shoppers; chi-square {v['chi2']:.1f};"
+        f" over-identification J = {v['j_statistic']:.1f} (p = {v['j_p_value']:.2g}): a small p says no parameter"
+        " value matches every moment at once (see the moments table in validation.json). The search stopped by"
+        f" {v['stopped_by']}"
+        + (
+            " (--budget-seconds: on a faster machine it would have gone further)."
+            if v["stopped_by"] == "budget"
+            else "."
+        ),
+    ]
+
+
+def write_calibration(result: Calibration, out_dir: str | Path) -> None:
     """DIR/preset.yaml, validation.json, predictions.csv and the report, all at once."""
     from stickyrec.io import staged_directory, write_bytes_atomic, write_json_atomic
 
@@ -248,5 +261,4 @@ def write_calibration(result: Calibration, out_dir: str | Path, report_writer=No
         write_bytes_atomic(stage / "preset.yaml", preset_yaml(result.preset, header).encode())
         write_json_atomic(stage / "validation.json", v)
         write_bytes_atomic(stage / "predictions.csv", result.predictions.to_csv(index=False).encode())
-        if report_writer is not None:
-            report_writer(stage, result)
+        report.write_report(stage, v)
