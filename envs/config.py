@@ -425,6 +425,24 @@ PRESETS: dict[str, dict[str, Any]] = {
     # ``python -m stickyrec.experiments.calibration.sessions --fit`` in a gamma/beta world (sessions.FITTED
     # ["gamma_beta"]). The base whose within-session fields ``stickyrec calibrate`` keeps.
     "online_shoppers": {"purchase_bias": -6.221, "leave_base": -3.331},
+    # A store's year: ``online_shoppers`` with its shopper population calibrated to the Online Retail II example
+    # (``stickyrec calibrate example:online_retail_ii --calibration-end 2011-06-30 --budget-seconds 1500 --out
+    # results/calibration/online_retail_ii``, values rounded; standard errors in that folder's validation.json):
+    # gamma visit rates and beta latent dropout after purchase sessions, no observed-gap churn (a customer leaves
+    # only for good), a 365-day horizon.
+    "online_retail": {
+        "purchase_bias": -6.221,
+        "leave_base": -3.331,
+        "visit_rate_distribution": "gamma",
+        "visit_rate_gamma_shape": 0.8549,
+        "visit_rate_gamma_rate": 62.72,
+        "dropout_distribution": "beta",
+        "dropout_beta_a": 0.2747,
+        "dropout_beta_b": 5.095,
+        "dropout_after": "purchase_session",
+        "churn_window_days": math.inf,
+        "horizon_days": 365.0,
+    },
     # A small world for tests and CI smoke runs: same dynamics, fewer items.
     "small": {
         "n_items": 300,

@@ -100,7 +100,9 @@ def test_unknown_key_through_gym_make_is_a_value_error():
 
 def test_unknown_preset_lists_the_allowed_ones():
     """An unknown preset name is a ValueError listing the presets."""
-    with pytest.raises(ValueError, match="unknown config preset 'tiny'; allowed: default, online_shoppers, small"):
+    with pytest.raises(
+        ValueError, match="unknown config preset 'tiny'; allowed: default, online_retail, online_shoppers, small"
+    ):
         envs.get_preset("tiny")
 
 

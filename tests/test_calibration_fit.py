@@ -246,3 +246,18 @@ def test_parameters_are_recovered_within_their_stated_uncertainty():
     assert np.all(np.abs(fit.theta - theta) < 3 * se), (fit.theta, theta, se)
     distance = (fit.theta - theta) @ np.linalg.inv(fit.cov_theta) @ (fit.theta - theta)
     assert distance < stats.chi2.ppf(0.99, 4)
+
+
+def test_the_online_retail_preset_is_the_committed_calibration():
+    """PRESETS["online_retail"] is the preset that ``stickyrec calibrate`` wrote for the shipped example (rounded)."""
+    from pathlib import Path
+
+    from stickyrec.envs.config import get_preset
+
+    committed = Path(__file__).resolve().parents[1] / "results" / "calibration" / "online_retail_ii" / "preset.yaml"
+    written, preset = make_config(str(committed)), get_preset("online_retail")
+    for name, value in written.to_dict().items():
+        if isinstance(value, float):
+            assert getattr(preset, name) == pytest.approx(value, rel=1e-3), name
+        else:
+            assert getattr(preset, name) == value, name

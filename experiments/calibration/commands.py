@@ -79,7 +79,7 @@ def cmd_calibrate(args) -> int:
         calibration_end=args.calibration_end,
         holdout_end=args.holdout_end,
         cohort_start=args.cohort_start,
-        base=args.base,
+        base=args.base or pipeline.CalibrationOptions.base,
         ensemble=args.ensemble,
         validation_ensemble=args.validation_ensemble,
         budget_seconds=args.budget_seconds,
@@ -184,7 +184,9 @@ def add_commands(sub) -> None:
         " month holds old customers), none, or YYYY-MM-DD",
     )
     calibrate.add_argument(
-        "--base", default="default", help="base world (preset name or YAML) whose session fields stay"
+        "--base",
+        default=None,
+        help="base world (preset name or YAML) whose within-session fields stay (default: online_shoppers)",
     )
     calibrate.add_argument(
         "--ensemble", type=int, default=3000, help="simulated shoppers per evaluation (default 3000)"
