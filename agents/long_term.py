@@ -1,0 +1,206 @@
+"""Strong non-RL baselines that aim past the next click, on what a platform can observe: two supervised rankers.
+
+Both are the MLP click model (``agents.mlp``) trained on the same logged impressions, ranking differently:
+
+* ``MultiObjectiveRanker`` (kind ``multi_objective``): the industry's multi-objective score,
+
+      score = log P(click) + rating_weight * log(rating + 0.01) + relevance_weight * relevance
+
+  i.e. P(click) x rating^rating_weight x exp(relevance_weight x relevance), where P(click) is the MLP's predicted
+  click probability (no position bias), ``rating`` the item's public rating and ``relevance`` the cosine of the
+  shopper's recent-click direction (an observed feature) with the item's public embedding. Its two weights are
+  tuned after training (``tuning_plan``) by short rollouts on the *training* population (the logged shoppers, never
+  the evaluation ones; ``experiments.tuning``), the grid ``RATING_WEIGHTS`` x ``RELEVANCE_WEIGHTS``; weight 0
+  and 0 is the click model itself. ``tune=False`` keeps the given ``rating_weight`` and ``relevance_weight``.
+* ``RetentionAwareModel`` (kind ``retention_mlp``): the "retention-aware supervised" model. The same network is
+  trained on another label per logged impression: *clicked, and then bought it or came back within*
+  ``return_days`` *days* (``return_labels``), so it ranks by P(click and a good outcome). The labels come from the
+  log alone (the shoppers' later sessions in it); impressions too close to the log's end to know are dropped.
+
+Neither reads latent state. Both save as the MLP does (``agents.checkpoint``), their settings in the checkpoint's
+``train_settings``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.nn import functional as F
+
+from stickyrec.agents.base import TuningPlan
+from stickyrec.agents.hyperparameters import Hyperparameters, flag, integer, number
+from stickyrec.agents.mlp import MLPClickModel, MLPConfig, MLPFitConfig
+from stickyrec.envs.shoppers import SHOPPER_FEATURES
+from stickyrec.envs.spaces import top_k
+
+RATING_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+RELEVANCE_WEIGHTS = (0.0, 1.0)
+RATING_FLOOR = 0.01  # log(rating + floor): a rating of 0 is a large penalty, not -inf
+
+
+@dataclasses.dataclass(frozen=True)
+class RankingConfig(Hyperparameters):
+    """The multi-objective ranker's weights and their tuning."""
+
+    rating_weight: float = number(1.0, low=0.0, doc="power of the public rating (kept when tune is false)")
+    relevance_weight: float = number(0.0, low=0.0, doc="weight of the recent-click relevance (kept when tune is false)")
+    tune: bool = flag(True, doc="choose both weights by rollouts on the training population")
+    tune_shoppers: int = integer(1000, low=1, doc="training-population shoppers per tuning rollout")
+    tune_days: int = integer(30, low=1, doc="tuning rollouts' horizon: the objective is retention at this day")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReturnLabelConfig(Hyperparameters):
+    """The retention-aware model's label."""
+
+    return_days: int = integer(7, low=1, doc="N: a click is good if she bought it or came back within N days")
+
+
+def own_params(kind: str, own: type[Hyperparameters], params: Mapping[str, Any]) -> tuple[Hyperparameters, dict]:
+    """A config entry's params split into the ``own`` settings (checked) and the rest, for ``MLPClickModel``; a name
+    neither knows is a ``ValueError`` listing both."""
+    allowed = (*MLPConfig.names(), *(name for name in MLPFitConfig.names() if name != "seed"), *own.names())
+    unknown = [key for key in params if key not in allowed]
+    if unknown:
+        raise ValueError(f"{kind} got an unexpected keyword argument {unknown[0]!r}; allowed: {', '.join(allowed)}")
+    settings = own.from_kwargs(**{key: value for key, value in params.items() if key in own.names()})
+    return settings, {key: value for key, value in params.items() if key not in own.names()}
+
+
+class MultiObjectiveRanker(MLPClickModel):
+    """The MLP's click probability x a power of the public rating x exp(weight x relevance); see the module."""
+
+    kind = "multi_objective"
+
+    def __init__(self, params=None, ranking: RankingConfig | None = None, **kwargs) -> None:
+        super().__init__(params, **kwargs)
+        self.ranking = ranking if ranking is not None else RankingConfig()
+        self.weights = {"rating": self.ranking.rating_weight, "relevance": self.ranking.relevance_weight}
+
+    @classmethod
+    def from_spec(cls, params, seed: int, reward=None) -> MultiObjectiveRanker:
+        """``params``: the MLP's (``MLPConfig``, ``MLPFitConfig`` but ``seed``) and ``RankingConfig``'s fields."""
+        ranking, rest = own_params(cls.kind, RankingConfig, params)
+        model = super().from_spec(rest, seed, reward)
+        model.ranking = ranking
+        model.weights = {"rating": ranking.rating_weight, "relevance": ranking.relevance_weight}
+        return model
+
+    def tuning_plan(self) -> TuningPlan | None:
+        if not self.ranking.tune:
+            return None
+        grid = itertools.product(RATING_WEIGHTS, RELEVANCE_WEIGHTS)
+        candidates = tuple({"rating": rating, "relevance": relevance} for rating, relevance in grid)
+        return TuningPlan(candidates, self.ranking.tune_shoppers, self.ranking.tune_days)
+
+    def set_weights(self, weights: Mapping[str, float]) -> None:
+        if set(weights) != {"rating", "relevance"}:
+            raise ValueError(f"{self.kind} weights {sorted(weights)}; allowed: exactly 'rating' and 'relevance'")
+        self.weights = {name: float(value) for name, value in weights.items()}
+
+    def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(B, k) candidates ranked by the multi-objective score, best first."""
+        return top_k(self.score(observation), self.config.slate_size)
+
+    def score(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(B, M) multi-objective scores of the observation's candidates (public features only)."""
+        ids = observation["candidate_ids"]
+        logits = self.score_candidates(observation["shopper"], ids)
+        score = F.logsigmoid(torch.from_numpy(logits)).numpy().astype(np.float64)
+        if self.weights["rating"]:
+            score += self.weights["rating"] * np.log(self.catalog.rating[ids] + RATING_FLOOR)
+        if self.weights["relevance"]:
+            start = len(SHOPPER_FEATURES) + 2 * self.catalog.n_categories
+            direction = observation["shopper"][:, start : start + self.catalog.embedding.shape[1]]
+            score += self.weights["relevance"] * np.einsum("bmd,bd->bm", self.catalog.embedding[ids], direction)
+        return score
+
+    def save(self, path) -> None:
+        self.train_settings = {**self.train_settings, **{f"{k}_weight": v for k, v in self.weights.items()}}
+        super().save(path)
+
+    @classmethod
+    def load(cls, path, catalog=None) -> MultiObjectiveRanker:
+        model = super().load(path, catalog)
+        settings = model.train_settings
+        model.weights = {name: float(settings.get(f"{name}_weight", 0.0)) for name in ("rating", "relevance")}
+        return model
+
+
+def return_labels(train: pd.DataFrame, validation: pd.DataFrame, days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both splits relabelled for the retention-aware model: ``clicked`` becomes *clicked, and bought it
+    (``purchased``) or had her next session within ``days`` days* (day of the next session minus this one's, from
+    the shoppers' sessions in both splits). Rows after the log's last day minus ``days`` are dropped: whether she
+    came back is not known yet (censored)."""
+    needed = ("shopper", "session", "day", "clicked", "purchased")
+    for name, part in (("train", train), ("validation", validation)):
+        missing = [column for column in needed if column not in part.columns]
+        if missing:
+            raise ValueError(f"the {name} log lacks column(s) {missing}; required: {list(needed)}")
+    keys = ["run_id", "shopper"] if "run_id" in train.columns and "run_id" in validation.columns else ["shopper"]
+    sessions = pd.concat([train[[*keys, "session", "day"]], validation[[*keys, "session", "day"]]])
+    sessions = sessions.drop_duplicates([*keys, "session"]).sort_values([*keys, "session"])
+    sessions["next_day"] = sessions.groupby(keys, sort=False)["day"].shift(-1)
+    last_day = max(int(train["day"].max()), int(validation["day"].max()))
+    out = []
+    for part in (train, validation):
+        next_day = part[[*keys, "session"]].merge(sessions, on=[*keys, "session"], how="left")["next_day"].to_numpy()
+        returned = np.nan_to_num(next_day - part["day"].to_numpy(), nan=np.inf) <= days
+        good = part["clicked"].to_numpy(bool) & (part["purchased"].to_numpy(bool) | returned)
+        known = part["day"].to_numpy() <= last_day - days
+        out.append(part.assign(clicked=good)[known].reset_index(drop=True))
+    return out[0], out[1]
+
+
+class RetentionAwareModel(MLPClickModel):
+    """The MLP trained on "clicked, then bought it or came back within N days" (``return_labels``); ranks by it."""
+
+    kind = "retention_mlp"
+
+    def __init__(self, params=None, label: ReturnLabelConfig | None = None, **kwargs) -> None:
+        super().__init__(params, **kwargs)
+        self.label = label if label is not None else ReturnLabelConfig()
+
+    @classmethod
+    def from_spec(cls, params, seed: int, reward=None) -> RetentionAwareModel:
+        """``params``: the MLP's (``MLPConfig``, ``MLPFitConfig`` but ``seed``) and ``return_days``."""
+        label, rest = own_params(cls.kind, ReturnLabelConfig, params)
+        model = super().from_spec(rest, seed, reward)
+        model.label = label
+        return model
+
+    def fit_log(self, train, validation, catalog, seed: int) -> dict:
+        """Relabel both splits (``return_labels``), then fit as the MLP does."""
+        train, validation = return_labels(train, validation, self.label.return_days)
+        if not len(train) or not len(validation):
+            raise ValueError(
+                f"the log is too short for return_days={self.label.return_days}: {len(train)} training and"
+                f" {len(validation)} validation impressions have a known outcome"
+            )
+        summary = super().fit_log(train, validation, catalog, seed)
+        self.train_settings = {**self.train_settings, "return_days": self.label.return_days}
+        return {**summary, "label_rate": float(train["clicked"].mean())}
+
+    @classmethod
+    def load(cls, path, catalog=None) -> RetentionAwareModel:
+        model = super().load(path, catalog)
+        model.label = ReturnLabelConfig(return_days=int(model.train_settings.get("return_days", 7)))
+        return model
+
+
+__all__ = [
+    "RATING_WEIGHTS",
+    "RELEVANCE_WEIGHTS",
+    "MultiObjectiveRanker",
+    "RankingConfig",
+    "RetentionAwareModel",
+    "ReturnLabelConfig",
+    "return_labels",
+    "own_params",
+]
