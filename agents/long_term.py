@@ -12,10 +12,14 @@ Both are the MLP click model (``agents.mlp``) trained on the same logged impress
   tuned after training (``tuning_plan``) by short rollouts on the *training* population (the logged shoppers, never
   the evaluation ones; ``experiments.tuning``), the grid ``RATING_WEIGHTS`` x ``RELEVANCE_WEIGHTS``; weight 0
   and 0 is the click model itself. ``tune=False`` keeps the given ``rating_weight`` and ``relevance_weight``.
-* ``RetentionAwareModel`` (kind ``retention_mlp``): the "retention-aware supervised" model. The same network is
-  trained on another label per logged impression: *clicked, and then bought it or came back within*
-  ``return_days`` *days* (``return_labels``), so it ranks by P(click and a good outcome). The labels come from the
-  log alone (the shoppers' later sessions in it); impressions too close to the log's end to know are dropped.
+* ``RetentionAwareModel`` (kind ``retention_mlp``): the "retention-aware supervised" model. The same network's
+  two heads learn P(click) and, on the clicked impressions, P(good | click), where a click is *good* if she bought
+  the item or came back within ``return_days`` days (``return_labels``); it ranks by
+
+      score = log P(click) + good_weight * log P(good | click)
+
+  (``good_weight`` 1: the probability of a click with a good outcome). The labels come from the log alone (the
+  shoppers' later sessions in it); impressions too close to the log's end to know are dropped.
 
 Neither reads latent state. Both save as the MLP does (``agents.checkpoint``), their settings in the checkpoint's
 ``train_settings``.
@@ -39,7 +43,7 @@ from stickyrec.agents.mlp import MLPClickModel, MLPConfig, MLPFitConfig
 from stickyrec.envs.shoppers import SHOPPER_FEATURES
 from stickyrec.envs.spaces import top_k
 
-RATING_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+RATING_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 RELEVANCE_WEIGHTS = (0.0, 1.0)
 RATING_FLOOR = 0.01  # log(rating + floor): a rating of 0 is a large penalty, not -inf
 
@@ -60,6 +64,7 @@ class ReturnLabelConfig(Hyperparameters):
     """The retention-aware model's label."""
 
     return_days: int = integer(7, low=1, doc="N: a click is good if she bought it or came back within N days")
+    good_weight: float = number(1.0, low=0.0, doc="weight of log P(good | click) beside log P(click) when ranking")
 
 
 def own_params(kind: str, own: type[Hyperparameters], params: Mapping[str, Any]) -> tuple[Hyperparameters, dict]:
@@ -134,10 +139,10 @@ class MultiObjectiveRanker(MLPClickModel):
 
 
 def return_labels(train: pd.DataFrame, validation: pd.DataFrame, days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Both splits relabelled for the retention-aware model: ``clicked`` becomes *clicked, and bought it
-    (``purchased``) or had her next session within ``days`` days* (day of the next session minus this one's, from
-    the shoppers' sessions in both splits). Rows after the log's last day minus ``days`` are dropped: whether she
-    came back is not known yet (censored)."""
+    """Both splits relabelled for the retention-aware model: ``purchased`` (the second head's label, learned on the
+    clicked rows) becomes *bought it, or had her next session within* ``days`` *days* (day of the next session
+    minus this one's, from the shoppers' sessions in both splits); ``clicked`` stays. Rows after the log's last day
+    minus ``days`` are dropped: whether she came back is not known yet (censored)."""
     needed = ("shopper", "session", "day", "clicked", "purchased")
     for name, part in (("train", train), ("validation", validation)):
         missing = [column for column in needed if column not in part.columns]
@@ -152,14 +157,15 @@ def return_labels(train: pd.DataFrame, validation: pd.DataFrame, days: int) -> t
     for part in (train, validation):
         next_day = part[[*keys, "session"]].merge(sessions, on=[*keys, "session"], how="left")["next_day"].to_numpy()
         returned = np.nan_to_num(next_day - part["day"].to_numpy(), nan=np.inf) <= days
-        good = part["clicked"].to_numpy(bool) & (part["purchased"].to_numpy(bool) | returned)
+        good = part["purchased"].to_numpy(bool) | returned
         known = part["day"].to_numpy() <= last_day - days
-        out.append(part.assign(clicked=good)[known].reset_index(drop=True))
+        out.append(part.assign(purchased=good)[known].reset_index(drop=True))
     return out[0], out[1]
 
 
 class RetentionAwareModel(MLPClickModel):
-    """The MLP trained on "clicked, then bought it or came back within N days" (``return_labels``); ranks by it."""
+    """The MLP's heads trained on clicks and on "bought it or came back within N days" given a click
+    (``return_labels``); ranks by log P(click) + good_weight * log P(good | click)."""
 
     kind = "retention_mlp"
 
@@ -184,13 +190,37 @@ class RetentionAwareModel(MLPClickModel):
                 f" {len(validation)} validation impressions have a known outcome"
             )
         summary = super().fit_log(train, validation, catalog, seed)
-        self.train_settings = {**self.train_settings, "return_days": self.label.return_days}
-        return {**summary, "label_rate": float(train["clicked"].mean())}
+        self.train_settings = {**self.train_settings, **self.label.to_dict()}
+        return {**summary, "good_rate": float(train.loc[train["clicked"].astype(bool), "purchased"].mean())}
+
+    def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(B, k) candidates ranked by log P(click) + good_weight * log P(good | click), best first."""
+        logits = torch.from_numpy(self.head_logits(observation["shopper"], observation["candidate_ids"]))
+        log_p = F.logsigmoid(logits).numpy().astype(np.float64)
+        return top_k(log_p[..., 0] + self.label.good_weight * log_p[..., 1], self.config.slate_size)
+
+    def head_logits(self, shopper, candidate_ids) -> np.ndarray:
+        """(B, F_user) shopper features and (B, M) catalog ids -> (B, M, 2): the click logit (no position bias) and
+        the good-given-click logit of each candidate."""
+        self.score_candidates(shopper, candidate_ids)  # the checks of shapes, ids and training
+        raw = torch.from_numpy(np.asarray(shopper, dtype=np.float32))
+        ids = torch.from_numpy(np.asarray(candidate_ids, dtype=np.int64))
+        b, m = ids.shape
+        with torch.inference_mode():
+            users = self.net.shopper_part(self._standardise(raw)).repeat_interleave(m, dim=0)
+            items = self._cached_item_rows()[ids.reshape(-1)]
+            cross = None
+            if self.net.n_cross:
+                cross = self._standardise_cross(self._cross(raw, ids)).reshape(b * m, -1)
+            return self.net.logits(users, items, cross).view(b, m, 2).numpy()
 
     @classmethod
     def load(cls, path, catalog=None) -> RetentionAwareModel:
         model = super().load(path, catalog)
-        model.label = ReturnLabelConfig(return_days=int(model.train_settings.get("return_days", 7)))
+        settings = model.train_settings
+        model.label = ReturnLabelConfig.from_kwargs(
+            **{k: settings[k] for k in ReturnLabelConfig.names() if k in settings}
+        )
         return model
 
 

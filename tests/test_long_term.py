@@ -18,6 +18,7 @@ from stickyrec.agents.long_term import (
     RetentionAwareModel,
     return_labels,
 )
+from stickyrec.agents.mlp import MLPClickModel
 from stickyrec.agents.registry import load_agent
 from stickyrec.experiments import tuning
 from stickyrec.experiments.experiment import ExperimentConfig, load_experiment
@@ -107,6 +108,14 @@ def test_each_new_agent_trains_on_a_tiny_config_and_acts_with_valid_slates(tiny_
     model = load_agent(out / "cells" / "default__retention_mlp__s0" / "retention_mlp.pt")
     assert isinstance(model, RetentionAwareModel) and model.label.return_days == 3
     acts_validly(model, config)
+    env = envs.RetentionVectorEnv(16, config=config)
+    obs, _ = env.reset(seed=7)
+    both = model.head_logits(obs["shopper"], obs["candidate_ids"])
+    assert np.allclose(both[..., 0], model.score_candidates(obs["shopper"], obs["candidate_ids"]), atol=1e-4)
+    model.label = model.label.replace(good_weight=0.0)  # the click head alone: the click model's ranking
+    clicks = model.score_candidates(obs["shopper"], obs["candidate_ids"])
+    mine, mlp = (np.take_along_axis(clicks, s, axis=1) for s in (model.act(obs), MLPClickModel.act(model, obs)))
+    assert np.allclose(mine, mlp, atol=1e-4)
     acts_validly(CtrRatingPolicy(), config)
 
 
@@ -155,10 +164,10 @@ def test_a_fixed_weight_ranker_plans_no_tuning_and_bad_params_fail_naming_them()
         ranker.set_weights({"rating": 1.0})
 
 
-def test_return_labels_are_clicks_followed_by_a_purchase_or_a_return_within_n_days():
-    rows = [  # shopper, session, day, clicked, purchased -> label (days = 7; the log ends on day 20)
+def test_return_labels_are_a_purchase_or_a_return_within_n_days():
+    rows = [  # shopper, session, day, clicked, purchased -> good (days = 7; the log ends on day 20)
         (0, 0, 0, True, False, True),  # next session on day 3: back within 7 days
-        (0, 0, 0, False, False, False),  # not clicked
+        (0, 0, 0, False, False, True),  # not clicked (the good head learns on clicked rows only)
         (0, 1, 3, True, False, False),  # next session on day 20: 17 days later
         (0, 1, 3, True, True, True),  # bought it
         (0, 2, 20, True, False, None),  # day 20 > 20 - 7: censored, dropped
@@ -167,8 +176,9 @@ def test_return_labels_are_clicks_followed_by_a_purchase_or_a_return_within_n_da
     ]
     frame = pd.DataFrame(rows, columns=["shopper", "session", "day", "clicked", "purchased", "label"])
     train, validation = return_labels(frame.iloc[:4].drop(columns="label"), frame.iloc[4:].drop(columns="label"), 7)
-    assert train["clicked"].tolist() == [True, False, False, True]
-    assert validation["clicked"].tolist() == [False, True]  # the censored row is gone
+    assert train["purchased"].tolist() == [True, True, False, True]
+    assert train["clicked"].tolist() == frame["clicked"].iloc[:4].tolist()
+    assert validation["purchased"].tolist() == [False, True]  # the censored row is gone
     with pytest.raises(ValueError, match="lacks column"):
         return_labels(frame.drop(columns="session"), frame, 7)
 
