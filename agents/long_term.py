@@ -18,8 +18,10 @@ Both are the MLP click model (``agents.mlp``) trained on the same logged impress
 
       score = log P(click) + good_weight * log P(good | click)
 
-  (``good_weight`` 1: the probability of a click with a good outcome). The labels come from the log alone (the
-  shoppers' later sessions in it); impressions too close to the log's end to know are dropped.
+  (``good_weight`` 1: the probability of a click with a good outcome). ``good_weight`` is tuned like the ranker's
+  weights, over ``GOOD_WEIGHTS`` (0: the click model itself); ``tune=False`` keeps the given one. The labels come
+  from the log alone (the shoppers' later sessions in it); impressions too close to the log's end to know are
+  dropped.
 
 Neither reads latent state. Both save as the MLP does (``agents.checkpoint``), their settings in the checkpoint's
 ``train_settings``.
@@ -45,26 +47,37 @@ from stickyrec.envs.spaces import top_k
 
 RATING_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 RELEVANCE_WEIGHTS = (0.0, 1.0)
+GOOD_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 RATING_FLOOR = 0.01  # log(rating + floor): a rating of 0 is a large penalty, not -inf
 
 
 @dataclasses.dataclass(frozen=True)
-class RankingConfig(Hyperparameters):
+class TuningConfig(Hyperparameters):
+    """Whether and how an agent's ranking weights are tuned on the training population (``experiments.tuning``)."""
+
+    tune: bool = flag(True, doc="choose the weights by rollouts on the training population")
+    tune_shoppers: int = integer(1000, low=1, doc="training-population shoppers per tuning rollout")
+    tune_days: int = integer(30, low=1, doc="tuning rollouts' horizon: the objective is retention at this day")
+
+    def plan(self, candidates) -> TuningPlan | None:
+        """The ``TuningPlan`` over ``candidates`` (weight settings), or ``None`` when ``tune`` is false."""
+        return TuningPlan(tuple(candidates), self.tune_shoppers, self.tune_days) if self.tune else None
+
+
+@dataclasses.dataclass(frozen=True)
+class RankingConfig(TuningConfig):
     """The multi-objective ranker's weights and their tuning."""
 
     rating_weight: float = number(1.0, low=0.0, doc="power of the public rating (kept when tune is false)")
     relevance_weight: float = number(0.0, low=0.0, doc="weight of the recent-click relevance (kept when tune is false)")
-    tune: bool = flag(True, doc="choose both weights by rollouts on the training population")
-    tune_shoppers: int = integer(1000, low=1, doc="training-population shoppers per tuning rollout")
-    tune_days: int = integer(30, low=1, doc="tuning rollouts' horizon: the objective is retention at this day")
 
 
 @dataclasses.dataclass(frozen=True)
-class ReturnLabelConfig(Hyperparameters):
-    """The retention-aware model's label."""
+class ReturnLabelConfig(TuningConfig):
+    """The retention-aware model's label, its ranking weight and the weight's tuning."""
 
     return_days: int = integer(7, low=1, doc="N: a click is good if she bought it or came back within N days")
-    good_weight: float = number(1.0, low=0.0, doc="weight of log P(good | click) beside log P(click) when ranking")
+    good_weight: float = number(1.0, low=0.0, doc="weight of log P(good | click) (kept when tune is false)")
 
 
 def own_params(kind: str, own: type[Hyperparameters], params: Mapping[str, Any]) -> tuple[Hyperparameters, dict]:
@@ -98,11 +111,8 @@ class MultiObjectiveRanker(MLPClickModel):
         return model
 
     def tuning_plan(self) -> TuningPlan | None:
-        if not self.ranking.tune:
-            return None
         grid = itertools.product(RATING_WEIGHTS, RELEVANCE_WEIGHTS)
-        candidates = tuple({"rating": rating, "relevance": relevance} for rating, relevance in grid)
-        return TuningPlan(candidates, self.ranking.tune_shoppers, self.ranking.tune_days)
+        return self.ranking.plan({"rating": rating, "relevance": relevance} for rating, relevance in grid)
 
     def set_weights(self, weights: Mapping[str, float]) -> None:
         if set(weights) != {"rating", "relevance"}:
@@ -190,8 +200,19 @@ class RetentionAwareModel(MLPClickModel):
                 f" {len(validation)} validation impressions have a known outcome"
             )
         summary = super().fit_log(train, validation, catalog, seed)
-        self.train_settings = {**self.train_settings, **self.label.to_dict()}
         return {**summary, "good_rate": float(train.loc[train["clicked"].astype(bool), "purchased"].mean())}
+
+    def tuning_plan(self) -> TuningPlan | None:
+        return self.label.plan({"good": weight} for weight in GOOD_WEIGHTS)
+
+    def set_weights(self, weights: Mapping[str, float]) -> None:
+        if set(weights) != {"good"}:
+            raise ValueError(f"{self.kind} weights {sorted(weights)}; allowed: exactly 'good'")
+        self.label = self.label.replace(good_weight=float(weights["good"]))
+
+    def save(self, path) -> None:
+        self.train_settings = {**self.train_settings, **self.label.to_dict()}
+        super().save(path)
 
     def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """(B, k) candidates ranked by log P(click) + good_weight * log P(good | click), best first."""
@@ -228,9 +249,11 @@ __all__ = [
     "RATING_WEIGHTS",
     "RELEVANCE_WEIGHTS",
     "MultiObjectiveRanker",
+    "GOOD_WEIGHTS",
     "RankingConfig",
     "RetentionAwareModel",
     "ReturnLabelConfig",
+    "TuningConfig",
     "return_labels",
     "own_params",
 ]

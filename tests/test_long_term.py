@@ -12,6 +12,7 @@ import pytest
 from stickyrec import envs
 from stickyrec.agents.heuristics import CtrRatingPolicy
 from stickyrec.agents.long_term import (
+    GOOD_WEIGHTS,
     RATING_WEIGHTS,
     RELEVANCE_WEIGHTS,
     MultiObjectiveRanker,
@@ -33,7 +34,7 @@ TINY = {
     "agents": {
         "ctr_rating": {},
         "multi_objective": {"params": {**TINY_MLP, "tune_shoppers": 40, "tune_days": 10}},
-        "retention_mlp": {"params": {**TINY_MLP, "return_days": 3}},
+        "retention_mlp": {"params": {**TINY_MLP, "return_days": 3, "tune_shoppers": 40, "tune_days": 10}},
     },
     "seeds": 1,
     "data": {"shoppers": 120},
@@ -107,6 +108,8 @@ def test_each_new_agent_trains_on_a_tiny_config_and_acts_with_valid_slates(tiny_
     acts_validly(ranker, config)
     model = load_agent(out / "cells" / "default__retention_mlp__s0" / "retention_mlp.pt")
     assert isinstance(model, RetentionAwareModel) and model.label.return_days == 3
+    tuned = json.loads((out / "cells" / "default__retention_mlp__s0" / "cell.json").read_text())["training"]
+    assert model.label.good_weight == tuned["tuning"]["weights"]["good"], "the saved agent holds the tuned weight"
     acts_validly(model, config)
     env = envs.RetentionVectorEnv(16, config=config)
     obs, _ = env.reset(seed=7)
@@ -128,8 +131,10 @@ def test_the_tuning_tries_the_whole_grid_on_training_shoppers_only(tiny_run):
     assert training["tuning"]["weights"] == next(
         {"rating": g["rating"], "relevance": g["relevance"]} for g in grid if g["value"] == best
     )
+    retention = json.loads((out / "cells" / "default__retention_mlp__s0" / "cell.json").read_text())["training"]
+    assert [g["good"] for g in retention["tuning"]["grid"]] == list(GOOD_WEIGHTS)
     # every rollout of the tuning met the logged (training) population's shoppers, never an evaluation shopper
-    assert seen == [(experiment.data_population_seed(0), 40)] * len(grid)
+    assert seen == [(experiment.data_population_seed(0), 40)] * (len(grid) + len(GOOD_WEIGHTS))
     start, n = seen[0]
     assert set(range(start, start + n)) <= set(
         range(experiment.data_population_seed(0), experiment.data_population_seed(0) + experiment.data_shoppers)
@@ -162,6 +167,10 @@ def test_a_fixed_weight_ranker_plans_no_tuning_and_bad_params_fail_naming_them()
         RetentionAwareModel.from_spec({"return_days": 0}, seed=0)
     with pytest.raises(ValueError, match="allowed: exactly 'rating' and 'relevance'"):
         ranker.set_weights({"rating": 1.0})
+    fixed = RetentionAwareModel.from_spec({"tune": False, "good_weight": 3.0}, seed=0)
+    assert fixed.tuning_plan() is None and fixed.label.good_weight == 3.0
+    with pytest.raises(ValueError, match="allowed: exactly 'good'"):
+        fixed.set_weights({"rating": 1.0})
 
 
 def test_return_labels_are_a_purchase_or_a_return_within_n_days():
