@@ -20,8 +20,8 @@ Both are the MLP click model (``agents.mlp``) trained on the same logged impress
 
   (``good_weight`` 1: the probability of a click with a good outcome). ``good_weight`` is tuned like the ranker's
   weights, over ``GOOD_WEIGHTS`` (0: the click model itself); ``tune=False`` keeps the given one. The labels come
-  from the log alone (the shoppers' later sessions in it); impressions too close to the log's end to know are
-  dropped.
+  from the log alone (the shoppers' later sessions in it); training impressions too close to the log's end to
+  know are dropped.
 
 Neither reads latent state. Both save as the MLP does (``agents.checkpoint``), their settings in the checkpoint's
 ``train_settings``.
@@ -91,6 +91,12 @@ def own_params(kind: str, own: type[Hyperparameters], params: Mapping[str, Any])
     return settings, {key: value for key, value in params.items() if key not in own.names()}
 
 
+def require_bound(agent: MLPClickModel) -> None:
+    """``act`` needs the env's config (slate size) and catalog (public features): a ``ValueError`` before ``bind``."""
+    if getattr(agent, "config", None) is None:
+        raise ValueError(f"bind(env) the {agent.kind} agent before act: the slate size comes from the env's config")
+
+
 class MultiObjectiveRanker(MLPClickModel):
     """The MLP's click probability x a power of the public rating x exp(weight x relevance); see the module."""
 
@@ -121,6 +127,7 @@ class MultiObjectiveRanker(MLPClickModel):
 
     def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """(B, k) candidates ranked by the multi-objective score, best first."""
+        require_bound(self)
         return top_k(self.score(observation), self.config.slate_size)
 
     def score(self, observation: dict[str, np.ndarray]) -> np.ndarray:
@@ -151,8 +158,9 @@ class MultiObjectiveRanker(MLPClickModel):
 def return_labels(train: pd.DataFrame, validation: pd.DataFrame, days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both splits relabelled for the retention-aware model: ``purchased`` (the second head's label, learned on the
     clicked rows) becomes *bought it, or had her next session within* ``days`` *days* (day of the next session
-    minus this one's, from the shoppers' sessions in both splits); ``clicked`` stays. Rows after the log's last day
-    minus ``days`` are dropped: whether she came back is not known yet (censored)."""
+    minus this one's, from the shoppers' sessions in both splits); ``clicked`` stays. Training rows after the log's
+    last day minus ``days`` are dropped: whether she came back is not known yet (censored). Validation rows are all
+    kept: early stopping reads only their clicks."""
     needed = ("shopper", "session", "day", "clicked", "purchased")
     for name, part in (("train", train), ("validation", validation)):
         missing = [column for column in needed if column not in part.columns]
@@ -167,10 +175,9 @@ def return_labels(train: pd.DataFrame, validation: pd.DataFrame, days: int) -> t
     for part in (train, validation):
         next_day = part[[*keys, "session"]].merge(sessions, on=[*keys, "session"], how="left")["next_day"].to_numpy()
         returned = np.nan_to_num(next_day - part["day"].to_numpy(), nan=np.inf) <= days
-        good = part["purchased"].to_numpy(bool) | returned
-        known = part["day"].to_numpy() <= last_day - days
-        out.append(part.assign(purchased=good)[known].reset_index(drop=True))
-    return out[0], out[1]
+        out.append(part.assign(purchased=part["purchased"].to_numpy(bool) | returned))
+    known = out[0]["day"].to_numpy() <= last_day - days
+    return out[0][known].reset_index(drop=True), out[1]
 
 
 class RetentionAwareModel(MLPClickModel):
@@ -194,10 +201,10 @@ class RetentionAwareModel(MLPClickModel):
     def fit_log(self, train, validation, catalog, seed: int) -> dict:
         """Relabel both splits (``return_labels``), then fit as the MLP does."""
         train, validation = return_labels(train, validation, self.label.return_days)
-        if not len(train) or not len(validation):
+        if not len(train):
             raise ValueError(
-                f"the log is too short for return_days={self.label.return_days}: {len(train)} training and"
-                f" {len(validation)} validation impressions have a known outcome"
+                f"the log is too short for return_days={self.label.return_days}: no training impression has a"
+                " known outcome"
             )
         summary = super().fit_log(train, validation, catalog, seed)
         return {**summary, "good_rate": float(train.loc[train["clicked"].astype(bool), "purchased"].mean())}
@@ -216,6 +223,7 @@ class RetentionAwareModel(MLPClickModel):
 
     def act(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """(B, k) candidates ranked by log P(click) + good_weight * log P(good | click), best first."""
+        require_bound(self)
         logits = torch.from_numpy(self.head_logits(observation["shopper"], observation["candidate_ids"]))
         log_p = F.logsigmoid(logits).numpy().astype(np.float64)
         return top_k(log_p[..., 0] + self.label.good_weight * log_p[..., 1], self.config.slate_size)
@@ -256,4 +264,5 @@ __all__ = [
     "TuningConfig",
     "return_labels",
     "own_params",
+    "require_bound",
 ]

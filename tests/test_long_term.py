@@ -120,6 +120,9 @@ def test_each_new_agent_trains_on_a_tiny_config_and_acts_with_valid_slates(tiny_
     mine, mlp = (np.take_along_axis(clicks, s, axis=1) for s in (model.act(obs), MLPClickModel.act(model, obs)))
     assert np.allclose(mine, mlp, atol=1e-4)
     acts_validly(CtrRatingPolicy(), config)
+    unbound = load_agent(out / "cells" / "default__retention_mlp__s0" / "retention_mlp.pt")
+    with pytest.raises(ValueError, match="bind"):
+        unbound.act({"shopper": np.zeros((1, unbound.f_user), np.float32), "candidate_ids": np.zeros((1, 20), int)})
 
 
 def test_the_tuning_tries_the_whole_grid_on_training_shoppers_only(tiny_run):
@@ -187,7 +190,9 @@ def test_return_labels_are_a_purchase_or_a_return_within_n_days():
     train, validation = return_labels(frame.iloc[:4].drop(columns="label"), frame.iloc[4:].drop(columns="label"), 7)
     assert train["purchased"].tolist() == [True, True, False, True]
     assert train["clicked"].tolist() == frame["clicked"].iloc[:4].tolist()
-    assert validation["purchased"].tolist() == [False, True]  # the censored row is gone
+    assert validation["purchased"].tolist() == [False, False, True]  # kept: early stopping reads only clicks
+    train, _ = return_labels(frame.iloc[4:].drop(columns="label"), frame.iloc[:4].drop(columns="label"), 7)
+    assert train["day"].tolist() == [5, 5]  # the censored training row is gone
     with pytest.raises(ValueError, match="lacks column"):
         return_labels(frame.drop(columns="session"), frame, 7)
 
