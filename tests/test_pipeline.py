@@ -45,6 +45,7 @@ def test_baselines_is_run_baselines_with_the_flags_as_overrides(run_dir):
     out, stdout = run_dir
     assert "stickyrec run baselines --set env.preset=small --set env.horizon_days=20" in stdout
     assert "--set data.shoppers=400 --set evaluation.shoppers=60 --set agents.mlp.params.epochs=6" in stdout
+    assert "--set agents.multi_objective.params.epochs=6 --set agents.retention_mlp.params.epochs=6" in stdout
     for name in ("config.yaml", "summary.csv", "summary.json", "report.md", "report.html", "lifetimes.parquet"):
         assert (out / name).is_file(), name
     data = out / "data" / "default__s0"
@@ -52,7 +53,8 @@ def test_baselines_is_run_baselines_with_the_flags_as_overrides(run_dir):
         assert (data / name).is_file(), name
     for agent, checkpoint in (("popularity", "popularity.npz"), ("item_cf", "item_cf.npz"), ("mlp", "mlp.pt")):
         assert (out / "cells" / f"default__{agent}__s0" / checkpoint).is_file(), checkpoint
-    assert "click AUC on held-out shoppers (seed 0): MLP" in stdout
+    for agent in ("mlp", "multi_objective", "retention_mlp"):
+        assert f"click AUC on held-out shoppers (seed 0): {agent} " in stdout
 
 
 def test_baselines_report_every_agent_and_the_click_auc(run_dir):
