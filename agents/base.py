@@ -15,6 +15,7 @@ show): a config may relabel an agent, and it still saves as its ``kind``.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -25,6 +26,15 @@ NEEDS_NOTHING = "none"  # plays as it is (heuristics, oracles)
 NEEDS_DATA = "data"  # learns from the logged impressions (popularity, item CF, the MLP)
 NEEDS_ENV = "rl"  # trains in the simulator (the RL agents)
 NEEDS = (NEEDS_NOTHING, NEEDS_DATA, NEEDS_ENV)
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningPlan:
+    """Weight settings to choose among by short rollouts on the training population (``experiments.tuning``)."""
+
+    candidates: tuple[Mapping[str, float], ...]  # tried in order; a tie goes to the first
+    shoppers: int  # training-population shoppers per rollout (at most the logged population's size)
+    days: int  # the rollout's horizon: the objective is the share of shoppers retained at this day
 
 
 class Agent(ABC):
@@ -82,6 +92,14 @@ class Agent(ABC):
         """Learn from a logged training split (and its validation split) as the experiment pipeline does; returns
         a small summary of the training for the results. Agents that learn from the log implement it."""
         raise NotImplementedError(f"{type(self).__name__} does not learn from logged data")
+
+    def tuning_plan(self) -> TuningPlan | None:
+        """The weight settings to tune after training (``None``, the default: nothing to tune)."""
+        return None
+
+    def set_weights(self, weights: Mapping[str, float]) -> None:
+        """Adopt one of the ``tuning_plan`` candidates (agents with a plan implement it)."""
+        raise NotImplementedError(f"{type(self).__name__} has no weights to tune")
 
     def save(self, path) -> None:
         raise NotImplementedError(f"{type(self).__name__} has no parameters to save")

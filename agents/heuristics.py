@@ -1,4 +1,7 @@
-"""Simple reference policies: random, and two latent-state heuristics that frame the trade-off.
+"""Simple reference policies: random, a one-line public-feature ranker, and two latent-state heuristics.
+
+``CtrRatingPolicy`` ranks by the product of two public catalog columns, ``ctr_estimate * rating``, with no
+learning at all: the deployable no-learning baseline (it avoids clickbait, whose public rating is low).
 
 ``ClickChaserPolicy`` fills the slate with the most appealing candidates (what a click-optimising
 recommender converges to); ``RelevanceQualityPolicy`` ranks by relevance to the shopper's interest plus
@@ -58,3 +61,13 @@ class RelevanceQualityPolicy(Agent):
         ids = observation["candidate_ids"]
         relevance = np.einsum("bmd,bd->bm", self.catalog.embedding[ids], self.simulator.state.interest)
         return top_k(relevance + self.quality_weight * self.catalog.quality[ids], self.config.slate_size)
+
+
+class CtrRatingPolicy(Agent):
+    """Rank by ``ctr_estimate * rating``: two public catalog columns, no learning, no latent state."""
+
+    kind = "ctr_rating"
+
+    def act(self, observation):
+        ids = observation["candidate_ids"]
+        return top_k(self.catalog.ctr_estimate[ids] * self.catalog.rating[ids], self.config.slate_size)

@@ -202,7 +202,7 @@ def baselines_overrides(args) -> list[str]:
         f"seeds={args.seeds}",
         f"data.shoppers={args.train_shoppers}",
         f"evaluation.shoppers={args.eval_shoppers}",
-        f"agents.mlp.params.epochs={args.mlp_epochs}",
+        *(f"agents.{name}.params.epochs={args.mlp_epochs}" for name in ("mlp", "multi_objective", "retention_mlp")),
     ]
 
 
@@ -217,7 +217,7 @@ def cmd_baselines(args) -> int:
         for row in json.loads(summary.read_text()).get("click_auc", []):
             auc, ceiling = row["auc"], row["auc_true_click_probability"]
             print(
-                f"click AUC on held-out shoppers (seed {row['seed']}): MLP {auc:.4f}, true probabilities"
+                f"click AUC on held-out shoppers (seed {row['seed']}): {row['agent']} {auc:.4f}, true probabilities"
                 f" {ceiling:.4f} (gap {ceiling - auc:.4f})"
             )
     return code

@@ -4,7 +4,9 @@
 
     lifetimes.parquet     every held-out shopper of every cell: scenario, agent, seed, churn_day, churned, totals
     summary.csv / .json   per scenario and agent: each metric with a 95% interval, paired differences against the
-                          reference agent (the supervised MLP by default), the log-rank test against it
+                          reference agent (the supervised MLP by default), the log-rank test against it; the json
+                          also names each agent's role (RL, non-RL, oracle), the best non-RL agent and the margins
+    margins.csv           per scenario, each RL agent's paired margin over the best non-RL agent (95% intervals)
     km.csv                Kaplan-Meier retention curves with 95% bands (lifelines), by scenario, agent and day
     engagement.csv        sessions and revenue per active shopper, by scenario, agent and day
     cohorts.csv           day-N retention per evaluation cohort (one population per seed), and pooled
@@ -26,12 +28,14 @@ import pandas as pd
 from stickyrec.experiments.metrics import METRIC_LABELS, METRICS
 from stickyrec.experiments.report_data import (
     RunNotFinishedError,
+    agent_roles,
     click_auc_frame,
     cohorts,
     engagement,
     kaplan_meier,
     load_run,
     logrank,
+    paired_tables,
     scenario_horizon,
     summary_tables,
     training_frame,
@@ -80,7 +84,7 @@ def build_report(run_dir: str | Path, progress: bool = False) -> Path:
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     config, shoppers, daily, cells = load_run(run_dir)
-    table, diffs = summary_tables(config, shoppers)
+    table, diffs, best, margins = paired_tables(config, shoppers)
     curves, tests = kaplan_meier(config, shoppers)
     eng = engagement(config, shoppers, daily)
     cohort = cohorts(config, shoppers)
@@ -91,12 +95,15 @@ def build_report(run_dir: str | Path, progress: bool = False) -> Path:
         (shoppers[list(LIFETIME_COLUMNS)], "lifetimes.parquet"),
         (table, "summary.csv"),
         (diffs, "differences.csv"),
+        (margins, "margins.csv"),
         (curves, "km.csv"),
         (eng, "engagement.csv"),
         (cohort, "cohorts.csv"),
     ):
         write_frame(frame, run_dir / name)
-    summary = {"name": config["name"], "table": table, "differences": diffs, "training": training}
+    roles = pd.DataFrame({"agent": list(config["agents"]), "role": list(agent_roles(config).values())})
+    summary = {"name": config["name"], "table": table, "differences": diffs, "training": training, "roles": roles}
+    summary |= {"best_non_rl": best, "margins": margins}
     if len(auc):
         summary["click_auc"] = auc
     write_json_atomic(
@@ -106,7 +113,7 @@ def build_report(run_dir: str | Path, progress: bool = False) -> Path:
     images = figures(config, table, curves, eng)
     for name, data in images.items():
         write_bytes_atomic(run_dir / "figures" / name, data)
-    blocks = report_blocks(config, table, diffs, cohort, eng, training, auc)
+    blocks = report_blocks(config, table, diffs, cohort, eng, training, auc, (best, margins))
     write_bytes_atomic(run_dir / "report.md", render_markdown(blocks).encode())
     html_path = run_dir / "report.html"
     write_bytes_atomic(html_path, render_html(blocks, images, f"stickyrec report: {config['name']}").encode())

@@ -8,6 +8,10 @@ pool the seeds' shoppers (lifelines; Greenwood's exponential bands); the log-ran
 shoppers as independent, which they are not (same starting shoppers), so its p-value is conservative for the
 paired comparison.
 
+The best non-RL agent of a scenario is the one with the highest day-30 retention among the agents that neither
+train in the simulator (RL) nor read hidden state (oracles and latent-state heuristics: reference bounds, not
+baselines); each RL agent's margin over it comes from the same paired draws as the other differences.
+
 "Still active at day d" is ``churn_day > d``: a churned shopper's ``churn_day`` is the day after their last
 session, so day-d retention in the table equals the Kaplan-Meier curve at d for every d below the horizon.
 """
@@ -17,7 +21,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -27,6 +31,13 @@ from stickyrec.experiments.metrics import COLUMNS, METRICS, interval, metrics_fr
 from stickyrec.inputs import load_yaml
 
 DIFF_METRICS = ("retention_day30", "click_rate_week1", "revenue_per_shopper")
+RL, NON_RL, ORACLE = "RL", "non-RL", "oracle"  # agent roles (``agent_roles``)
+ROLE_NOTES = {
+    RL: "trains in the simulator",
+    NON_RL: "learns from the log or not at all; public features only",
+    ORACLE: "reads hidden state: a reference bound, not a baseline",
+}
+BEST_METRIC = "retention_day30"  # what "best non-RL" is best at
 
 
 class RunNotFinishedError(ValueError):
@@ -87,13 +98,68 @@ def _stack(frame: pd.DataFrame, agents: list[str], n_seeds: int) -> np.ndarray:
     )
 
 
+class PairedTables(NamedTuple):
+    """The paired bootstrap's tables: metrics with intervals, differences against the reference agent, the best
+    non-RL agent per scenario, and each RL agent's margin over it."""
+
+    table: pd.DataFrame
+    diffs: pd.DataFrame
+    best: pd.DataFrame
+    margins: pd.DataFrame
+
+
+def agent_roles(config: dict) -> dict[str, str]:
+    """Agent label -> ``RL`` (trains in the simulator), ``ORACLE`` (reads hidden state) or ``NON_RL``."""
+    from stickyrec.agents.base import NEEDS_ENV
+    from stickyrec.agents.registry import get_agent_class, needs
+
+    roles = {}
+    for label, spec in config["agents"].items():
+        kind = spec.get("kind", label)
+        if needs(kind) == NEEDS_ENV:
+            roles[label] = RL
+        else:
+            roles[label] = ORACLE if get_agent_class(kind).uses_latent_state else NON_RL
+    return roles
+
+
+def best_and_margins(scenario: str, agents: list[str], roles: dict, estimate: dict, draws: dict):
+    """(the best non-RL agent's row or None, one row per RL agent: its paired margin over it, with 95% intervals).
+
+    ``estimate``: metric -> (agents,) estimates; ``draws``: metric -> (resamples, agents) paired bootstrap draws.
+    Ties go to the agent listed first."""
+    candidates = [a for a, agent in enumerate(agents) if roles[agent] == NON_RL]
+    if not candidates:
+        return None, []
+    b = max(candidates, key=lambda a: (estimate[BEST_METRIC][a], -a))
+    best = {"scenario": scenario, "best_non_rl": agents[b], BEST_METRIC: float(estimate[BEST_METRIC][b])}
+    best[f"{BEST_METRIC}_low"], best[f"{BEST_METRIC}_high"] = interval(draws[BEST_METRIC][:, b])
+    margins = []
+    for a, agent in enumerate(agents):
+        if roles[agent] != RL:
+            continue
+        row = {"scenario": scenario, "agent": agent, "best_non_rl": agents[b]}
+        for m in DIFF_METRICS:
+            row[f"{m}_margin"] = float(estimate[m][a] - estimate[m][b])
+            row[f"{m}_margin_low"], row[f"{m}_margin_high"] = interval(draws[m][:, a] - draws[m][:, b])
+        margins.append(row)
+    return best, margins
+
+
 def summary_tables(config: dict, shoppers: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(metric table with 95% intervals, paired differences against the reference agent), per scenario."""
+    tables = paired_tables(config, shoppers, seed)
+    return tables.table, tables.diffs
+
+
+def paired_tables(config: dict, shoppers: pd.DataFrame, seed: int = 0) -> PairedTables:
+    """Every table of the paired bootstrap (``PairedTables``), per scenario, from one set of draws."""
     resamples = int(config["report"]["resamples"])
     reference = config["report"]["reference"]
     agents = list(config["agents"])
+    roles = agent_roles(config)
     n_seeds = int(config["seeds"])
-    rows, diffs = [], []
+    rows, diffs, bests, margins = [], [], [], []
     rng = np.random.default_rng(seed)
     for scenario in [s["name"] for s in config["scenarios"]]:
         x = _stack(shoppers[shoppers["scenario"] == scenario], agents, n_seeds)
@@ -118,7 +184,10 @@ def summary_tables(config: dict, shoppers: pd.DataFrame, seed: int = 0) -> tuple
                 diff[f"{m}_diff"] = float(estimate[m][a] - estimate[m][ref])
                 diff[f"{m}_diff_low"], diff[f"{m}_diff_high"] = interval(draws[m][:, a] - draws[m][:, ref])
             diffs.append(diff)
-    return pd.DataFrame(rows), pd.DataFrame(diffs)
+        best, rl_margins = best_and_margins(scenario, agents, roles, estimate, draws)
+        bests += [best] if best is not None else []
+        margins += rl_margins
+    return PairedTables(pd.DataFrame(rows), pd.DataFrame(diffs), pd.DataFrame(bests), pd.DataFrame(margins))
 
 
 def logrank(durations_a, durations_b, events_a, events_b):
@@ -264,7 +333,16 @@ def click_auc_frame(cells: list[dict]) -> pd.DataFrame:
 
 
 __all__ = [
+    "BEST_METRIC",
+    "NON_RL",
+    "ORACLE",
+    "RL",
+    "ROLE_NOTES",
+    "PairedTables",
+    "agent_roles",
+    "best_and_margins",
     "click_auc_frame",
+    "paired_tables",
     "training_frame",
     "DIFF_METRICS",
     "RunNotFinishedError",

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from stickyrec.experiments.metrics import METRIC_LABELS, METRICS
-from stickyrec.experiments.report_data import DIFF_METRICS
+from stickyrec.experiments.report_data import BEST_METRIC, DIFF_METRICS, NON_RL, ORACLE, ROLE_NOTES, agent_roles
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -246,15 +246,18 @@ def env_difference(config: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in env.items()) or "preset default"
 
 
-def report_blocks(config, table, diffs, cohort, eng, training, auc) -> list[tuple]:
-    """The whole report of one run, as blocks: setup, each scenario, across scenarios, timings, the click model's
-    held-out AUC (where the run has one), how to reproduce."""
+def report_blocks(config, table, diffs, cohort, eng, training, auc, best_margins=None) -> list[tuple]:
+    """The whole report of one run, as blocks: setup, each scenario (with the best non-RL agent and RL's margins
+    over it, given ``best_margins``: ``paired_tables``' best and margins), across scenarios, timings, the click
+    model's held-out AUC (where the run has one), how to reproduce."""
     agents = list(config["agents"])
     scenarios = [s["name"] for s in config["scenarios"]]
     reference = config["report"]["reference"]
     blocks = setup_blocks(config, scenarios, agents, reference)
     for scenario in scenarios:
         blocks += scenario_blocks(config, scenario, len(scenarios) > 1, table, diffs, cohort, eng, agents, reference)
+        if best_margins is not None:
+            blocks += best_non_rl_blocks(scenario, *best_margins, 3 if len(scenarios) > 1 else 2)
     if len(scenarios) > 1:
         blocks += across_blocks(diffs, scenarios, agents, reference)
     blocks += training_blocks(training)
@@ -305,12 +308,13 @@ def scenario_blocks(config, scenario, several, table, diffs, cohort, eng, agents
         overrides = next(s["env"] for s in config["scenarios"] if s["name"] == scenario)
         blocks.append(("p", "Env overrides: " + (", ".join(f"{k}={v}" for k, v in overrides.items()) or "none")))
     t = table[table["scenario"] == scenario]
+    roles = agent_roles(config)
     blocks.append(("h", level, "Summary per agent"))
     blocks.append(
         (
             "table",
             ["agent", *(METRIC_LABELS[m] for m in METRICS)],
-            [[r["agent"], *(format_ci(r, m) for m in METRICS)] for _, r in t.iterrows()],
+            [[oracle_mark(r["agent"], roles), *(format_ci(r, m) for m in METRICS)] for _, r in t.iterrows()],
         )
     )
     d = diffs[diffs["scenario"] == scenario] if len(diffs) else diffs
@@ -330,6 +334,46 @@ def scenario_blocks(config, scenario, several, table, diffs, cohort, eng, agents
     blocks.append(("p", "Per-seed cohorts (one held-out population per seed) are in `cohorts.csv`."))
     blocks.append(("img", f"engagement_{scenario}.png", "Sessions and revenue per active shopper per day (3-day mean)"))
     blocks.append(engagement_table(eng[eng["scenario"] == scenario], agents))
+    return blocks
+
+
+def oracle_mark(agent: str, roles: dict[str, str]) -> str:
+    """The agent's label, marked where it reads hidden state."""
+    return f"{agent} (oracle: reads hidden state)" if roles.get(agent) == ORACLE else agent
+
+
+def best_non_rl_blocks(scenario: str, best: pd.DataFrame, margins: pd.DataFrame, level: int) -> list[tuple]:
+    """The scenario's best non-RL agent and each RL agent's paired margin over it, in words and as a table."""
+    b = best[best["scenario"] == scenario] if len(best) else best
+    if not len(b):
+        return []
+    b = b.iloc[0]
+    name = b["best_non_rl"]
+    blocks: list[tuple] = [
+        ("h", level, "RL against the best non-RL agent"),
+        (
+            "p",
+            f"**Best non-RL: `{name}`**, day-30 retention {format_ci(b, BEST_METRIC)}: the highest among the agents"
+            f" that neither train in the simulator nor read hidden state (non-RL: {ROLE_NOTES[NON_RL]}). Oracles"
+            " are excluded: they read hidden state.",
+        ),
+    ]
+    m = margins[margins["scenario"] == scenario] if len(margins) else margins
+    sentences = []
+    for _, r in m.iterrows():
+        low, value = r[f"{BEST_METRIC}_margin_low"], r[f"{BEST_METRIC}_margin"]
+        plainly = (
+            "not distinguishable from zero at 95%"
+            if low <= 0 <= r[f"{BEST_METRIC}_margin_high"]
+            else f"{'above' if value > 0 else 'below'} it at 95%"
+        )
+        size = "small (under 2 points)" if abs(value) < 0.02 else ("large" if abs(value) >= 0.05 else "modest")
+        sentences.append(f"`{r['agent']}` {format_signed(r, f'{BEST_METRIC}_margin')}: {size}, {plainly}.")
+    if sentences:
+        blocks.append(("p", f"Day-30 retention margin over `{name}` (paired, 95% interval): " + " ".join(sentences)))
+        header = ["RL agent", *(f"{label} minus {name}" for label in ("d30 retention", "week-1 CTR", "revenue"))]
+        rows = [[r["agent"], *(format_signed(r, f"{x}_margin") for x in DIFF_METRICS)] for _, r in m.iterrows()]
+        blocks.append(("table", header, rows))
     return blocks
 
 
@@ -440,6 +484,8 @@ __all__ = [
     "CSS",
     "click_auc_blocks",
     "agent_colours",
+    "best_non_rl_blocks",
+    "oracle_mark",
     "env_difference",
     "format_ci",
     "format_number",

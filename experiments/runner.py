@@ -91,6 +91,9 @@ def plan(experiment: ExperimentConfig, run_dir: Path) -> tuple[list[dict], list[
                         ),
                         "eval_shoppers": experiment.eval_shoppers,
                         "eval_seed": experiment.eval_population_seed(seed),
+                        # weights tuned after training (experiments.tuning) are chosen on the logged population
+                        "tune_seed": experiment.data_population_seed(seed),
+                        "tune_shoppers": experiment.data_shoppers,
                     }
                 )
     return data_tasks, agent_tasks
@@ -170,9 +173,12 @@ def _train(task: dict, spec: AgentSpec, config, out: Path):
         )
         agent.name = spec.label
         return agent, {"steps": agent.history["steps"], "steps_per_second": agent.history["steps_per_second"]}
+    from stickyrec.experiments.tuning import tune_weights
+
     agent = make_agent(spec, task["seed"])
     if cls.needs == NEEDS_NOTHING:
-        return agent, {}
+        tuning = tune_weights(agent, config, task["tune_seed"], task["tune_shoppers"])
+        return agent, {} if tuning is None else {"tuning": tuning}
     import pandas as pd
 
     data = Path(task["data_dir"])
@@ -181,6 +187,9 @@ def _train(task: dict, spec: AgentSpec, config, out: Path):
     train = pd.read_parquet(data / "train.parquet")
     validation = pd.read_parquet(data / "validation.parquet")
     training = agent.fit_log(train, validation, make_catalog(config), task["seed"])
+    tuning = tune_weights(agent, config, task["tune_seed"], task["tune_shoppers"])
+    if tuning is not None:  # on the training population: the log's own shoppers, never the evaluation ones
+        training["tuning"] = tuning
     agent.save(out / f"{cls.kind}{cls.file_suffix}")  # the kind names the file, as it names the saved agent
     return agent, training
 

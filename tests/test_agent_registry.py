@@ -19,11 +19,14 @@ BUILT_IN = {
     "random": NEEDS_NOTHING,
     "click_chaser": NEEDS_NOTHING,
     "relevance_quality": NEEDS_NOTHING,
+    "ctr_rating": NEEDS_NOTHING,
     "myopic_oracle": NEEDS_NOTHING,
     "long_term_oracle": NEEDS_NOTHING,
     "popularity": NEEDS_DATA,
     "item_cf": NEEDS_DATA,
     "mlp": NEEDS_DATA,
+    "multi_objective": NEEDS_DATA,
+    "retention_mlp": NEEDS_DATA,
     "ppo": NEEDS_ENV,
     "slateq": NEEDS_ENV,
 }
@@ -32,7 +35,7 @@ BUILT_IN = {
 def test_every_built_in_kind_is_registered_and_its_class_agrees():
     assert dict(zip(kinds(), map(needs, kinds()))) == BUILT_IN
     assert kinds(needs=NEEDS_ENV) == ("ppo", "slateq")
-    assert kinds(needs=NEEDS_DATA) == ("popularity", "item_cf", "mlp")
+    assert kinds(needs=NEEDS_DATA) == ("popularity", "item_cf", "mlp", "multi_objective", "retention_mlp")
     for kind, need in BUILT_IN.items():
         cls = get_agent_class(kind)
         assert AGENTS[kind] is cls and issubclass(cls, Agent)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,7 +21,8 @@ from stickyrec.experiments.report import RunNotFinishedError, build_report, comp
 from stickyrec.experiments.runner import run_experiment
 
 STICKYREC = [sys.executable, "-m", "stickyrec.experiments.cli"]
-QUICK_AGENTS = ["random", "popularity", "item_cf", "mlp", "myopic_oracle", "ppo", "slateq", "long_term_oracle"]
+QUICK_AGENTS = ["random", "popularity", "item_cf", "mlp", "ctr_rating", "multi_objective", "retention_mlp"]
+QUICK_AGENTS += ["myopic_oracle", "ppo", "slateq", "long_term_oracle"]
 
 
 def stickyrec(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -62,7 +64,7 @@ def test_shipped_configs_load_and_validate(name):
 def test_benchmark_config_has_every_agent_and_five_seeds():
     experiment = load_experiment("benchmark")
     kinds = {a.kind for a in experiment.agents}
-    assert {"random", "popularity", "item_cf", "mlp", "myopic_oracle", "ppo", "slateq", "long_term_oracle"} <= kinds
+    assert set(QUICK_AGENTS) <= kinds
     assert experiment.seeds == 5
 
 
@@ -169,12 +171,13 @@ def test_quick_config_runs_end_to_end_from_the_cli(quick_run):
     out, seconds, done = quick_run
     assert done.returncode == 0, done.stderr[-3000:]
     print(f"stickyrec run quick: {seconds:.1f} s end to end")  # quoted in the docs; no timed assert here
-    assert "stickyrec run quick: done: 16 cells (16 run now" in done.stdout
+    assert "stickyrec run quick: done: 22 cells (22 run now" in done.stdout
     for name in (
         "config.yaml",
         "summary.csv",
         "summary.json",
         "differences.csv",
+        "margins.csv",
         "km.csv",
         "engagement.csv",
         "cohorts.csv",
@@ -246,6 +249,25 @@ def test_engagement_and_cohorts_add_up(quick_run):
     pooled = cohorts[cohorts["cohort"] == "all"].set_index("agent")
     per_seed = cohorts[cohorts["cohort"] != "all"].groupby("agent")["day_7"].mean()
     pd.testing.assert_series_equal(pooled["day_7"].sort_index(), per_seed.sort_index(), check_names=False)
+
+
+def test_the_best_non_rl_agent_is_named_and_each_rl_agent_has_its_margin_over_it(quick_run):
+    out = quick_run[0]
+    summary = json.loads((out / "summary.json").read_text())
+    roles = {row["agent"]: row["role"] for row in summary["roles"]}
+    assert roles["long_term_oracle"] == roles["myopic_oracle"] == "oracle" and roles["ppo"] == "RL"
+    table = pd.read_csv(out / "summary.csv").set_index("agent")
+    non_rl = [agent for agent, role in roles.items() if role == "non-RL"]
+    [best] = summary["best_non_rl"]
+    assert best["best_non_rl"] == table.loc[non_rl, "retention_day30"].idxmax()
+    margins = pd.read_csv(out / "margins.csv").set_index("agent")
+    assert list(margins.index) == ["ppo", "slateq"]
+    for agent, row in margins.iterrows():
+        expected = table.loc[agent, "retention_day30"] - best["retention_day30"]
+        assert row["retention_day30_margin"] == pytest.approx(expected, abs=1e-5)
+        assert row["retention_day30_margin_low"] <= row["retention_day30_margin"] <= row["retention_day30_margin_high"]
+    report = (out / "report.md").read_text()
+    assert f"**Best non-RL: `{best['best_non_rl']}`**" in report and "(oracle: reads hidden state)" in report
 
 
 def test_log_rank_against_the_reference_is_reported(quick_run):

@@ -23,7 +23,8 @@ from stickyrec.experiments.metrics import (
 
 BASELINES = ["baselines", "--config", "small", "--set", "horizon_days=20", "--train-shoppers", "400"]
 BASELINES += ["--eval-shoppers", "60", "--mlp-epochs", "6", "--quiet"]
-AGENTS = ["random", "popularity", "item_cf_brief_rhat", "item_cf", "mlp", "myopic_oracle", "long_term_oracle"]
+AGENTS = ["random", "popularity", "item_cf_brief_rhat", "item_cf", "mlp", "ctr_rating", "multi_objective"]
+AGENTS += ["retention_mlp", "myopic_oracle", "long_term_oracle"]
 
 
 def stickyrec(*args):
@@ -44,6 +45,7 @@ def test_baselines_is_run_baselines_with_the_flags_as_overrides(run_dir):
     out, stdout = run_dir
     assert "stickyrec run baselines --set env.preset=small --set env.horizon_days=20" in stdout
     assert "--set data.shoppers=400 --set evaluation.shoppers=60 --set agents.mlp.params.epochs=6" in stdout
+    assert "--set agents.multi_objective.params.epochs=6 --set agents.retention_mlp.params.epochs=6" in stdout
     for name in ("config.yaml", "summary.csv", "summary.json", "report.md", "report.html", "lifetimes.parquet"):
         assert (out / name).is_file(), name
     data = out / "data" / "default__s0"
@@ -51,7 +53,8 @@ def test_baselines_is_run_baselines_with_the_flags_as_overrides(run_dir):
         assert (data / name).is_file(), name
     for agent, checkpoint in (("popularity", "popularity.npz"), ("item_cf", "item_cf.npz"), ("mlp", "mlp.pt")):
         assert (out / "cells" / f"default__{agent}__s0" / checkpoint).is_file(), checkpoint
-    assert "click AUC on held-out shoppers (seed 0): MLP" in stdout
+    for agent in ("mlp", "multi_objective", "retention_mlp"):
+        assert f"click AUC on held-out shoppers (seed 0): {agent} " in stdout
 
 
 def test_baselines_report_every_agent_and_the_click_auc(run_dir):
@@ -60,8 +63,11 @@ def test_baselines_report_every_agent_and_the_click_auc(run_dir):
     assert [row["agent"] for row in summary["table"]] == AGENTS
     for row in summary["table"]:
         assert row["retention_day7_low"] <= row["retention_day7"] <= row["retention_day7_high"]
-    [auc] = summary["click_auc"]
-    assert auc["agent"] == "mlp" and auc["impressions"] > 1000
+    aucs = {row["agent"]: row for row in summary["click_auc"]}
+    assert set(aucs) == {"mlp", "multi_objective", "retention_mlp"}  # the three models of the log
+    auc = aucs["mlp"]
+    assert auc["impressions"] > 1000
+    assert aucs["multi_objective"]["auc"] == auc["auc"], "the ranker's click model is the MLP's: same log, same seed"
     assert 0.5 < auc["auc"] <= 1.0 and 0.5 < auc["auc_true_click_probability"] <= 1.0
     assert "Click model: AUC on held-out shoppers' logged impressions" in (out / "report.md").read_text()
 
@@ -72,7 +78,7 @@ def test_baselines_rerun_resumes_every_cell(run_dir):
     done = (out / "data" / "default__s0" / "done.json").read_text()
     result = stickyrec(*BASELINES, "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "7 cells (0 run now, 7 already done, 0 failed)" in result.stdout
+    assert "10 cells (0 run now, 10 already done, 0 failed)" in result.stdout
     assert (out / "data" / "default__s0" / "done.json").read_text() == done
 
 
