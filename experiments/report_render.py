@@ -274,6 +274,21 @@ def report_blocks(config, table, diffs, cohort, eng, training, auc, best_margins
     return blocks
 
 
+def churn_meaning(env: dict) -> str:
+    """Which churn a world's retention counts: the observed gap rule and the hazard, or the latent event only."""
+    window = float(env.get("churn_window_days", 14.0))
+    if window == float("inf"):
+        return (
+            "here churn is the latent event only, she has left for good (her latent dropout or the satisfaction"
+            " hazard); no gap between visits counts as churn, however long"
+        )
+    latent = " or her latent dropout" if env.get("dropout_distribution", "none") != "none" else ""
+    return (
+        f"here churn is observed: her next visit is more than {window:g} days away, or the satisfaction hazard"
+        f"{latent} ends her"
+    )
+
+
 def setup_blocks(config, scenarios, agents, reference) -> list[tuple]:
     env0 = config["resolved_env"][scenarios[0]]
     n_shoppers = config["evaluation"]["shoppers"]
@@ -291,9 +306,9 @@ def setup_blocks(config, scenarios, agents, reference) -> list[tuple]:
         (
             "p",
             "**How to read it.** Retention at day d is the share of shoppers still customers on day d (not yet"
-            " churned). Brackets are 95% intervals from a bootstrap over seeds and shoppers. A difference is"
-            " paired: the same shoppers under both agents. Kaplan-Meier curves and the log-rank test (lifelines)"
-            " pool the seeds.",
+            f" churned; {churn_meaning(env0)}). Brackets are 95% intervals from a bootstrap over seeds and shoppers."
+            " A difference is paired: the same shoppers under both agents. Kaplan-Meier curves and the log-rank test"
+            " (lifelines) pool the seeds.",
         ),
         ("img", "retention_curves.png", "Kaplan-Meier retention curves with 95% bands, by agent"),
     ]

@@ -261,3 +261,13 @@ def test_the_online_retail_preset_is_the_committed_calibration():
             assert getattr(preset, name) == pytest.approx(value, rel=1e-3), name
         else:
             assert getattr(preset, name) == value, name
+
+
+def test_reports_say_which_churn_their_retention_counts():
+    from stickyrec.envs.config import get_preset
+    from stickyrec.experiments.report_render import churn_meaning
+
+    default = churn_meaning(get_preset("default").to_dict())
+    calibrated = churn_meaning(get_preset("online_retail").to_dict())
+    assert "more than 14 days" in default and "latent" not in default
+    assert "latent event only" in calibrated and "14 days" not in calibrated
