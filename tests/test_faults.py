@@ -1,0 +1,239 @@
+"""The standing fault campaign (issue 14): bad paths, bad arguments, bad stores, damaged files and processes.
+
+Every case is a one-line error (``stickyrec: error: ...``, exit 2) with no traceback, given before any work, and
+nothing created. Most cases call ``cli.main`` in-process (fast); a few run the CLI as a subprocess where a real
+process is the point (signals, parent death). The input layer's own cases and its fuzz are in ``test_inputs.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from stickyrec.credentials import mask_secrets, parse_url, password_from_environment, store_target
+from stickyrec.experiments.cli import main
+from stickyrec.inputs import check_output_path
+
+SECRET = "s3cr@t:pa/ss%word"
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str]:
+    """``stickyrec ARGV`` in-process: (exit code, stderr)."""
+    code = main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def assert_refused(code: int, err: str, *fragments: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert lines and lines[-1].startswith("stickyrec: error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[-1], lines[-1]
+
+
+def snapshot(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A folder holding a file ``afile``, a folder ``adir`` and a CSV and Parquet file; the cwd of each case."""
+    import pandas as pd
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    pd.DataFrame({"a": [1, 2]}).to_csv(tmp_path / "log.csv", index=False)
+    pd.DataFrame({"a": [1, 2]}).to_parquet(tmp_path / "log.parquet")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Output paths and arguments: refused up front, nothing created
+# --------------------------------------------------------------------------------------------------------------
+UNWRITABLE = "/proc/stickyrec-test/out"  # /proc takes no new files, even from root
+OUTPUT_CASES = [
+    (["run", "quick", "--out", "afile"], "is a file"),
+    (["run", "quick", "--out", "afile/sub"], "is a file, not a folder"),
+    (["run", "quick", "--out", UNWRITABLE], "not writable"),
+    (["train", "--agent", "ppo", "--out", "afile"], "is a file"),
+    (["train", "--agent", "ppo", "--out", UNWRITABLE], "not writable"),
+    (["baselines", "--out", "afile"], "is a file"),
+    (["baselines", "--out", UNWRITABLE], "not writable"),
+    (["rl-benchmark", "--out", "afile"], "is a file"),
+    (["report", "afile"], "is a file"),
+    (["report", "adir", "adir", "--out", "afile"], "is a file"),
+    (["compare", "adir", "a", "b", "--out", "adir"], "is a folder"),
+    (["compare", "adir", "a", "b", "--out", f"{UNWRITABLE}.png"], "not writable"),
+    (["simulate", "--shoppers", "5", "--json", "adir"], "is a folder"),
+    (["simulate", "--shoppers", "5", "--json", "afile/x.json"], "is a file, not a folder"),
+    (["collect", "--shoppers", "5", "--contexts", "adir"], "is a folder"),
+    (["collect", "--shoppers", "5", "--contexts", f"{UNWRITABLE}.parquet"], "not writable"),
+    (["collect", "--shoppers", "5", "--store", "afile/x.duckdb"], "is a file, not a folder"),
+]
+ARGUMENT_CASES = [
+    (["train", "--agent", "ppo", "--eval-shoppers", "-3", "--out", "new"], "--eval-shoppers"),
+    (["train", "--agent", "ppo", "--max-seconds", "-1", "--out", "new"], "--max-seconds"),
+    (["train", "--agent", "ppo", "--max-seconds", "nan", "--out", "new"], "--max-seconds"),
+    (["train", "--agent", "ppo", "--steps", "0", "--out", "new"], "--steps"),
+    (["train", "--agent", "ppo", "--reward", "click=abc", "--out", "new"], "click"),
+    (["baselines", "--mlp-epochs", "0", "--out", "new"], "--mlp-epochs"),
+    (["baselines", "--seeds", "0", "--out", "new"], "--seeds"),
+    (["rl-benchmark", "--steps", "ppo=abc", "--out", "new"], "--steps ppo="),
+    (["rl-benchmark", "--steps", "ppo=-5", "--out", "new"], "--steps ppo="),
+    (["rl-benchmark", "--steps", "nobody=5", "--out", "new"], "--steps expects AGENT=N"),
+    (["rl-benchmark", "--workers", "0", "--out", "new"], "--workers"),
+    (["run", "quick", "--workers", "0", "--out", "new"], "--workers"),
+    (["simulate", "--policies", "", "--shoppers", "5", "--json", "new.json"], "--policies"),
+    (["simulate", "--policies", ",, ,", "--shoppers", "5"], "--policies"),
+    (["simulate", "--shoppers", "0", "--json", "new.json"], "--shoppers"),
+    (["collect", "--shoppers", "-1", "--contexts", "new.parquet"], "--shoppers"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), OUTPUT_CASES + ARGUMENT_CASES, ids=lambda v: " ".join(v)[:60])
+def test_paths_and_arguments_are_refused_before_any_work(workdir, capsys, argv, message):
+    before = snapshot(workdir)
+    started = time.monotonic()
+    code, err = run_cli(capsys, *argv)
+    assert_refused(code, err, message)
+    assert snapshot(workdir) == before  # nothing created: no folder, no record, no probe file
+    assert time.monotonic() - started < 10  # refused up front, not after a simulation or a training
+
+
+@pytest.mark.parametrize("kind", ["dir", "file"])
+def test_check_output_path_accepts_new_and_existing_paths(tmp_path, kind):
+    assert check_output_path(tmp_path / "a" / "b", kind) == tmp_path / "a" / "b"
+    existing = tmp_path / ("adir" if kind == "dir" else "afile")
+    existing.mkdir() if kind == "dir" else existing.write_text("")
+    check_output_path(existing, kind)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [existing.name]  # nothing made by the checks
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Stores: a URL SQLAlchemy knows or a DuckDB file; passwords masked, never a path
+# --------------------------------------------------------------------------------------------------------------
+BAD_STORES = [
+    ("", "empty"),
+    ("log.csv", "not a DuckDB database"),
+    ("log.parquet", "not a DuckDB database"),
+    ("adir", "is a folder"),
+    ("impressions.db", "neither a database URL nor a .duckdb path"),
+    (f"mysql+pymysql//u:{SECRET}@host/db", "malformed database URL"),
+    (f"mysql+pymysql:/u:{SECRET}@host/db", "malformed database URL"),
+    (f"mysql+pymysql:u:{SECRET}@host/db", "malformed database URL"),
+    (f"mysql+pymysql:u:{SECRET}@host/db.duckdb", "malformed database URL"),
+    (f"u:{SECRET}@host/db.duckdb", "malformed database URL"),
+    (f"nosuchdb://u:{SECRET}@host/db", "SQLAlchemy knows no database"),
+    (f"mysql+pymysql://u:{SECRET}@host:notaport/db", "not a valid database URL"),
+]
+
+
+@pytest.mark.parametrize(("store", "message"), BAD_STORES, ids=lambda v: str(v)[:40])
+def test_bad_stores_are_refused_masked_and_nothing_created(workdir, capsys, store, message):
+    before = snapshot(workdir)
+    code, err = run_cli(capsys, "collect", "--shoppers", "5", "--store", store)
+    assert_refused(code, err, message)
+    for part in (SECRET, SECRET.split(":")[0], "pa/ss"):
+        assert part not in err
+    assert snapshot(workdir) == before  # in particular no folder named after a credential
+
+
+def test_existing_duckdb_file_is_accepted_by_its_magic_bytes(tmp_path):
+    import duckdb
+
+    path = tmp_path / "log.data"
+    duckdb.connect(str(path)).close()
+    assert store_target(str(path)) == ("duckdb", str(path))
+    assert store_target(str(tmp_path / "new.duckdb"))[0] == "duckdb"
+    assert store_target("sqlite:///x.sqlite") == ("url", "sqlite:///x.sqlite")
+
+
+@pytest.mark.parametrize(
+    "password", ["pa@ssTAIL", "p:a:s", "p/a?s#s", "p%40ss", "with space", "@@@", "ünï©ødé", "a@b:c/d@e"]
+)
+def test_any_password_is_parsed_at_the_last_at_and_masked(password):
+    from urllib.parse import unquote
+
+    url = parse_url(f"mysql+pymysql://someone:{password}@db.example:3306/shop")
+    assert (url.username, url.host, url.port, url.database) == ("someone", "db.example", 3306, "shop")
+    assert url.password == unquote(password)
+    text = f"cannot connect to mysql+pymysql://someone:{password}@db.example:3306/shop on '{password}@db.example'"
+    masked = mask_secrets(text, [url.password])
+    assert password not in masked and url.password not in masked
+    assert "someone:***@db.example:3306/shop" in masked
+
+
+def test_password_from_environment_and_passfile(tmp_path, monkeypatch):
+    passfile = tmp_path / "pass"
+    passfile.write_text("# comment\nother:*:*:someone:nope\ndb.example:*:shop:someone:fr\\:om@file\n")
+    monkeypatch.delenv("STICKYREC_DB_PASSWORD", raising=False)
+    monkeypatch.setenv("STICKYREC_DB_PASSFILE", str(passfile))
+    assert parse_url("mysql+pymysql://someone@db.example/shop").password == "fr:om@file"
+    assert parse_url("mysql+pymysql://someone@elsewhere/shop").password is None
+    assert parse_url("mysql+pymysql://someone:given@db.example/shop").password == "given"  # the URL's own wins
+    monkeypatch.setenv("STICKYREC_DB_PASSWORD", "fromenv")
+    assert parse_url("mysql+pymysql://someone@db.example/shop").password == "fromenv"
+    monkeypatch.delenv("STICKYREC_DB_PASSWORD")
+    monkeypatch.setenv("STICKYREC_DB_PASSFILE", str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="STICKYREC_DB_PASSFILE"):
+        password_from_environment("h", None, "d", "u")
+
+
+def _silent_server() -> socket.socket:
+    """A local socket that accepts connections (the kernel does) and never says a word."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    return server
+
+
+@pytest.mark.parametrize("where", ["closed port", "silent server", "TEST-NET"])
+def test_connect_timeout_holds(where, monkeypatch):
+    pytest.importorskip("pymysql")
+    from stickyrec.experiments.platform_log import StoreConnectionError, open_store
+
+    server = _silent_server() if where == "silent server" else None
+    host = {"closed port": "127.0.0.1:1", "TEST-NET": "192.0.2.1:3306"}.get(where)
+    host = host or f"127.0.0.1:{server.getsockname()[1]}"
+    monkeypatch.setenv("STICKYREC_DB_PASSWORD", SECRET)
+    started = time.monotonic()
+    with pytest.raises(StoreConnectionError, match=r"cannot connect to .*timeout 1 s") as info:
+        open_store(f"mysql+pymysql://someone@{host}/db", connect_timeout=1)
+    assert time.monotonic() - started < 3.5
+    assert SECRET not in str(info.value)
+    if server is not None:
+        server.close()
+
+
+def test_no_store_folder_is_created_for_a_malformed_url_through_the_library(tmp_path, monkeypatch):
+    from stickyrec.experiments.platform_log import StoreConnectionError, open_store
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreConnectionError) as info:
+        open_store(f"mysql+pymysql//u:{SECRET}@host/db")
+    assert SECRET not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_url_in_free_text_is_masked_whatever_the_shape():
+    for text in (
+        f"mysql+pymysql://u:{SECRET}@h/db",
+        f"mysql+pymysql//u:{SECRET}@h/db",
+        f"x mysql+pymysql:u:{SECRET}@h/db y",
+        f"'postgresql://u:{SECRET}@h'",
+    ):
+        masked = mask_secrets(text)
+        assert "s3cr" not in masked and "word" not in masked, masked
+    assert mask_secrets("mail me at someone@example.com") == "mail me at someone@example.com"
+
+
+def test_environment_password_is_used_when_the_url_has_none(monkeypatch):
+    monkeypatch.setenv("STICKYREC_DB_PASSWORD", SECRET)
+    assert parse_url("postgresql+psycopg://someone@h/db").password == SECRET
+    assert os.environ["STICKYREC_DB_PASSWORD"] not in parse_url("sqlite:///x.sqlite").render_as_string()
