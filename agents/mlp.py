@@ -47,7 +47,14 @@ import torch
 from torch.nn import functional as F
 
 from stickyrec.agents.base import NEEDS_DATA, Agent
-from stickyrec.agents.checkpoint import CHECKPOINT_SUFFIX, catalog_fingerprint, read_checkpoint, write_checkpoint
+from stickyrec.agents.checkpoint import (
+    CHECKPOINT_SUFFIX,
+    catalog_fingerprint,
+    check_sizes,
+    read_checkpoint,
+    space_bounds,
+    write_checkpoint,
+)
 from stickyrec.agents.click_net import (
     CROSS_FEATURES,
     ClickNet,
@@ -57,7 +64,7 @@ from stickyrec.agents.click_net import (
     moments,
     shopper_columns,
 )
-from stickyrec.agents.hyperparameters import Hyperparameters, flag, integer, number
+from stickyrec.agents.hyperparameters import MAX_WIDTH, Hyperparameters, flag, integer, number
 from stickyrec.envs.shoppers import SHOPPER_FEATURES, n_shopper_features
 from stickyrec.envs.spaces import top_k
 
@@ -96,8 +103,8 @@ def roc_auc(labels, scores) -> float:
 class MLPConfig(Hyperparameters):
     """The model's shape and loss (saved with it)."""
 
-    embed_dim: int = integer(64, low=1, doc="E: width of both towers and of the item-id embedding")
-    hidden_dim: int = integer(32, low=1, doc="H: the hidden layer")
+    embed_dim: int = integer(64, low=1, high=MAX_WIDTH, doc="E: width of both towers and of the item-id embedding")
+    hidden_dim: int = integer(32, low=1, high=MAX_WIDTH, doc="H: the hidden layer")
     cross_features: bool = flag(True, doc="add the shopper-weighted (shopper, item) cross terms")
     purchase_weight: float = number(0.5, low=0.0, doc="weight of the purchase BCE (clicked rows) beside the click BCE")
 
@@ -554,6 +561,8 @@ class MLPClickModel(Agent):
             for key in ("n_items", "f_item"):
                 if int(payload[key]) != getattr(model, key):
                     raise ValueError(f"{key} = {payload[key]!r} does not match item_features")
+            bounds = space_bounds()  # sizes bounded before the network is allocated
+            check_sizes(path, cls.kind, payload, {"f_user": bounds["shopper_dim"], "n_positions": bounds["slate_size"]})
             model.f_user, model.n_positions = int(payload["f_user"]), int(payload["n_positions"])
             n_cross = len(CROSS_FEATURES) if model.params.cross_features else 0
             model._shopper_mean = _tensor(payload, "shopper_mean", (model.f_user,))

@@ -52,8 +52,8 @@ def check_number(flag: str, value: Any, low: float, integer: bool) -> None:
         return
     bad = not math.isfinite(value) or value < low or (not integer and low == 0 and value <= 0)
     if bad:
-        allowed = f"an integer >= {low}" if integer else "a finite number of seconds > 0"
-        raise ValueError(f"{flag} {short_repr(value)} is not allowed; allowed: {allowed}")
+        allowed = f"at least {low}" if integer else "a finite number of seconds > 0"
+        raise ValueError(f"{flag} must be {allowed}, got {short_repr(value)}")
 
 
 def check_step_pairs(pairs: list[str], agents: tuple[str, ...]) -> None:

@@ -8,14 +8,17 @@ A run directory (``results/<name>/`` by default) holds::
     cells/SCENARIO__AGENT__sSEED/
         shoppers.parquet        one row per held-out shopper: engagement totals, churned, churn_day, lifetime_days
         daily.parquet           the cohort's sessions, impressions, clicks, purchases and revenue by day
-        cell.json               the cell's metrics and timings, written last: a cell is done once it exists
+        cell.json               the cell's metrics and timings, written last: a cell is done once it exists; sealed
+                                with the resolved config's hash and its files' sha256 (``experiments.cells``)
         (agent.pt, tb/, ...)    the trained agent, where there is one
     lifetimes.parquet, summary.*, report.md, report.html, figures/   (``experiments.report``)
 
 Every file is written to a temporary name and renamed into place, so a kill at any moment leaves either the
 whole file or none. A cell without its marker is wiped and recomputed on the next run; a cell's numbers depend
 only on (resolved config, cell), so a resumed run gives the same numbers as an uninterrupted one. Re-running a
-directory with a different resolved config is refused rather than mixing two experiments.
+directory with a different resolved config is refused rather than mixing two experiments: by ``config.yaml``, and
+cell by cell by the config hash each marker records (so a deleted or edited ``config.yaml`` cannot make a run reuse
+cells of another config). A damaged marker or result file is refused, named, before any work.
 
 Backends: ``local`` (default) runs cells in spawned worker processes; ``ray`` submits the same function as Ray
 tasks, to a local Ray started here or to a cluster (``--ray-address``; the run directory must then be on
@@ -32,15 +35,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stickyrec.experiments.cells import CELL_MARKER, cell_name
+from stickyrec.experiments.cells import CELL_MARKER, DATA_MARKER, cell_name, config_hash, read_marker, seal
 from stickyrec.experiments.experiment import AgentSpec, ExperimentConfig
 from stickyrec.experiments.report import build_report
 from stickyrec.inputs import dump_yaml, load_yaml
 from stickyrec.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
-DATA_MARKER = "done.json"
 STARTED_MARKER = "started.json"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+DATA_FILES = ("train.parquet", "validation.parquet", "test.parquet", "contexts.parquet")  # hashed in done.json
+CELL_FILES = ("shoppers.parquet", "daily.parquet")  # hashed in cell.json (model files carry their own hash)
 BACKENDS = ("local", "ray")
 
 
@@ -59,6 +63,7 @@ class RunResult:
 def plan(experiment: ExperimentConfig, run_dir: Path) -> tuple[list[dict], list[dict]]:
     """The data tasks and agent tasks of the grid, as plain dicts a worker process (or Ray task) can take."""
     data_tasks, agent_tasks = [], []
+    sealed_with = config_hash(resolved_config(experiment))  # every marker records the config that made it
     for scenario in experiment.scenarios:
         env = scenario.env.to_dict()
         if experiment.needs_data:
@@ -72,6 +77,7 @@ def plan(experiment: ExperimentConfig, run_dir: Path) -> tuple[list[dict], list[
                         "dir": str(run_dir / "data" / f"{scenario.name}__s{seed}"),
                         "shoppers": experiment.data_shoppers,
                         "population_seed": experiment.data_population_seed(seed),
+                        "config_sha256": sealed_with,
                     }
                 )
         for spec in experiment.agents:
@@ -91,6 +97,7 @@ def plan(experiment: ExperimentConfig, run_dir: Path) -> tuple[list[dict], list[
                         ),
                         "eval_shoppers": experiment.eval_shoppers,
                         "eval_seed": experiment.eval_population_seed(seed),
+                        "config_sha256": sealed_with,
                     }
                 )
     return data_tasks, agent_tasks
@@ -109,7 +116,7 @@ def run_task(task: dict) -> dict:
     out = Path(task["dir"])
     marker = out / (DATA_MARKER if task["type"] == "data" else CELL_MARKER)
     if marker.exists():
-        return {**json.loads(marker.read_text()), "reused": True}
+        return {**read_marker(marker, task["config_sha256"]), "reused": True}
     if out.exists():
         shutil.rmtree(out)  # an interrupted attempt: its files are incomplete by definition
     out.mkdir(parents=True)
@@ -117,6 +124,7 @@ def run_task(task: dict) -> dict:
     t0 = time.perf_counter()
     summary = _run_data(task, out) if task["type"] == "data" else _run_agent(task, out)
     summary = {"name": task["name"], "seconds": round(time.perf_counter() - t0, 2), **summary}
+    summary = seal(summary, out, task["config_sha256"], DATA_FILES if task["type"] == "data" else CELL_FILES)
     write_json_atomic(marker, summary)
     return summary
 
@@ -407,10 +415,14 @@ def run_experiment(
     run_dir = Path(run_dir)
     resolved = resolved_config(experiment)
     _check_run_dir(run_dir, resolved)
+    data_tasks, agent_tasks = plan(experiment, run_dir)
+    for task in [*data_tasks, *agent_tasks]:  # a finished cell of another config, or a damaged one, is refused
+        marker = Path(task["dir"]) / (DATA_MARKER if task["type"] == "data" else CELL_MARKER)
+        if marker.exists():
+            read_marker(marker, task["config_sha256"])
     write_bytes_atomic(run_dir / "config.yaml", dump_yaml(resolved, sort_keys=False).encode())
 
     t0 = time.perf_counter()
-    data_tasks, agent_tasks = plan(experiment, run_dir)
     done_cells = {t["name"] for t in agent_tasks if (Path(t["dir"]) / CELL_MARKER).exists()}
     pending = [t for t in agent_tasks if t["name"] not in done_cells]
     needed_data = {t["data_dir"] for t in pending if t["data_dir"] is not None}

@@ -237,3 +237,151 @@ def test_environment_password_is_used_when_the_url_has_none(monkeypatch):
     monkeypatch.setenv("STICKYREC_DB_PASSWORD", SECRET)
     assert parse_url("postgresql+psycopg://someone@h/db").password == SECRET
     assert os.environ["STICKYREC_DB_PASSWORD"] not in parse_url("sqlite:///x.sqlite").render_as_string()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Integrity: checkpoints and run cells carry content hashes; sizes are bounded before allocation
+# --------------------------------------------------------------------------------------------------------------
+TINY_RUN = """\
+name: tiny
+env: {preset: small, horizon_days: 10}
+agents:
+  random: {}
+  mlp: {params: {epochs: 1, embed_dim: 8, hidden_dim: 8}}
+  ppo: {steps: 256, params: {n_envs: 16, n_steps: 16, batch_size: 128}}
+  slateq: {steps: 256, params: {n_envs: 16, learning_starts: 64, batch_size: 32}}
+seeds: 1
+data: {shoppers: 20}
+evaluation: {shoppers: 20}
+report: {reference: random, resamples: 20, cohort_days: [1, 3, 7]}
+"""
+CHECKPOINTS = {
+    "ppo": "cells/default__ppo__s0/agent.pt",
+    "slateq": "cells/default__slateq__s0/agent.pt",
+    "mlp": "cells/default__mlp__s0/mlp.pt",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A finished run of every kind of trained agent on a tiny world (about 10 s): its config and run folder."""
+    from stickyrec.experiments.experiment import load_experiment
+    from stickyrec.experiments.runner import run_experiment
+
+    folder = tmp_path_factory.mktemp("tiny")
+    config = folder / "tiny.yaml"
+    config.write_text(TINY_RUN)
+    result = run_experiment(load_experiment(str(config)), folder / "run", workers=2, progress=False)
+    assert not result.failed
+    return config, folder / "run"
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path):
+    import shutil
+
+    config, run = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    return config, copy
+
+
+def flip_bits(data: bytes, count: int):
+    """``count`` copies of ``data``, each with one bit flipped, at offsets spread over the whole file."""
+    for position in sorted({int(p) for p in [i * (len(data) * 8 - 1) // (count - 1) for i in range(count)]}):
+        damaged = bytearray(data)
+        damaged[position // 8] ^= 1 << (position % 8)
+        yield position, bytes(damaged)
+
+
+@pytest.mark.parametrize("kind", list(CHECKPOINTS))
+def test_every_single_bit_flip_in_a_checkpoint_is_refused(tiny_run, tmp_path, kind):
+    from stickyrec.agents.registry import load_agent
+
+    source = tiny_run[1] / CHECKPOINTS[kind]
+    load_agent(source)  # the undamaged file loads
+    target = tmp_path / source.name
+    offsets = 0
+    for _, damaged in flip_bits(source.read_bytes(), 60):
+        target.write_bytes(damaged)
+        with pytest.raises(ValueError, match=str(target)):
+            load_agent(target)
+        offsets += 1
+    assert offsets == 60
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "message"),
+    [
+        ("ppo", ("hyperparameters", "hidden", 1e9), "hidden must be an integer"),
+        ("slateq", ("hyperparameters", "embed", 10**9), "embed must be an integer"),
+        ("ppo", ("spaces", "n_items", 10**9), "n_items"),
+        ("slateq", ("spaces", "shopper_dim", 10**8), "shopper_dim"),
+        ("mlp", ("hyperparameters", "hidden_dim", 1e9), "hidden_dim must be an integer"),
+        ("mlp", (None, "n_positions", 10**9), "n_positions"),
+    ],
+)
+def test_crafted_checkpoint_sizes_are_refused_before_allocation(tiny_run, tmp_path, kind, change, message):
+    """A crafted file has a valid hash (the hash finds damage, not forgery): its sizes are bounded instead."""
+    from stickyrec.agents.checkpoint import decode_checkpoint, encode_checkpoint
+    from stickyrec.agents.registry import load_agent
+
+    payload = decode_checkpoint(tiny_run[1] / CHECKPOINTS[kind])
+    section, key, value = change
+    (payload[section] if section else payload)[key] = value
+    crafted = tmp_path / "crafted.pt"
+    crafted.write_bytes(encode_checkpoint(payload))
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=message):
+        load_agent(crafted)
+    assert time.monotonic() - started < 2  # refused, not a 260 GB allocation
+
+
+def test_flipped_bits_in_a_cell_file_are_found_by_the_report(run_copy):
+    from stickyrec.experiments.report_data import load_run
+
+    _, run = run_copy
+    load_run(run)
+    for name in ("shoppers.parquet", "daily.parquet"):
+        path = run / "cells" / "default__random__s0" / name
+        original = path.read_bytes()
+        for _, damaged in flip_bits(original, 20):
+            path.write_bytes(damaged)
+            with pytest.raises(ValueError, match=f"{path} is damaged"):
+                load_run(run)
+        path.write_bytes(original)
+    load_run(run)
+
+
+def test_cells_of_another_config_are_not_reused_without_config_yaml(run_copy, capsys):
+    config, run = run_copy
+    (run / "config.yaml").unlink()
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    code, err = run_cli(capsys, "run", str(config), "--out", str(run), "--set", "env.clickbait_share=0.3", "--quiet")
+    assert_refused(code, err, "was computed from another config")
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before  # nothing written, nothing lost
+    assert main(["run", str(config), "--out", str(run), "--quiet", "--no-report"]) == 0  # the same config: reused
+    assert "0 run now, 4 already done" in capsys.readouterr().out
+
+
+DAMAGES = [
+    ("config.yaml", b"name: [\n", "config.yaml is not valid YAML"),
+    ("config.yaml", b"just text\n", "config.yaml is not a stickyrec run config"),
+    ("cells/default__mlp__s0/cell.json", b"{bad", "cell.json is damaged"),
+    ("cells/default__mlp__s0/cell.json", b"[]", "cell.json is not a sealed"),
+    ("cells/default__random__s0/daily.parquet", b"PAR1 garbage", "daily.parquet is damaged"),
+    ("data/default__s0/done.json", b"\xff\xfe", "done.json is damaged"),
+]
+
+
+@pytest.mark.parametrize("command", ["run", "report"])
+@pytest.mark.parametrize(("name", "content", "message"), DAMAGES, ids=[f"{d[0]}:{d[1][:6]!r}" for d in DAMAGES])
+def test_a_damaged_run_directory_is_one_line_naming_the_file(run_copy, capsys, command, name, content, message):
+    config, run = run_copy
+    (run / name).write_bytes(content)
+    argv = ["run", str(config), "--out", str(run), "--quiet"] if command == "run" else ["report", str(run)]
+    code, err = run_cli(capsys, *argv)
+    if command == "report" and name.startswith("data/"):
+        assert code == 0  # the report reads no logged data
+        return
+    assert_refused(code, err, message)

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from stickyrec.agents.base import NEEDS_ENV, Agent
 from stickyrec.agents.checkpoint import CHECKPOINT_SUFFIX, load_state, write_checkpoint
 from stickyrec.agents.hyperparameters import Hyperparameters, check_integer, check_number
-from stickyrec.agents.rl.checkpoint import SPACE_KEYS, check_spaces, env_spaces, load_checkpoint
+from stickyrec.agents.rl.checkpoint import SPACE_KEYS, check_saved_spaces, check_spaces, env_spaces, load_checkpoint
 from stickyrec.envs.config import make_config
 from stickyrec.envs.rewards import DEFAULT_REWARD, make_reward
 from stickyrec.envs.spaces import top_k
@@ -205,6 +205,7 @@ class RLAgent(Agent):
         missing = [key for key in (*SPACE_KEYS, "catalog_fingerprint") if key not in spaces]
         if missing:
             raise ValueError(f"checkpoint {path!s} is a damaged {cls.kind!r} checkpoint: spaces lack {missing}")
+        check_saved_spaces(path, cls.kind, spaces)  # bounded before the network is allocated
         agent.spaces = dict(spaces)
         agent.net = agent.build_net(agent.spaces, None)
         load_state(agent.net, payload["state"], path, cls.kind)

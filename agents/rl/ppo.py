@@ -35,7 +35,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.policies import ActorCriticPolicy
 
-from stickyrec.agents.hyperparameters import Hyperparameters, choice, integer, number
+from stickyrec.agents.hyperparameters import MAX_ENVS, MAX_WIDTH, Hyperparameters, choice, integer, number
 from stickyrec.agents.rl.base import RLAgent, TrainProgress
 from stickyrec.agents.rl.checkpoint import env_spaces
 from stickyrec.agents.rl.networks import (
@@ -239,7 +239,7 @@ class _TrainCallback(BaseCallback):
 class PPOConfig(Hyperparameters):
     """PPO's hyperparameters (saved with the checkpoint); SB3's names where SB3 has the setting."""
 
-    n_envs: int = integer(256, low=1, doc="shoppers stepped together")
+    n_envs: int = integer(256, low=1, high=MAX_ENVS, doc="shoppers stepped together")
     n_steps: int = integer(32, low=1, doc="env steps per shopper per rollout")
     batch_size: int = integer(1024, low=2, doc="minibatch size (at most one rollout, n_envs * n_steps)")
     n_epochs: int = integer(1, low=1, doc="passes over each rollout")
@@ -252,8 +252,8 @@ class PPOConfig(Hyperparameters):
     vf_coef: float = number(0.5, low=0.0, high=100.0)
     score_scale: float = number(1.0, low=1e-3, high=1e3, doc="multiplies the scorer's output: the policy's logits")
     lr_schedule: str = choice("constant", ("constant", "linear"), note="decays to 0")
-    hidden: int = integer(64, low=1, doc="the towers' hidden width")
-    embed: int = integer(32, low=1, doc="the towers' embedding size")
+    hidden: int = integer(64, low=1, high=MAX_WIDTH, doc="the towers' hidden width")
+    embed: int = integer(32, low=1, high=MAX_WIDTH, doc="the towers' embedding size")
     seed: int = integer(0, low=0, doc="training seed (env, network, sampling, minibatches)")
 
 

@@ -50,7 +50,7 @@ from stable_baselines3.common.utils import polyak_update
 from torch import nn
 from torch.nn import functional as F
 
-from stickyrec.agents.hyperparameters import Hyperparameters, integer, number
+from stickyrec.agents.hyperparameters import MAX_ENVS, MAX_WIDTH, Hyperparameters, integer, number
 from stickyrec.agents.rl.base import RLAgent, TrainProgress
 from stickyrec.agents.rl.checkpoint import env_spaces
 from stickyrec.agents.rl.networks import CandidateFeatures, CandidateScorer, catalog_tables, empty_tables, shopper_mlp
@@ -203,7 +203,7 @@ class ReplayBuffer:
 class SlateQConfig(Hyperparameters):
     """SlateQ's hyperparameters (saved with the checkpoint)."""
 
-    n_envs: int = integer(256, low=1, doc="shoppers stepped together")
+    n_envs: int = integer(256, low=1, high=MAX_ENVS, doc="shoppers stepped together")
     buffer_size: int = integer(200_000, low=1, doc="transitions the replay buffer keeps")
     batch_size: int = integer(256, low=1)
     gradient_steps: int = integer(2, low=1, doc="updates per env step")
@@ -215,8 +215,8 @@ class SlateQConfig(Hyperparameters):
     epsilon_end: float = number(0.05, low=0.0, high=1.0)
     learning_starts: int = integer(5_000, low=0, doc="transitions before the first update")
     gamma_day: float = number(1.0, low=0.0, high=1.0, doc="discount per simulated day between impressions")
-    hidden: int = integer(64, low=1, doc="the scorers' hidden width")
-    embed: int = integer(32, low=1, doc="the scorers' embedding size")
+    hidden: int = integer(64, low=1, high=MAX_WIDTH, doc="the scorers' hidden width")
+    embed: int = integer(32, low=1, high=MAX_WIDTH, doc="the scorers' embedding size")
     n_step: int = integer(1, low=1, doc="returns over this many env steps")
     seed: int = integer(0, low=0, doc="training seed (env, network, exploration, replay)")
 
