@@ -362,8 +362,8 @@ def cmd_bench(args) -> int:
 def cmd_config(args) -> int:
     from stickyrec.envs.config import RetentionConfig
 
-    if args.describe:
-        print(RetentionConfig.describe())
+    if args.describe:  # the resolved values of --config and --set (* where they differ from the default)
+        print(RetentionConfig.describe(_config(args)))
     else:
         print(_config(args).to_yaml(), end="")
     return 0

@@ -385,3 +385,44 @@ def test_a_damaged_run_directory_is_one_line_naming_the_file(run_copy, capsys, c
         assert code == 0  # the report reads no logged data
         return
     assert_refused(code, err, message)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Numbers in exponent form, and config --describe with --set
+# --------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("text", "expected"), [("1e3", 1000), ("2E3", 2000), ("1.5e3", 1500), ("3000.0", 3000)])
+def test_integral_exponent_numbers_are_integers_where_an_integer_is_wanted(text, expected):
+    from stickyrec.agents.rl import make_rl_agent
+    from stickyrec.envs.config import make_config
+    from stickyrec.inputs import load_yaml
+
+    value = load_yaml(text, source="test")
+    assert make_config("small", n_items=value).n_items == expected
+    assert isinstance(make_config("small", n_items=value).n_items, int)
+    assert make_rl_agent("ppo", n_envs=value).params.n_envs == expected
+
+
+@pytest.mark.parametrize("text", ["1.5", "1e-3", "1e400", ".inf", "'1e3'"])
+def test_fractional_or_huge_numbers_are_still_refused_for_integers(text):
+    from stickyrec.envs.config import make_config
+    from stickyrec.inputs import load_yaml
+
+    with pytest.raises(ValueError, match="n_items"):
+        make_config("small", n_items=load_yaml(text, source="test"))
+
+
+def test_experiment_integers_accept_exponent_form(tmp_path):
+    from stickyrec.experiments.experiment import load_experiment
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_RUN)
+    experiment = load_experiment(str(config), ["seeds=2e0", "evaluation.shoppers=1e3", "agents.ppo.steps=1e4"])
+    assert (experiment.seeds, experiment.eval_shoppers, experiment.agent("ppo").steps) == (2, 1000, 10000)
+
+
+def test_config_describe_honours_set(capsys):
+    assert main(["config", "--describe", "--set", "clickbait_share=0.3", "--set", "n_items=1e3"]) == 0
+    rows = {line.split()[1]: line.split()[2] for line in capsys.readouterr().out.splitlines()}
+    assert rows["clickbait_share"] == "0.3*" and rows["n_items"] == "1000*" and "*" not in rows["slate_size"]
+    code, err = run_cli(capsys, "config", "--describe", "--set", "n_items=1.5")
+    assert_refused(code, err, "n_items")
