@@ -31,6 +31,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,43 @@ def _run_agent(task: dict, out: Path) -> dict:
 # --------------------------------------------------------------------------------------------------------------
 # Backends: submit(task) -> handle; wait_any(handles) -> finished handles.
 # --------------------------------------------------------------------------------------------------------------
+HEARTBEAT_SECONDS = 1.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def worker_init(parent_pid: int) -> None:
+    """A local worker dies with the run that started it: a kill -9 of the main process alone must not leave workers
+    finishing their cells into the run directory. On Linux the kernel sends SIGKILL when the parent dies
+    (``prctl(PR_SET_PDEATHSIG)``); everywhere a heartbeat thread exits once the parent is gone (the worker is then
+    re-parented). Ctrl-C goes to the whole process group: workers ignore it, and the main process stops them, leaking
+    nothing."""
+    import signal
+    import threading
+
+    from tqdm import tqdm
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm's default lock is a named multiprocessing semaphore; a worker stopped with SIGTERM cannot unlink it, and
+    # the resource tracker then warns of leaked semaphores. A worker's bars (none by default) need a thread lock only.
+    tqdm.set_lock(threading.RLock())
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl here: the heartbeat alone
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def heartbeat() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(HEARTBEAT_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=heartbeat, name="stickyrec-heartbeat", daemon=True).start()
+
+
 class _LocalBackend:
     def __init__(self, workers: int) -> None:
         from concurrent.futures import ProcessPoolExecutor
@@ -245,7 +283,9 @@ class _LocalBackend:
         self._saved = {v: os.environ.get(v) for v in THREAD_VARIABLES}
         for variable in THREAD_VARIABLES:  # spawned workers inherit these before numpy loads
             os.environ[variable] = "1"
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+        self.pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=get_context("spawn"), initializer=worker_init, initargs=(os.getpid(),)
+        )
 
     def submit(self, task: dict):
         return self.pool.submit(run_task, task)

@@ -426,3 +426,94 @@ def test_config_describe_honours_set(capsys):
     assert rows["clickbait_share"] == "0.3*" and rows["n_items"] == "1000*" and "*" not in rows["slate_size"]
     code, err = run_cli(capsys, "config", "--describe", "--set", "n_items=1.5")
     assert_refused(code, err, "n_items")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Processes: workers die with their parent; Ctrl-C leaks nothing; the bar shows the budget that runs
+# --------------------------------------------------------------------------------------------------------------
+SLOW_RUN = """\
+name: slow
+env: {preset: small, horizon_days: 10}
+agents:
+  ppo: {steps: 400000, params: {n_envs: 16, n_steps: 16, batch_size: 128}}
+seeds: 2
+evaluation: {shoppers: 20}
+report: {reference: ppo, resamples: 20, cohort_days: [1, 3, 7]}
+"""
+
+
+def _children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("how", ["SIGKILL to the main process alone", "Ctrl-C to the process group"])
+def test_workers_die_with_the_run_and_nothing_leaks(tmp_path, how):
+    import signal
+    import subprocess
+    import sys
+
+    config = tmp_path / "slow.yaml"
+    config.write_text(SLOW_RUN)
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stickyrec.experiments.cli", "run", str(config), "--out", str(out), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while len(list(out.glob("cells/*/started.json"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert list(out.glob("cells/*/started.json")), "no cell started"
+        time.sleep(0.5)  # both workers inside their cells (training)
+        children = _children(process.pid)  # two workers and the resource tracker
+        assert len(children) >= 2
+        if how.startswith("SIGKILL"):
+            os.kill(process.pid, signal.SIGKILL)
+        else:
+            os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)  # returns once no process holds the pipes any more
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if _alive(pid)]
+    assert not list(out.glob(f"cells/*/{'cell.json'}"))  # no worker finished its cell after the run was stopped
+    if how.startswith("Ctrl-C"):
+        assert process.returncode == 130
+        assert "leaked" not in stderr and "Traceback" not in stderr, stderr
+        assert "stickyrec: interrupted" in stderr
+
+
+@pytest.mark.parametrize(("kind", "unit"), [("ppo", 16 * 16), ("slateq", 16)])
+def test_the_bar_shows_the_budget_that_is_trained(kind, unit, capsys):
+    from stickyrec.agents.rl import make_rl_agent
+
+    params = {"n_envs": 16, "n_steps": 16, "batch_size": 128} if kind == "ppo" else {"n_envs": 16}
+    agent = make_rl_agent(kind, seed=0, **params)
+    assert agent.budget(100) == unit * -(-100 // unit)
+    agent.train("small", 100, progress=True)
+    err = capsys.readouterr().err
+    assert agent.history["steps"] == agent.budget(100)
+    assert f"100 steps rounded up to {agent.budget(100):,}" in err
+    assert f"/{agent.budget(100)}" in err.replace(" ", "")  # the bar's total is the budget, e.g. 256/256

@@ -127,6 +127,26 @@ class RLAgent(Agent):
     def _check_training(self) -> None:
         """Refuse hyperparameters that cannot train together, before any work (none by default)."""
 
+    def step_unit(self) -> tuple[int, str]:
+        """Training runs in whole units of this many shopper-steps, and what the unit is (1: exact budgets)."""
+        return 1, "step"
+
+    def budget(self, steps: int) -> int:
+        """The shopper-steps ``train(steps=steps)`` runs: ``steps`` rounded up to whole ``step_unit``s."""
+        unit, _ = self.step_unit()
+        return -(-int(steps) // unit) * unit
+
+    def progress_bar(self, steps: int, enabled: bool) -> TrainProgress:
+        """The training bar over the budget actually run; says so when ``steps`` was rounded up."""
+        total = self.budget(steps)
+        description = f"training {self.kind} ({self.reward.describe()})"
+        bar = TrainProgress(total, description, enabled)
+        if total != steps and enabled:
+            unit, what = self.step_unit()
+            note = f"{self.kind}: {steps:,} steps rounded up to {total:,}, whole {what} of {unit:,} steps"
+            bar.bar.write(note, file=bar.bar.fp)  # where the bar is drawn
+        return bar
+
     def _train(self, config, steps, log_dir, checkpoint_dir, checkpoint_every, max_seconds, progress) -> None:
         raise NotImplementedError
 

@@ -300,6 +300,9 @@ class PPOAgent(RLAgent):
         model.rollout_buffer.gamma_day = self.params.gamma_day
         return model
 
+    def step_unit(self) -> tuple[int, str]:
+        return self.params.n_envs * self.params.n_steps, "rollouts (n_envs x n_steps)"
+
     def _check_training(self) -> None:
         rollout = self.params.n_envs * self.params.n_steps
         if self.params.batch_size > rollout:
@@ -318,7 +321,7 @@ class PPOAgent(RLAgent):
         model = self.sb3_model(venv)
         formats = ["tensorboard", "csv"] if log_dir is not None else []
         model.set_logger(configure(None if log_dir is None else str(log_dir), formats))
-        bar = TrainProgress(steps, f"training ppo ({self.reward.describe()})", progress)
+        bar = self.progress_bar(steps, progress)
         callback = _TrainCallback(self, venv, bar, checkpoint_dir, checkpoint_every, max_seconds)
         t0 = time.perf_counter()
         try:

@@ -51,7 +51,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from stickyrec.agents.hyperparameters import MAX_ENVS, MAX_WIDTH, Hyperparameters, integer, number
-from stickyrec.agents.rl.base import RLAgent, TrainProgress
+from stickyrec.agents.rl.base import RLAgent
 from stickyrec.agents.rl.checkpoint import env_spaces
 from stickyrec.agents.rl.networks import CandidateFeatures, CandidateScorer, catalog_tables, empty_tables, shopper_mlp
 from stickyrec.envs.spaces import top_k
@@ -294,6 +294,9 @@ class SlateQAgent(RLAgent):
             "click_share": (clicked < k).float().mean().item(),
         }
 
+    def step_unit(self) -> tuple[int, str]:
+        return self.params.n_envs, "env steps (n_envs)"
+
     def _train(self, config, steps, log_dir, checkpoint_dir, checkpoint_every, max_seconds, progress):
         """``train`` (``RLAgent.train``) rounds ``steps`` up to whole env steps of ``n_envs``."""
         rng = np.random.default_rng(np.random.SeedSequence([self.params.seed, 0x51A7E0]))
@@ -305,7 +308,7 @@ class SlateQAgent(RLAgent):
         reward_fn = self.reward.bind(env.catalog)
         obs, _ = env.reset(seed=self.params.seed)
         b = self.params.n_envs
-        bar = TrainProgress(steps, f"training slateq ({self.reward.describe()})", progress)
+        bar = self.progress_bar(steps, progress)
         t0 = time.perf_counter()
         stats = TrainStats(b)
         done_steps, updates, stopped_early = 0, 0, False
