@@ -113,8 +113,8 @@ class MLPConfig(Hyperparameters):
 class MLPFitConfig(Hyperparameters):
     """One ``fit``'s settings (saved with the model as ``train_settings``)."""
 
-    epochs: int = integer(30, low=1, doc="at most this many passes over the training rows")
-    batch_size: int = integer(2048, low=1)
+    epochs: int = integer(30, low=1, high=1_000_000, doc="at most this many passes over the training rows")
+    batch_size: int = integer(2048, low=1, high=10_000_000)
     lr: float = number(5e-4, low=0.0, open_low=True, doc="Adam's learning rate")
     patience: int = integer(3, low=1, doc="stop after this many epochs without a better validation loss")
     seed: int = integer(0, low=0, doc="draws the initial weights and shuffles the batches")

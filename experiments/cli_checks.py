@@ -46,6 +46,11 @@ NUMBERS: dict[str, tuple[tuple[str, str, float, bool], ...]] = {
 }
 
 
+MAX_WORKERS = 256
+# (attribute, flag, highest allowed value) wherever the command has it: a typo must not allocate for a billion
+HIGHS = (("shoppers", "--shoppers", 10_000_000), ("seeds", "--seeds", 1000))
+
+
 def check_number(flag: str, value: Any, low: float, integer: bool) -> None:
     """``value`` (None: not given) must be a finite number >= ``low`` (> 0 for a time limit)."""
     if value is None:
@@ -71,8 +76,18 @@ def check_arguments(args) -> None:
     command = args.command
     for attribute, flag, low, integer in NUMBERS.get(command, ()):
         check_number(flag, getattr(args, attribute, None), low, integer)
-    if getattr(args, "workers", None) is not None and args.workers < 1:
-        raise ValueError(f"--workers {args.workers} is not allowed; allowed: an integer >= 1")
+    if getattr(args, "workers", None) is not None and not 1 <= args.workers <= MAX_WORKERS:
+        raise ValueError(f"--workers must be an integer in [1, {MAX_WORKERS}], got {args.workers}")
+    for attribute, flag, high in HIGHS:
+        value = getattr(args, attribute, None)
+        if command != "bench" and value is not None and value > high:
+            raise ValueError(f"{flag} must be at most {high:,}, got {short_repr(value)}")
+    if command == "bench":
+        for value in args.batches:
+            check_number("--batches", value, 1, True)
+        check_number("--seconds", args.seconds, 0, False)
+        check_number("--rounds", args.rounds, 1, True)
+        check_number("--single-steps", args.single_steps, 1, True)
     if command == "rl-benchmark":
         from stickyrec.agents.rl import RL_AGENT_NAMES
 

@@ -36,6 +36,7 @@ ALLOWED_STORES = (
 _ALLOWED = f"allowed: {ALLOWED_STORES}"
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _SCHEME_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:/*")  # two characters at least: not a drive letter
+_QUERY_PASSWORD = re.compile(r"(?i)((?:^|[?&;\s])(?:password|passwd|pwd)=)[^&;\s'\"]*")
 _TOKEN_WITH_AT = re.compile(r"[^\s'\"<>()\[\]]*@[^\s'\"<>()\[\]]*")
 
 
@@ -56,12 +57,14 @@ def _mask_token(match: re.Match) -> str:
 
 
 def mask_secrets(text: object, secrets: Iterable[str | None] = ()) -> str:
-    """``str(text)`` with each of ``secrets`` (raw and %-encoded) and every URL-shaped password replaced by ``***``."""
+    """``str(text)`` with each of ``secrets`` (raw and %-encoded), every URL-shaped password and every
+    ``password=``/``passwd=``/``pwd=`` query value replaced by ``***``."""
     text = str(text)
     for secret in secrets:
         if secret:
             for form in {secret, quote(secret, safe=""), quote(secret)}:
                 text = text.replace(form, "***")
+    text = _QUERY_PASSWORD.sub(r"\1***", text)
     return _TOKEN_WITH_AT.sub(_mask_token, text)
 
 
@@ -135,8 +138,8 @@ def url_password(url) -> str | None:
 
 
 def shown_url(url) -> str:
-    """A parsed URL for messages: its password hidden."""
-    return url.render_as_string(hide_password=True)
+    """A parsed URL for messages: its password hidden (also one given as a query parameter)."""
+    return mask_secrets(url.render_as_string(hide_password=True), [url_password(url)])
 
 
 # Drivers whose handshake can hang after the socket connects (a server, proxy or firewall that accepts and stalls):

@@ -93,6 +93,12 @@ ARGUMENT_CASES = [
     (["simulate", "--policies", ",, ,", "--shoppers", "5"], "--policies"),
     (["simulate", "--shoppers", "0", "--json", "new.json"], "--shoppers"),
     (["collect", "--shoppers", "-1", "--contexts", "new.parquet"], "--shoppers"),
+    (["simulate", "--shoppers", "100000000000", "--json", "new.json"], "--shoppers must be at most"),
+    (["run", "quick", "--workers", "100000", "--out", "new"], "--workers"),
+    (["bench", "--seconds", "-1"], "--seconds"),
+    (["bench", "--batches", "0"], "--batches"),
+    (["train", "--agent", "ppo", "--param", "hidden=1e9", "--out", "new"], "hidden must be an integer"),
+    (["train", "--agent", "slateq", "--param", "buffer_size=1e12", "--out", "new"], "buffer_size"),
 ]
 
 
@@ -231,6 +237,10 @@ def test_url_in_free_text_is_masked_whatever_the_shape():
         masked = mask_secrets(text)
         assert "s3cr" not in masked and "word" not in masked, masked
     assert mask_secrets("mail me at someone@example.com") == "mail me at someone@example.com"
+    assert "XYZ" not in mask_secrets("postgresql://u@h/db?sslmode=require&password=XYZ")
+    from stickyrec.credentials import shown_url
+
+    assert "XYZ" not in shown_url(parse_url("postgresql://u@h/db?password=XYZ"))
 
 
 def test_environment_password_is_used_when_the_url_has_none(monkeypatch):

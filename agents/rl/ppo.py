@@ -240,9 +240,11 @@ class PPOConfig(Hyperparameters):
     """PPO's hyperparameters (saved with the checkpoint); SB3's names where SB3 has the setting."""
 
     n_envs: int = integer(256, low=1, high=MAX_ENVS, doc="shoppers stepped together")
-    n_steps: int = integer(32, low=1, doc="env steps per shopper per rollout")
-    batch_size: int = integer(1024, low=2, doc="minibatch size (at most one rollout, n_envs * n_steps)")
-    n_epochs: int = integer(1, low=1, doc="passes over each rollout")
+    n_steps: int = integer(32, low=1, high=100_000, doc="env steps per shopper per rollout")
+    batch_size: int = integer(
+        1024, low=2, high=10_000_000, doc="minibatch size (at most one rollout, n_envs * n_steps)"
+    )
+    n_epochs: int = integer(1, low=1, high=10_000, doc="passes over each rollout")
     learning_rate: float = number(1e-3, low=1e-8, high=1.0)
     gamma: float = number(0.99, low=0.0, high=1.0, doc="discount per impression")
     gamma_day: float = number(1.0, low=0.0, high=1.0, doc="discount per simulated day between impressions")

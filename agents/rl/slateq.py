@@ -204,9 +204,9 @@ class SlateQConfig(Hyperparameters):
     """SlateQ's hyperparameters (saved with the checkpoint)."""
 
     n_envs: int = integer(256, low=1, high=MAX_ENVS, doc="shoppers stepped together")
-    buffer_size: int = integer(200_000, low=1, doc="transitions the replay buffer keeps")
-    batch_size: int = integer(256, low=1)
-    gradient_steps: int = integer(2, low=1, doc="updates per env step")
+    buffer_size: int = integer(200_000, low=1, high=100_000_000, doc="transitions the replay buffer keeps")
+    batch_size: int = integer(256, low=1, high=10_000_000)
+    gradient_steps: int = integer(2, low=1, high=10_000, doc="updates per env step")
     learning_rate: float = number(5e-4, low=1e-8, high=1.0)
     gamma: float = number(0.99, low=0.0, high=1.0, doc="discount per impression")
     tau: float = number(0.01, low=0.0, high=1.0, doc="Polyak rate of the target network")
@@ -217,7 +217,7 @@ class SlateQConfig(Hyperparameters):
     gamma_day: float = number(1.0, low=0.0, high=1.0, doc="discount per simulated day between impressions")
     hidden: int = integer(64, low=1, high=MAX_WIDTH, doc="the scorers' hidden width")
     embed: int = integer(32, low=1, high=MAX_WIDTH, doc="the scorers' embedding size")
-    n_step: int = integer(1, low=1, doc="returns over this many env steps")
+    n_step: int = integer(1, low=1, high=10_000, doc="returns over this many env steps")
     seed: int = integer(0, low=0, doc="training seed (env, network, exploration, replay)")
 
     def check(self) -> None:
