@@ -550,6 +550,9 @@ class MLPClickModel(Agent):
         """
         payload = read_checkpoint(path, cls.kind, "model file")
         try:
+            bounds = space_bounds()  # sizes bounded before the network is allocated
+            sizes = {"f_user": "shopper_dim", "n_positions": "slate_size", "n_categories": None, "embedding_dim": None}
+            check_sizes(path, cls.kind, payload, {key: bounds[name or key] for key, name in sizes.items()})
             model = cls(**payload["hyperparameters"])
             model._set_catalog(
                 _tensor(payload, "item_features", None).numpy(),
@@ -561,8 +564,6 @@ class MLPClickModel(Agent):
             for key in ("n_items", "f_item"):
                 if int(payload[key]) != getattr(model, key):
                     raise ValueError(f"{key} = {payload[key]!r} does not match item_features")
-            bounds = space_bounds()  # sizes bounded before the network is allocated
-            check_sizes(path, cls.kind, payload, {"f_user": bounds["shopper_dim"], "n_positions": bounds["slate_size"]})
             model.f_user, model.n_positions = int(payload["f_user"]), int(payload["n_positions"])
             n_cross = len(CROSS_FEATURES) if model.params.cross_features else 0
             model._shopper_mean = _tensor(payload, "shopper_mean", (model.f_user,))

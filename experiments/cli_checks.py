@@ -9,6 +9,7 @@ is allowed, which the CLI's top prints as one line. A future command that writes
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from stickyrec.credentials import store_target
@@ -100,6 +101,8 @@ def check_arguments(args) -> None:
         value = getattr(args, attribute, None)
         if value is not None:
             check_output_path(value, kind, flag)
+    if command == "compare" and args.out is None:  # the default: RUN_DIR/figures/compare_A_vs_B.png
+        check_output_path(Path(args.run_dir) / "figures", "dir", "RUN_DIR/figures")
     if command == "report":
         for run_dir in args.run_dirs:  # the report is written into each run directory
             check_output_path(run_dir, "dir", "RUN_DIR")

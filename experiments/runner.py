@@ -264,12 +264,12 @@ def worker_init(parent_pid: int) -> None:
         except (OSError, AttributeError):  # no prctl here: the heartbeat alone
             pass
     if os.getppid() != parent_pid:  # the parent died before the signal was armed
-        os._exit(1)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def heartbeat() -> None:
         while os.getppid() == parent_pid:
             time.sleep(HEARTBEAT_SECONDS)
-        os._exit(1)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=heartbeat, name="stickyrec-heartbeat", daemon=True).start()
 

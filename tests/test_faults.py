@@ -69,6 +69,7 @@ OUTPUT_CASES = [
     (["report", "afile"], "is a file"),
     (["report", "adir", "adir", "--out", "afile"], "is a file"),
     (["compare", "adir", "a", "b", "--out", "adir"], "is a folder"),
+    (["compare", "afile", "a", "b"], "is a file, not a folder"),
     (["compare", "adir", "a", "b", "--out", f"{UNWRITABLE}.png"], "not writable"),
     (["simulate", "--shoppers", "5", "--json", "adir"], "is a folder"),
     (["simulate", "--shoppers", "5", "--json", "afile/x.json"], "is a file, not a folder"),
