@@ -24,14 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from stickyrec.inputs import short_repr
+from stickyrec.inputs import integral, short_repr
 
 INTEGER, NUMBER, FLAG, CHOICE = "integer", "number", "flag", "choice"
+MAX_WIDTH = 4096  # a network's hidden or embedding width: a checkpoint naming more is refused before allocating
+MAX_ENVS = 65_536  # shoppers stepped together
 
 
-def integer(default: int, low: int, doc: str = "") -> Any:
-    """An integer field >= ``low``."""
-    return dataclasses.field(default=default, metadata={"type": INTEGER, "low": low, "doc": doc})
+def integer(default: int, low: int, high: int | None = None, doc: str = "") -> Any:
+    """An integer field >= ``low`` (and <= ``high``: sizes a checkpoint may name are bounded before allocation)."""
+    return dataclasses.field(default=default, metadata={"type": INTEGER, "low": low, "high": high, "doc": doc})
 
 
 def number(default: float, low: float, high: float = math.inf, *, open_low: bool = False, doc: str = "") -> Any:
@@ -64,10 +66,18 @@ def allowed_range(low: float, high: float = math.inf, open_low: bool = False) ->
     return f"in {'(' if open_low else '['}{low}, {high}]"
 
 
-def check_integer(name: str, value: Any, low: int) -> int:
-    """``value`` as an ``int`` >= ``low``; ``HyperparameterError`` (a ``ValueError``) otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise HyperparameterError(f"{name} must be an integer >= {low}, got {short_repr(value)}", name)
+def check_integer(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """``value`` as an ``int`` in [low, high] (a float with no fraction, YAML's ``1e3``, counts as one);
+    ``HyperparameterError`` (a ``ValueError``) otherwise."""
+    value = integral(value)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < low
+        or (high is not None and value > high)
+    ):
+        allowed = f">= {low}" + ("" if high is None else f" and <= {high:,}")
+        raise HyperparameterError(f"{name} must be an integer {allowed}, got {short_repr(value)}", name)
     return int(value)
 
 
@@ -91,7 +101,7 @@ def check_value(name: str, value: Any, metadata) -> Any:
     its plain Python type; ``HyperparameterError`` (a ``ValueError``) naming ``name`` and what is allowed."""
     kind = metadata.get("type")
     if kind == INTEGER:
-        return check_integer(name, value, metadata["low"])
+        return check_integer(name, value, metadata["low"], metadata.get("high"))
     if kind == NUMBER:
         return check_number(name, value, metadata["low"], metadata["high"], metadata["open_low"])
     if kind == FLAG:
@@ -143,6 +153,8 @@ class Hyperparameters:
 
 
 __all__ = [
+    "MAX_ENVS",
+    "MAX_WIDTH",
     "HyperparameterError",
     "Hyperparameters",
     "allowed_range",

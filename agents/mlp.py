@@ -47,7 +47,14 @@ import torch
 from torch.nn import functional as F
 
 from stickyrec.agents.base import NEEDS_DATA, Agent
-from stickyrec.agents.checkpoint import CHECKPOINT_SUFFIX, catalog_fingerprint, read_checkpoint, write_checkpoint
+from stickyrec.agents.checkpoint import (
+    CHECKPOINT_SUFFIX,
+    catalog_fingerprint,
+    check_sizes,
+    read_checkpoint,
+    space_bounds,
+    write_checkpoint,
+)
 from stickyrec.agents.click_net import (
     CROSS_FEATURES,
     ClickNet,
@@ -57,7 +64,7 @@ from stickyrec.agents.click_net import (
     moments,
     shopper_columns,
 )
-from stickyrec.agents.hyperparameters import Hyperparameters, flag, integer, number
+from stickyrec.agents.hyperparameters import MAX_WIDTH, Hyperparameters, flag, integer, number
 from stickyrec.envs.shoppers import SHOPPER_FEATURES, n_shopper_features
 from stickyrec.envs.spaces import top_k
 
@@ -96,8 +103,8 @@ def roc_auc(labels, scores) -> float:
 class MLPConfig(Hyperparameters):
     """The model's shape and loss (saved with it)."""
 
-    embed_dim: int = integer(64, low=1, doc="E: width of both towers and of the item-id embedding")
-    hidden_dim: int = integer(32, low=1, doc="H: the hidden layer")
+    embed_dim: int = integer(64, low=1, high=MAX_WIDTH, doc="E: width of both towers and of the item-id embedding")
+    hidden_dim: int = integer(32, low=1, high=MAX_WIDTH, doc="H: the hidden layer")
     cross_features: bool = flag(True, doc="add the shopper-weighted (shopper, item) cross terms")
     purchase_weight: float = number(0.5, low=0.0, doc="weight of the purchase BCE (clicked rows) beside the click BCE")
 
@@ -106,8 +113,8 @@ class MLPConfig(Hyperparameters):
 class MLPFitConfig(Hyperparameters):
     """One ``fit``'s settings (saved with the model as ``train_settings``)."""
 
-    epochs: int = integer(30, low=1, doc="at most this many passes over the training rows")
-    batch_size: int = integer(2048, low=1)
+    epochs: int = integer(30, low=1, high=1_000_000, doc="at most this many passes over the training rows")
+    batch_size: int = integer(2048, low=1, high=10_000_000)
     lr: float = number(5e-4, low=0.0, open_low=True, doc="Adam's learning rate")
     patience: int = integer(3, low=1, doc="stop after this many epochs without a better validation loss")
     seed: int = integer(0, low=0, doc="draws the initial weights and shuffles the batches")
@@ -543,6 +550,9 @@ class MLPClickModel(Agent):
         """
         payload = read_checkpoint(path, cls.kind, "model file")
         try:
+            bounds = space_bounds()  # sizes bounded before the network is allocated
+            sizes = {"f_user": "shopper_dim", "n_positions": "slate_size", "n_categories": None, "embedding_dim": None}
+            check_sizes(path, cls.kind, payload, {key: bounds[name or key] for key, name in sizes.items()})
             model = cls(**payload["hyperparameters"])
             model._set_catalog(
                 _tensor(payload, "item_features", None).numpy(),

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from stickyrec.inputs import dump_yaml, load_yaml, short_repr
+from stickyrec.inputs import dump_yaml, integral, load_yaml, short_repr
 
 _INF = math.inf
 
@@ -227,6 +227,9 @@ class RetentionConfig:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.metadata["integer"] and integral(value) is not value:  # YAML's 1e3 where an integer is wanted
+                value = integral(value)
+                object.__setattr__(self, f.name, value)
             _check_field(f, value)
             if isinstance(value, (np.integer, np.floating)):  # store plain Python numbers
                 object.__setattr__(self, f.name, value.item())
@@ -332,12 +335,15 @@ class RetentionConfig:
         return cls.from_dict(data)
 
     @classmethod
-    def describe(cls) -> str:
-        """A table of every field: group, name, default, allowed range, meaning."""
+    def describe(cls, config: RetentionConfig | None = None) -> str:
+        """A table of every field: group, name, value (``config``'s, the default without one; ``*`` marks a value
+        that differs from the default), allowed range, meaning."""
         lines = []
         for f in dataclasses.fields(cls):
             m = f.metadata
-            lines.append(f"{m['group']:<10} {f.name:<28} {f.default!s:<10} {_allowed(m):<22} {m['doc']}")
+            value = f.default if config is None else getattr(config, f.name)
+            shown = f"{value!s}{'*' if value != f.default else ''}"
+            lines.append(f"{m['group']:<10} {f.name:<28} {shown:<10} {_allowed(m):<22} {m['doc']}")
         return "\n".join(lines)
 
 

@@ -26,7 +26,8 @@ import sys
 
 from stickyrec.agents.rl import DEFAULT_REWARD, REWARDS, RL_AGENT_NAMES  # names only: torch and SB3 load on first use
 from stickyrec.experiments.calibration.commands import add_commands as add_calibration_commands  # argparse only
-from stickyrec.inputs import error_line
+from stickyrec.experiments.cli_checks import check_arguments
+from stickyrec.inputs import check_output_path, error_line
 
 SUMMARY_COLUMNS = (  # ``simulate``'s table; labels and formats from experiments.metrics.LABELS
     "click_rate_week1",
@@ -101,8 +102,6 @@ def cmd_simulate(args) -> int:
     if not names:
         raise ValueError(f"--policies needs at least one policy name, got {args.policies!r}")
     policies = [make_policy(name) for name in names]  # unknown names fail here, before any simulation
-    if args.shoppers < 1:
-        raise ValueError(f"--shoppers must be at least 1, got {args.shoppers}")
     rows = {}
     for policy in policies:
         result = simulate_cohort(policy, config, args.shoppers, seed=args.seed, progress=not args.quiet)
@@ -264,9 +263,8 @@ def cmd_train(args) -> int:
     config = _config(args)
     reward = parse_reward(args.reward)  # a name, or a mix of weights: click=0.1,return_visit=1
     make_reward(reward)  # fails now, before any training, on a bad reward
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {args.steps}")
     out = args.out or f"results/train/{args.agent}_{args.reward if isinstance(reward, str) else 'custom'}_s{args.seed}"
+    check_output_path(out, "dir", "--out")  # the default folder too, before any training
     agent = train_agent(
         args.agent,
         config,
@@ -301,7 +299,7 @@ def cmd_run(args) -> int:
     from stickyrec.experiments.runner import run_experiment
 
     experiment = load_experiment(args.config, args.set)  # every key and value checked before any work
-    run_dir = Path(args.out) if args.out else Path("results") / experiment.name
+    run_dir = check_output_path(args.out or Path("results") / experiment.name, "dir", "--out")
     workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
     result = run_experiment(
         experiment,
@@ -367,8 +365,8 @@ def cmd_bench(args) -> int:
 def cmd_config(args) -> int:
     from stickyrec.envs.config import RetentionConfig
 
-    if args.describe:
-        print(RetentionConfig.describe())
+    if args.describe:  # the resolved values of --config and --set (* where they differ from the default)
+        print(RetentionConfig.describe(_config(args)))
     else:
         print(_config(args).to_yaml(), end="")
     return 0
@@ -584,6 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
     try:
+        check_arguments(args)  # numbers, --store, output paths: before any work or any folder is created
         return args.func(args)
     except KeyboardInterrupt:
         print("stickyrec: interrupted; finished cells are kept: run the same command again to resume", file=sys.stderr)

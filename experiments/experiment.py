@@ -43,7 +43,7 @@ from stickyrec.agents.hyperparameters import HyperparameterError
 from stickyrec.agents.registry import get_agent_class, kinds, needs
 from stickyrec.envs.config import RetentionConfig, flatten_groups
 from stickyrec.envs.rewards import DEFAULT_REWARD
-from stickyrec.inputs import load_yaml, short_repr
+from stickyrec.inputs import integral, load_yaml, short_repr
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DATA_SEED_OFFSET = 500_000  # logged populations: far from RL training seeds and from evaluation populations
@@ -163,6 +163,7 @@ def _check_keys(source: str, where: str, data: Any, allowed: tuple[str, ...]) ->
 
 
 def _int(source: str, key: str, value: Any, low: int, high: int | None = None) -> int:
+    value = integral(value)  # YAML's 1e3 where an integer is wanted
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
         allowed = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
         raise _fail(source, key, f"got {short_repr(value)}; allowed: {allowed}")

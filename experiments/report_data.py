@@ -18,7 +18,6 @@ session, so day-d retention in the table equals the Kaplan-Meier curve at d for 
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,9 +25,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from stickyrec.experiments.cells import CELL_MARKER, cell_name
+from stickyrec.experiments.cells import CELL_MARKER, cell_name, config_hash, read_marker
 from stickyrec.experiments.metrics import COLUMNS, METRICS, interval, metrics_from_sums, paired_resamples
-from stickyrec.inputs import load_yaml
+from stickyrec.inputs import load_yaml, short_repr
 
 DIFF_METRICS = ("retention_day30", "click_rate_week1", "revenue_per_shopper")
 RL, NON_RL, ORACLE = "RL", "non-RL", "oracle"  # agent roles (``agent_roles``)
@@ -54,26 +53,48 @@ def load_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame, pd.DataFrame, lis
     if not config_path.is_file():
         raise ValueError(f"{run_dir} is not a stickyrec run directory (no config.yaml)")
     config = load_yaml(config_path, source=str(config_path))
-    if not isinstance(config, dict):
-        raise ValueError(f"{config_path} is not a stickyrec run config (a mapping)")
+    seeds = config.get("seeds") if isinstance(config, dict) else None
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 1000:
+        raise ValueError(f"{config_path} is not a stickyrec run config (seeds {short_repr(seeds)}; allowed: 1 to 1000)")
+    try:
+        grid = [
+            (s["name"], label, seed)
+            for s in config["scenarios"]
+            for label in config["agents"]
+            for seed in range(config["seeds"])
+        ]
+    except (KeyError, TypeError, IndexError) as exc:
+        raise ValueError(
+            f"{config_path} is not a stickyrec run config ({type(exc).__name__}: {short_repr(exc)})"
+        ) from None
+    sealed_with = config_hash(config)
     shoppers, daily, cells, missing = [], [], [], []
-    for scenario in config["scenarios"]:
-        for label in config["agents"]:
-            for seed in range(config["seeds"]):
-                cell = run_dir / "cells" / cell_name(scenario["name"], label, seed)
-                if not (cell / CELL_MARKER).exists():
-                    missing.append(cell.name)
-                    continue
-                keys = {"scenario": scenario["name"], "agent": label, "seed": seed}
-                shoppers.append(pd.read_parquet(cell / "shoppers.parquet").assign(**keys))
-                daily.append(pd.read_parquet(cell / "daily.parquet").assign(**keys))
-                cells.append(json.loads((cell / CELL_MARKER).read_text()))
+    for scenario, label, seed in grid:
+        cell = run_dir / "cells" / cell_name(scenario, label, seed)
+        if not (cell / CELL_MARKER).exists():
+            missing.append(cell.name)
+            continue
+        record = read_marker(cell / CELL_MARKER, sealed_with)  # a changed byte in any file: refused, named
+        keys = {"scenario": scenario, "agent": label, "seed": seed}
+        shoppers.append(read_parquet(cell / "shoppers.parquet").assign(**keys))
+        daily.append(read_parquet(cell / "daily.parquet").assign(**keys))
+        cells.append(record)
     if missing:
         raise RunNotFinishedError(
             f"{run_dir}: {len(missing)} cells are not finished (e.g. {missing[0]}); run"
             f" `stickyrec run` with the same config and --out to finish them"
         )
     return config, pd.concat(shoppers, ignore_index=True), pd.concat(daily, ignore_index=True), cells
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """A result file as a DataFrame; an unreadable one is a one-line ``ValueError`` naming it."""
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow's errors have no common base
+        raise ValueError(
+            f"{path} is not a readable Parquet file ({type(exc).__name__}: {short_repr(str(exc))})"
+        ) from None
 
 
 def _by_column(sums: np.ndarray) -> dict[str, np.ndarray]:

@@ -8,14 +8,17 @@ A run directory (``results/<name>/`` by default) holds::
     cells/SCENARIO__AGENT__sSEED/
         shoppers.parquet        one row per held-out shopper: engagement totals, churned, churn_day, lifetime_days
         daily.parquet           the cohort's sessions, impressions, clicks, purchases and revenue by day
-        cell.json               the cell's metrics and timings, written last: a cell is done once it exists
+        cell.json               the cell's metrics and timings, written last: a cell is done once it exists; sealed
+                                with the resolved config's hash and its files' sha256 (``experiments.cells``)
         (agent.pt, tb/, ...)    the trained agent, where there is one
     lifetimes.parquet, summary.*, report.md, report.html, figures/   (``experiments.report``)
 
 Every file is written to a temporary name and renamed into place, so a kill at any moment leaves either the
 whole file or none. A cell without its marker is wiped and recomputed on the next run; a cell's numbers depend
 only on (resolved config, cell), so a resumed run gives the same numbers as an uninterrupted one. Re-running a
-directory with a different resolved config is refused rather than mixing two experiments.
+directory with a different resolved config is refused rather than mixing two experiments: by ``config.yaml``, and
+cell by cell by the config hash each marker records (so a deleted or edited ``config.yaml`` cannot make a run reuse
+cells of another config). A damaged marker or result file is refused, named, before any work.
 
 Backends: ``local`` (default) runs cells in spawned worker processes; ``ray`` submits the same function as Ray
 tasks, to a local Ray started here or to a cluster (``--ray-address``; the run directory must then be on
@@ -28,19 +31,21 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from stickyrec.experiments.cells import CELL_MARKER, cell_name
+from stickyrec.experiments.cells import CELL_MARKER, DATA_MARKER, cell_name, config_hash, read_marker, seal
 from stickyrec.experiments.experiment import AgentSpec, ExperimentConfig
 from stickyrec.experiments.report import build_report
 from stickyrec.inputs import dump_yaml, load_yaml
 from stickyrec.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
-DATA_MARKER = "done.json"
 STARTED_MARKER = "started.json"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+DATA_FILES = ("train.parquet", "validation.parquet", "test.parquet", "contexts.parquet")  # hashed in done.json
+CELL_FILES = ("shoppers.parquet", "daily.parquet")  # hashed in cell.json (model files carry their own hash)
 BACKENDS = ("local", "ray")
 
 
@@ -59,6 +64,7 @@ class RunResult:
 def plan(experiment: ExperimentConfig, run_dir: Path) -> tuple[list[dict], list[dict]]:
     """The data tasks and agent tasks of the grid, as plain dicts a worker process (or Ray task) can take."""
     data_tasks, agent_tasks = [], []
+    sealed_with = config_hash(resolved_config(experiment))  # every marker records the config that made it
     for scenario in experiment.scenarios:
         env = scenario.env.to_dict()
         if experiment.needs_data:
@@ -72,6 +78,7 @@ def plan(experiment: ExperimentConfig, run_dir: Path) -> tuple[list[dict], list[
                         "dir": str(run_dir / "data" / f"{scenario.name}__s{seed}"),
                         "shoppers": experiment.data_shoppers,
                         "population_seed": experiment.data_population_seed(seed),
+                        "config_sha256": sealed_with,
                     }
                 )
         for spec in experiment.agents:
@@ -94,6 +101,7 @@ def plan(experiment: ExperimentConfig, run_dir: Path) -> tuple[list[dict], list[
                         # weights tuned after training (experiments.tuning) are chosen on the logged population
                         "tune_seed": experiment.data_population_seed(seed),
                         "tune_shoppers": experiment.data_shoppers,
+                        "config_sha256": sealed_with,
                     }
                 )
     return data_tasks, agent_tasks
@@ -112,7 +120,7 @@ def run_task(task: dict) -> dict:
     out = Path(task["dir"])
     marker = out / (DATA_MARKER if task["type"] == "data" else CELL_MARKER)
     if marker.exists():
-        return {**json.loads(marker.read_text()), "reused": True}
+        return {**read_marker(marker, task["config_sha256"]), "reused": True}
     if out.exists():
         shutil.rmtree(out)  # an interrupted attempt: its files are incomplete by definition
     out.mkdir(parents=True)
@@ -120,6 +128,7 @@ def run_task(task: dict) -> dict:
     t0 = time.perf_counter()
     summary = _run_data(task, out) if task["type"] == "data" else _run_agent(task, out)
     summary = {"name": task["name"], "seconds": round(time.perf_counter() - t0, 2), **summary}
+    summary = seal(summary, out, task["config_sha256"], DATA_FILES if task["type"] == "data" else CELL_FILES)
     write_json_atomic(marker, summary)
     return summary
 
@@ -237,6 +246,43 @@ def _run_agent(task: dict, out: Path) -> dict:
 # --------------------------------------------------------------------------------------------------------------
 # Backends: submit(task) -> handle; wait_any(handles) -> finished handles.
 # --------------------------------------------------------------------------------------------------------------
+HEARTBEAT_SECONDS = 1.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def worker_init(parent_pid: int) -> None:
+    """A local worker dies with the run that started it: a kill -9 of the main process alone must not leave workers
+    finishing their cells into the run directory. On Linux the kernel sends SIGKILL when the parent dies
+    (``prctl(PR_SET_PDEATHSIG)``); everywhere a heartbeat thread exits once the parent is gone (the worker is then
+    re-parented). Ctrl-C goes to the whole process group: workers ignore it, and the main process stops them, leaking
+    nothing."""
+    import signal
+    import threading
+
+    from tqdm import tqdm
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm's default lock is a named multiprocessing semaphore; a worker stopped with SIGTERM cannot unlink it, and
+    # the resource tracker then warns of leaked semaphores. A worker's bars (none by default) need a thread lock only.
+    tqdm.set_lock(threading.RLock())
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl here: the heartbeat alone
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def heartbeat() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(HEARTBEAT_SECONDS)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=heartbeat, name="stickyrec-heartbeat", daemon=True).start()
+
+
 class _LocalBackend:
     def __init__(self, workers: int) -> None:
         from concurrent.futures import ProcessPoolExecutor
@@ -246,7 +292,9 @@ class _LocalBackend:
         self._saved = {v: os.environ.get(v) for v in THREAD_VARIABLES}
         for variable in THREAD_VARIABLES:  # spawned workers inherit these before numpy loads
             os.environ[variable] = "1"
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+        self.pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=get_context("spawn"), initializer=worker_init, initargs=(os.getpid(),)
+        )
 
     def submit(self, task: dict):
         return self.pool.submit(run_task, task)
@@ -416,10 +464,14 @@ def run_experiment(
     run_dir = Path(run_dir)
     resolved = resolved_config(experiment)
     _check_run_dir(run_dir, resolved)
+    data_tasks, agent_tasks = plan(experiment, run_dir)
+    for task in [*data_tasks, *agent_tasks]:  # a finished cell of another config, or a damaged one, is refused
+        marker = Path(task["dir"]) / (DATA_MARKER if task["type"] == "data" else CELL_MARKER)
+        if marker.exists():
+            read_marker(marker, task["config_sha256"])
     write_bytes_atomic(run_dir / "config.yaml", dump_yaml(resolved, sort_keys=False).encode())
 
     t0 = time.perf_counter()
-    data_tasks, agent_tasks = plan(experiment, run_dir)
     done_cells = {t["name"] for t in agent_tasks if (Path(t["dir"]) / CELL_MARKER).exists()}
     pending = [t for t in agent_tasks if t["name"] not in done_cells]
     needed_data = {t["data_dir"] for t in pending if t["data_dir"] is not None}

@@ -16,9 +16,11 @@ loader is bounded, so a hostile input fails in milliseconds with a one-line ``Va
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import reprlib
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -225,13 +227,61 @@ def error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
+def integral(value: Any) -> Any:
+    """``value`` as an ``int`` when it is a finite float with no fractional part (``1e9``, ``3.0``), else unchanged:
+    where a field wants an integer, YAML's ``1e3`` is accepted and ``1.5`` is still refused by the field's check."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    return value
+
+
+OUTPUT_KINDS = ("dir", "file")
+
+
+def check_output_path(path: str | os.PathLike | None, kind: str = "dir", what: str = "--out") -> Path:
+    """``path`` checked as somewhere stickyrec may write, before any work: ``kind="dir"`` a folder (existing, or
+    creatable), ``kind="file"`` a file (existing, or creatable in a folder that exists or can be made). A file where a
+    folder is wanted (or the reverse), an ancestor that is a file, or a folder that cannot be written is a one-line
+    ``ValueError`` naming ``what``. Nothing is created: writability is probed with a temporary file that is removed
+    at once (it counts what the operating system allows, root and read-only mounts included)."""
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"kind {kind!r} is unknown; allowed: {', '.join(OUTPUT_KINDS)}")
+    if path is None or not os.fspath(path).strip():
+        raise ValueError(f"{what} is empty; allowed: a {'folder' if kind == 'dir' else 'file'} path")
+    path = Path(path)
+    shown = short_repr(str(path), 160)
+    if path.exists():
+        if kind == "dir" and not path.is_dir():
+            raise ValueError(f"{what} {shown} is a file; allowed: a folder (existing or new)")
+        if kind == "file" and path.is_dir():
+            raise ValueError(f"{what} {shown} is a folder; allowed: a file path")
+    folder = path if kind == "dir" else path.parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:  # the nearest ancestor that exists
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{what} {shown} cannot be created: {short_repr(str(existing), 160)} is a file, not a folder")
+    try:  # a real probe: os.access says yes to root on read-only mounts and on /proc
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".stickyrec-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(
+            f"{what} {shown} is not writable: {short_repr(str(existing), 160)}: {exc.strerror or exc}"
+        ) from None
+    return path
+
+
 __all__ = [
     "CONNECT_TIMEOUT_ARGS",
     "MAX_DEPTH",
     "MAX_EXPANDED_NODES",
     "MAX_FILE_BYTES",
+    "OUTPUT_KINDS",
+    "check_output_path",
     "dump_yaml",
     "error_line",
+    "integral",
     "load_yaml",
     "short_repr",
 ]

@@ -135,7 +135,7 @@ def test_hyperparameters_are_checked_converted_and_round_trip():
     [
         ({"size": 0}, "size", "size must be an integer >= 1, got 0"),
         ({"size": True}, "size", "size must be an integer >= 1, got True"),
-        ({"size": 2.0}, "size", "size must be an integer >= 1"),
+        ({"size": 2.5}, "size", "size must be an integer >= 1"),  # 2.0 (YAML 2e0) is the integer 2
         ({"rate": 0.0}, "rate", r"rate must be a finite number in \(0.0, 1.0\], got 0.0"),
         ({"rate": float("nan")}, "rate", "rate must be a finite number"),
         ({"scale": 0.5}, "scale", "scale must be a finite number >= 1.0, got 0.5"),

@@ -56,7 +56,7 @@ def test_non_finite_value_is_rejected(field, value):
         ("clickbait_share", "0.3", "has type str"),
         ("n_items", True, "has type bool"),
         ("clickbait_share", False, "has type bool"),
-        ("n_items", 300.0, "is not an integer"),
+        ("n_items", 300.5, "is not an integer"),  # 300.0 (YAML 3e2) is the integer 300
         ("slate_size", 2.5, "is not an integer"),
         ("temperature", None, "has type NoneType"),
         ("temperature", [0.4], "has type list"),

@@ -11,7 +11,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from stickyrec import envs
-from stickyrec.agents.checkpoint import FORMAT
+from stickyrec.agents.checkpoint import FORMAT, decode_checkpoint, encode_checkpoint
 from stickyrec.agents.mlp import MLPClickModel, roc_auc
 from stickyrec.agents.registry import load_agent
 from stickyrec.envs.spaces import top_k
@@ -137,16 +137,18 @@ def test_load_refuses_corrupt_foreign_and_mismatched_files(world, trained, tmp_p
     cases["truncated"] = tmp_path / "truncated.pt"
     cases["truncated"].write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     cases["tensor"] = tmp_path / "tensor.pt"
-    torch.save(torch.zeros(3), cases["tensor"])
+    cases["tensor"].write_bytes(encode_checkpoint(torch.zeros(3)))
     cases["other agent"] = tmp_path / "cf.pt"
-    torch.save({"format": FORMAT, "version": 1, "name": "item_cf", "state": {}}, cases["other agent"])
-    payload = torch.load(good, weights_only=True)
+    cases["other agent"].write_bytes(
+        encode_checkpoint({"format": FORMAT, "version": 1, "name": "item_cf", "state": {}})
+    )
+    payload = decode_checkpoint(good)
     cases["damaged"] = tmp_path / "damaged.pt"
-    torch.save({**payload, "shopper_mean": torch.zeros(payload["f_user"] + 1)}, cases["damaged"])
+    cases["damaged"].write_bytes(encode_checkpoint({**payload, "shopper_mean": torch.zeros(payload["f_user"] + 1)}))
     cases["wrong weights"] = tmp_path / "weights.pt"
     state = dict(payload["state"])
     state["head.weight"] = torch.zeros(2, 7)
-    torch.save({**payload, "state": state}, cases["wrong weights"])
+    cases["wrong weights"].write_bytes(encode_checkpoint({**payload, "state": state}))
     messages = {
         "garbage": "not a readable",
         "truncated": "not a readable",
@@ -189,7 +191,7 @@ def test_a_relabelled_mlp_saves_a_file_its_own_class_loads(world, tmp_path):
     assert training == {"epochs": 1} and agent.train_settings["epochs"] == 1
     path = tmp_path / f"{agent.kind}{agent.file_suffix}"  # where the runner saves it
     agent.save(path)
-    assert torch.load(path, weights_only=True)["name"] == "mlp"
+    assert decode_checkpoint(path)["name"] == "mlp"
     for loaded in (MLPClickModel.load(path, catalog=catalog), load_agent(path)):
         assert isinstance(loaded, MLPClickModel) and loaded.hyperparameters == agent.hyperparameters
         test = splits["test"].iloc[:500]

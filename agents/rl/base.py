@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from stickyrec.agents.base import NEEDS_ENV, Agent
 from stickyrec.agents.checkpoint import CHECKPOINT_SUFFIX, load_state, write_checkpoint
 from stickyrec.agents.hyperparameters import Hyperparameters, check_integer, check_number
-from stickyrec.agents.rl.checkpoint import SPACE_KEYS, check_spaces, env_spaces, load_checkpoint
+from stickyrec.agents.rl.checkpoint import SPACE_KEYS, check_saved_spaces, check_spaces, env_spaces, load_checkpoint
 from stickyrec.envs.config import make_config
 from stickyrec.envs.rewards import DEFAULT_REWARD, make_reward
 from stickyrec.envs.spaces import top_k
@@ -127,6 +127,26 @@ class RLAgent(Agent):
     def _check_training(self) -> None:
         """Refuse hyperparameters that cannot train together, before any work (none by default)."""
 
+    def step_unit(self) -> tuple[int, str]:
+        """Training runs in whole units of this many shopper-steps, and what the unit is (1: exact budgets)."""
+        return 1, "step"
+
+    def budget(self, steps: int) -> int:
+        """The shopper-steps ``train(steps=steps)`` runs: ``steps`` rounded up to whole ``step_unit``s."""
+        unit, _ = self.step_unit()
+        return -(-int(steps) // unit) * unit
+
+    def progress_bar(self, steps: int, enabled: bool) -> TrainProgress:
+        """The training bar over the budget actually run; says so when ``steps`` was rounded up."""
+        total = self.budget(steps)
+        description = f"training {self.kind} ({self.reward.describe()})"
+        bar = TrainProgress(total, description, enabled)
+        if total != steps and enabled:
+            unit, what = self.step_unit()
+            note = f"{self.kind}: {steps:,} steps rounded up to {total:,}, whole {what} of {unit:,} steps"
+            bar.bar.write(note, file=bar.bar.fp)  # where the bar is drawn
+        return bar
+
     def _train(self, config, steps, log_dir, checkpoint_dir, checkpoint_every, max_seconds, progress) -> None:
         raise NotImplementedError
 
@@ -205,6 +225,7 @@ class RLAgent(Agent):
         missing = [key for key in (*SPACE_KEYS, "catalog_fingerprint") if key not in spaces]
         if missing:
             raise ValueError(f"checkpoint {path!s} is a damaged {cls.kind!r} checkpoint: spaces lack {missing}")
+        check_saved_spaces(path, cls.kind, spaces)  # bounded before the network is allocated
         agent.spaces = dict(spaces)
         agent.net = agent.build_net(agent.spaces, None)
         load_state(agent.net, payload["state"], path, cls.kind)

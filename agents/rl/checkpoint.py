@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from stickyrec.agents.checkpoint import catalog_fingerprint, read_checkpoint
+from stickyrec.agents.checkpoint import catalog_fingerprint, check_sizes, read_checkpoint, space_bounds
 
 SPACE_KEYS = ("n_items", "n_candidates", "slate_size", "shopper_dim", "n_categories", "embedding_dim")
 
@@ -28,6 +28,16 @@ def env_spaces(config, catalog) -> dict[str, Any]:
         "embedding_dim": int(config.embedding_dim),
         "catalog_fingerprint": catalog_fingerprint(catalog.public_features()),
     }
+
+
+def check_saved_spaces(path, kind: str, spaces: dict[str, Any]) -> None:
+    """A checkpoint's spaces bounded by ``space_bounds`` and consistent (its shopper features fit its categories and
+    embedding size); ``ValueError`` naming the file otherwise."""
+    from stickyrec.envs.shoppers import n_shopper_features
+
+    check_sizes(path, kind, spaces, space_bounds())
+    if spaces["shopper_dim"] != n_shopper_features(spaces["n_categories"], spaces["embedding_dim"]):
+        raise ValueError(f"checkpoint {os.fspath(path)!r} is a damaged {kind!r} checkpoint: shopper_dim does not fit")
 
 
 def check_spaces(saved: dict[str, Any], current: dict[str, Any], agent: str) -> None:

@@ -35,7 +35,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.policies import ActorCriticPolicy
 
-from stickyrec.agents.hyperparameters import Hyperparameters, choice, integer, number
+from stickyrec.agents.hyperparameters import MAX_ENVS, MAX_WIDTH, Hyperparameters, choice, integer, number
 from stickyrec.agents.rl.base import RLAgent, TrainProgress
 from stickyrec.agents.rl.checkpoint import env_spaces
 from stickyrec.agents.rl.networks import (
@@ -239,10 +239,12 @@ class _TrainCallback(BaseCallback):
 class PPOConfig(Hyperparameters):
     """PPO's hyperparameters (saved with the checkpoint); SB3's names where SB3 has the setting."""
 
-    n_envs: int = integer(256, low=1, doc="shoppers stepped together")
-    n_steps: int = integer(32, low=1, doc="env steps per shopper per rollout")
-    batch_size: int = integer(1024, low=2, doc="minibatch size (at most one rollout, n_envs * n_steps)")
-    n_epochs: int = integer(1, low=1, doc="passes over each rollout")
+    n_envs: int = integer(256, low=1, high=MAX_ENVS, doc="shoppers stepped together")
+    n_steps: int = integer(32, low=1, high=100_000, doc="env steps per shopper per rollout")
+    batch_size: int = integer(
+        1024, low=2, high=10_000_000, doc="minibatch size (at most one rollout, n_envs * n_steps)"
+    )
+    n_epochs: int = integer(1, low=1, high=10_000, doc="passes over each rollout")
     learning_rate: float = number(1e-3, low=1e-8, high=1.0)
     gamma: float = number(0.99, low=0.0, high=1.0, doc="discount per impression")
     gamma_day: float = number(1.0, low=0.0, high=1.0, doc="discount per simulated day between impressions")
@@ -252,8 +254,8 @@ class PPOConfig(Hyperparameters):
     vf_coef: float = number(0.5, low=0.0, high=100.0)
     score_scale: float = number(1.0, low=1e-3, high=1e3, doc="multiplies the scorer's output: the policy's logits")
     lr_schedule: str = choice("constant", ("constant", "linear"), note="decays to 0")
-    hidden: int = integer(64, low=1, doc="the towers' hidden width")
-    embed: int = integer(32, low=1, doc="the towers' embedding size")
+    hidden: int = integer(64, low=1, high=MAX_WIDTH, doc="the towers' hidden width")
+    embed: int = integer(32, low=1, high=MAX_WIDTH, doc="the towers' embedding size")
     seed: int = integer(0, low=0, doc="training seed (env, network, sampling, minibatches)")
 
 
@@ -300,6 +302,9 @@ class PPOAgent(RLAgent):
         model.rollout_buffer.gamma_day = self.params.gamma_day
         return model
 
+    def step_unit(self) -> tuple[int, str]:
+        return self.params.n_envs * self.params.n_steps, "rollouts (n_envs x n_steps)"
+
     def _check_training(self) -> None:
         rollout = self.params.n_envs * self.params.n_steps
         if self.params.batch_size > rollout:
@@ -318,7 +323,7 @@ class PPOAgent(RLAgent):
         model = self.sb3_model(venv)
         formats = ["tensorboard", "csv"] if log_dir is not None else []
         model.set_logger(configure(None if log_dir is None else str(log_dir), formats))
-        bar = TrainProgress(steps, f"training ppo ({self.reward.describe()})", progress)
+        bar = self.progress_bar(steps, progress)
         callback = _TrainCallback(self, venv, bar, checkpoint_dir, checkpoint_every, max_seconds)
         t0 = time.perf_counter()
         try:

@@ -50,8 +50,8 @@ from stable_baselines3.common.utils import polyak_update
 from torch import nn
 from torch.nn import functional as F
 
-from stickyrec.agents.hyperparameters import Hyperparameters, integer, number
-from stickyrec.agents.rl.base import RLAgent, TrainProgress
+from stickyrec.agents.hyperparameters import MAX_ENVS, MAX_WIDTH, Hyperparameters, integer, number
+from stickyrec.agents.rl.base import RLAgent
 from stickyrec.agents.rl.checkpoint import env_spaces
 from stickyrec.agents.rl.networks import CandidateFeatures, CandidateScorer, catalog_tables, empty_tables, shopper_mlp
 from stickyrec.envs.spaces import top_k
@@ -203,10 +203,10 @@ class ReplayBuffer:
 class SlateQConfig(Hyperparameters):
     """SlateQ's hyperparameters (saved with the checkpoint)."""
 
-    n_envs: int = integer(256, low=1, doc="shoppers stepped together")
-    buffer_size: int = integer(200_000, low=1, doc="transitions the replay buffer keeps")
-    batch_size: int = integer(256, low=1)
-    gradient_steps: int = integer(2, low=1, doc="updates per env step")
+    n_envs: int = integer(256, low=1, high=MAX_ENVS, doc="shoppers stepped together")
+    buffer_size: int = integer(200_000, low=1, high=100_000_000, doc="transitions the replay buffer keeps")
+    batch_size: int = integer(256, low=1, high=10_000_000)
+    gradient_steps: int = integer(2, low=1, high=10_000, doc="updates per env step")
     learning_rate: float = number(5e-4, low=1e-8, high=1.0)
     gamma: float = number(0.99, low=0.0, high=1.0, doc="discount per impression")
     tau: float = number(0.01, low=0.0, high=1.0, doc="Polyak rate of the target network")
@@ -215,9 +215,9 @@ class SlateQConfig(Hyperparameters):
     epsilon_end: float = number(0.05, low=0.0, high=1.0)
     learning_starts: int = integer(5_000, low=0, doc="transitions before the first update")
     gamma_day: float = number(1.0, low=0.0, high=1.0, doc="discount per simulated day between impressions")
-    hidden: int = integer(64, low=1, doc="the scorers' hidden width")
-    embed: int = integer(32, low=1, doc="the scorers' embedding size")
-    n_step: int = integer(1, low=1, doc="returns over this many env steps")
+    hidden: int = integer(64, low=1, high=MAX_WIDTH, doc="the scorers' hidden width")
+    embed: int = integer(32, low=1, high=MAX_WIDTH, doc="the scorers' embedding size")
+    n_step: int = integer(1, low=1, high=10_000, doc="returns over this many env steps")
     seed: int = integer(0, low=0, doc="training seed (env, network, exploration, replay)")
 
     def check(self) -> None:
@@ -294,6 +294,9 @@ class SlateQAgent(RLAgent):
             "click_share": (clicked < k).float().mean().item(),
         }
 
+    def step_unit(self) -> tuple[int, str]:
+        return self.params.n_envs, "env steps (n_envs)"
+
     def _train(self, config, steps, log_dir, checkpoint_dir, checkpoint_every, max_seconds, progress):
         """``train`` (``RLAgent.train``) rounds ``steps`` up to whole env steps of ``n_envs``."""
         rng = np.random.default_rng(np.random.SeedSequence([self.params.seed, 0x51A7E0]))
@@ -305,7 +308,7 @@ class SlateQAgent(RLAgent):
         reward_fn = self.reward.bind(env.catalog)
         obs, _ = env.reset(seed=self.params.seed)
         b = self.params.n_envs
-        bar = TrainProgress(steps, f"training slateq ({self.reward.describe()})", progress)
+        bar = self.progress_bar(steps, progress)
         t0 = time.perf_counter()
         stats = TrainStats(b)
         done_steps, updates, stopped_early = 0, 0, False

@@ -12,10 +12,10 @@ is read and before anything is written.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
+
+from stickyrec.inputs import check_output_path
 
 EXAMPLE_PREFIX = "example:"
 
@@ -26,21 +26,6 @@ def _resolve_log(text: str):
 
         return load_example(text[len(EXAMPLE_PREFIX) :])
     return text
-
-
-def _check_output(path: str, kind: str) -> Path:
-    """``--out`` must be creatable: a folder (or a file) that is not the other kind, under a writable parent."""
-    out = Path(path)
-    if kind == "dir" and out.exists() and not out.is_dir():
-        raise ValueError(f"--out {path!r} is a file; allowed: a folder (new, or one to replace)")
-    if kind == "file" and out.is_dir():
-        raise ValueError(f"--out {path!r} is a folder; allowed: a file path")
-    parent = out.parent if str(out.parent) else Path(".")
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {path!r}: folder {str(parent)!r} is not writable")
-    return out
 
 
 def _log_name(text: str, log) -> str:
@@ -87,7 +72,7 @@ def cmd_calibrate(args) -> int:
         seed=args.seed,
     )
     pipeline.base_config(options.base)  # a bad base preset fails here, before the log is read
-    out = _check_output(args.out, "dir")
+    out = check_output_path(args.out, "dir", "--out")
     started = time.perf_counter()
     log = _read(args)
     bar = _bar(options.max_evaluations, not args.no_progress)
@@ -129,7 +114,7 @@ def cmd_predict(args) -> int:
         raise ValueError(f"--weeks must be a positive number, got {args.weeks}")
     if args.ensemble < 200 or args.seed < 0:
         raise ValueError(f"--ensemble must be >= 200 and --seed >= 0; got {args.ensemble}, {args.seed}")
-    out = _check_output(args.out, "file")
+    out = check_output_path(args.out, "file", "--out")
     log = _read(args)
     end = log.last_day if args.calibration_end is None else transactions.as_day(args.calibration_end, "calibration end")
     summary = _summary(log, end, args.weeks)

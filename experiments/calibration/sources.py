@@ -1,6 +1,7 @@
 """Read a transaction log's raw rows from a CSV, a Parquet file, a DuckDB file or an SQLAlchemy URL.
 
-Every message about a database names it with its password masked (``mask_secrets``); a server that does not
+Every message about a database names it with its password masked (``stickyrec.credentials``, which also reads a
+password missing from the URL from ``STICKYREC_DB_PASSWORD`` or ``STICKYREC_DB_PASSFILE``); a server that does not
 answer fails within ``connect_timeout`` seconds instead of hanging.
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stickyrec.inputs import CONNECT_TIMEOUT_ARGS
+from stickyrec.credentials import connect_engine, mask_secrets, parse_url, shown_url, url_password
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -21,20 +22,7 @@ ALLOWED_SOURCES = (
     "a pandas DataFrame, a CSV file (.csv, .csv.gz, .tsv), a Parquet file (.parquet), a DuckDB file (.duckdb) with"
     " table= or query=, or an SQLAlchemy URL (e.g. mysql+pymysql://user:pass@host/db) with table= or query="
 )
-# Drivers whose handshake can hang after the socket connects (a proxy or firewall that accepts and stalls): the
-# probe connection also bounds its reads, so an unreachable server fails within about the connect timeout.
-PROBE_READ_TIMEOUT_ARGS = {"pymysql": "read_timeout", "mysqldb": "read_timeout"}
-URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?")
-
-
-def mask_secrets(text: object, secrets: tuple[str | None, ...] = ()) -> str:
-    """``text`` with every URL password, and each of ``secrets``, replaced by ``***``."""
-    text = URL_PASSWORD.sub(r"\1***@", str(text))
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def describe_source(source: object) -> str:
@@ -167,45 +155,17 @@ def _with_available_mysql_driver(parsed):
 
 def _sql_engine(url: str, connect_timeout: float):
     """An engine for ``url``, after a probe connection that fails within about ``connect_timeout`` seconds."""
-    import math
 
-    import sqlalchemy as sa
-
-    try:
-        parsed = sa.engine.make_url(url)
-    except Exception as exc:  # any parse failure: report it without the password
-        raise ValueError(f"not a valid SQLAlchemy URL: {mask_secrets(url)} ({mask_secrets(exc)})") from None
-    parsed = _with_available_mysql_driver(parsed)
+    parsed = _with_available_mysql_driver(parse_url(url))  # password masked in its errors; from the environment
     database = parsed.database or ""
     if parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
         if not Path(database).is_file():  # SQLite would create an empty file and then find no table
             raise ValueError(f"SQLite database file {database} does not exist")
-    password = parsed.password if isinstance(parsed.password, str) else None
-    shown = parsed.render_as_string(hide_password=True)
-    seconds = max(1, math.ceil(connect_timeout))
-    connect_args, probe_args = {}, {}
-    driver = parsed.get_driver_name()
-    if driver in CONNECT_TIMEOUT_ARGS:
-        connect_args[CONNECT_TIMEOUT_ARGS[driver]] = seconds
-    if driver in PROBE_READ_TIMEOUT_ARGS:
-        probe_args[PROBE_READ_TIMEOUT_ARGS[driver]] = seconds
+    password, shown = url_password(parsed), shown_url(parsed)
     try:
-        probe = sa.create_engine(parsed, connect_args={**connect_args, **probe_args}, poolclass=sa.pool.NullPool)
-        engine = sa.create_engine(parsed, connect_args=connect_args, hide_parameters=True)
-    except (ImportError, sa.exc.NoSuchModuleError, sa.exc.ArgumentError) as exc:
-        raise ValueError(
-            f"cannot use {shown}: {mask_secrets(exc, (password,))} (is its database driver installed? for MySQL"
-            " or MariaDB: pip install pymysql)"
-        ) from None
-    try:
-        with probe.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-    except sa.exc.SQLAlchemyError as exc:
-        engine.dispose()
-        reason = mask_secrets(getattr(exc, "orig", None) or exc, (password,)).splitlines()[0]
-        raise ValueError(f"cannot connect to database {shown} (timeout {seconds} s): {reason}") from None
-    finally:
-        probe.dispose()
+        engine = connect_engine(parsed, connect_timeout)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("cannot connect to ", "cannot connect to database ", 1)) from None
     return engine, shown, password
 
 

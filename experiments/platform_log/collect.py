@@ -32,6 +32,7 @@ from stickyrec.experiments.platform_log.recorder import ContextRecorder
 from stickyrec.experiments.platform_log.schema import RUNS_TABLE, RunInfo, check_name, utc_now
 from stickyrec.experiments.platform_log.stores import opened
 from stickyrec.experiments.rollout import RolloutObserver, rollout
+from stickyrec.inputs import check_output_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +195,8 @@ def collect(
     if run_id is None:
         run_id = f"{policy_name}__{seed}__{utc_now().strftime('%Y%m%dT%H%M%S')}"
     check_name(run_id, "run_id")
+    if contexts is not None:  # a bad path fails now, not after the whole simulation
+        check_output_path(contexts, "file", "contexts")
     config_hash, config_json = config_fingerprint(config)
     started = time.perf_counter()
     with opened(store, connect_timeout=connect_timeout) as handle:

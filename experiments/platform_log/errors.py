@@ -6,15 +6,13 @@ table with other columns; it is never altered), ``EmptyLogError`` (nothing to re
 outside the catalog), ``RunMismatchError``. The store's own errors share the base ``LogStoreError``;
 ``EmptyLogError`` and ``UnknownItemError`` come from ``stickyrec.agents.errors`` (agents fitting on a log raise
 them too). Passwords never appear in messages: URLs are rendered with the password hidden and driver messages
-are scrubbed (``scrub_secrets``).
+are scrubbed (``scrub_secrets``, which is ``stickyrec.credentials.mask_secrets``).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-
 from stickyrec.agents.errors import EmptyLogError, LogError, UnknownItemError
+from stickyrec.credentials import mask_secrets as scrub_secrets  # the one masking (stickyrec.credentials)
 
 
 class LogStoreError(LogError):
@@ -31,18 +29,6 @@ class SchemaMismatchError(LogStoreError):
 
 class RunMismatchError(LogStoreError):
     """A re-run whose parameters or trajectories differ from the run already stored under that id."""
-
-
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-
-
-def scrub_secrets(text: str, secrets: Sequence[str | None] = ()) -> str:
-    """``text`` with passwords in URLs and the given secrets replaced by ``***``."""
-    text = _URL_PASSWORD.sub(r"\1***@", str(text))
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 __all__ = [

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from stickyrec.credentials import connect_engine, parse_url, shown_url, url_password
 from stickyrec.experiments.platform_log.backend import LogStore
 from stickyrec.experiments.platform_log.errors import LogStoreError, StoreConnectionError, scrub_secrets
 from stickyrec.experiments.platform_log.schema import (
@@ -33,7 +32,6 @@ from stickyrec.experiments.platform_log.schema import (
     check_name,
     utc_now,
 )
-from stickyrec.inputs import CONNECT_TIMEOUT_ARGS
 
 SQL_ROWS_PER_STATEMENT = 10_000  # rows per multi-row INSERT (about 0.5 MB of SQL; servers allow 16 MB or more)
 
@@ -45,32 +43,15 @@ class SQLLogStore(LogStore):
         import sqlalchemy as sa
 
         try:
-            self.url = sa.engine.make_url(url)
-        except Exception as exc:  # any parse failure: report it without the password
-            raise StoreConnectionError(
-                f"not a valid SQLAlchemy URL: {scrub_secrets(url)} ({scrub_secrets(exc)})"
-            ) from None
-        self._password = self.url.password if isinstance(self.url.password, str) else None
-        self.description = self.url.render_as_string(hide_password=True)
-        connect_args: dict[str, Any] = {}
-        try:
-            timeout_arg = CONNECT_TIMEOUT_ARGS.get(self.url.get_driver_name())
-            if timeout_arg:
-                connect_args[timeout_arg] = max(1, math.ceil(connect_timeout))
-            self.engine = sa.create_engine(
-                self.url, connect_args=connect_args, hide_parameters=True, pool_pre_ping=True
-            )
-        except (ImportError, sa.exc.NoSuchModuleError, sa.exc.ArgumentError) as exc:
-            raise StoreConnectionError(
-                f"cannot use {self.description}: {self._clean(exc)} (is the database driver"
-                f" installed? e.g. pip install pymysql, or psycopg)"
-            ) from None
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-        except sa.exc.SQLAlchemyError as exc:
-            self.engine.dispose()
-            raise StoreConnectionError(f"cannot connect to {self.description}: {self._clean(exc)}") from None
+            self.url = parse_url(url)  # the userinfo ends at the last '@'; a missing password from the environment
+        except ValueError as exc:
+            raise StoreConnectionError(str(exc)) from None
+        self._password = url_password(self.url)
+        self.description = shown_url(self.url)
+        try:  # a probe connection first: an unreachable or silent server fails within about the timeout
+            self.engine = connect_engine(self.url, connect_timeout, pool_pre_ping=True)
+        except ValueError as exc:
+            raise StoreConnectionError(str(exc)) from None
         self._sa = sa
         self._quote = self.engine.dialect.identifier_preparer.quote
         self._metadata = _sql_tables(sa)

@@ -1,7 +1,9 @@
 """Opening a store from a path or URL, and reading, appending and listing what it holds.
 
-``open_store`` picks the backend: a DuckDB path (``None``: ``DEFAULT_STORE``; ``":memory:"``; ``duckdb:///path``)
-opens the embedded store (``duckdb_store``), any other URL the SQLAlchemy one (``sql_store``). Every function here
+``open_store`` picks the backend (``stickyrec.credentials.store_target``): a DuckDB path ending in ``.duckdb`` or an
+existing DuckDB file (``None``: ``DEFAULT_STORE``; ``":memory:"``; ``duckdb:///path``) opens the embedded store
+(``duckdb_store``), a URL with a scheme SQLAlchemy knows the SQLAlchemy one (``sql_store``); anything else (a CSV
+or Parquet file, a folder, a malformed URL) is a ``StoreConnectionError`` with any password masked. Every function here
 also takes an open ``LogStore``, which it leaves open.
 """
 
@@ -14,9 +16,10 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
+from stickyrec.credentials import store_target
 from stickyrec.experiments.platform_log.backend import DEFAULT_STORE, LogStore
 from stickyrec.experiments.platform_log.duckdb_store import DuckDBLogStore
-from stickyrec.experiments.platform_log.errors import EmptyLogError
+from stickyrec.experiments.platform_log.errors import EmptyLogError, StoreConnectionError
 from stickyrec.experiments.platform_log.schema import (
     IMPRESSIONS_TABLE,
     NUMERIC_COLUMNS,
@@ -38,12 +41,15 @@ def open_store(store: StoreLike = None, *, read_only: bool = False, connect_time
         return store
     if store is None:
         store = DEFAULT_STORE
-    text = os.fspath(store)
-    if text.startswith("duckdb:///"):
-        return DuckDBLogStore(text[len("duckdb:///") :], read_only=read_only)
-    if "://" in text:
-        return SQLLogStore(text, connect_timeout=connect_timeout)
-    return DuckDBLogStore(text, read_only=read_only)
+    try:  # a malformed URL, a CSV or a folder is refused here, before anything is made
+        kind, target = store_target(store)
+    except StoreConnectionError:
+        raise
+    except ValueError as exc:
+        raise StoreConnectionError(str(exc)) from None
+    if kind == "url":
+        return SQLLogStore(target, connect_timeout=connect_timeout)
+    return DuckDBLogStore(target, read_only=read_only)
 
 
 @contextlib.contextmanager
