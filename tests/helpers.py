@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import numpy as np
@@ -50,3 +51,11 @@ def float_leaves(tree: Any) -> list[np.ndarray]:
         return [leaf for value in tree for leaf in float_leaves(value)]
     array = np.asarray(tree)
     return [array] if array.dtype.kind == "f" else []
+
+
+def interactive_sigint() -> None:
+    """In the child before exec: SIGINT delivered and handled as in a terminal. Earlier tests' libraries can leave
+    the pytest process with SIGINT ignored or blocked, and a child inherits both (a Python started with SIGINT
+    ignored never raises KeyboardInterrupt)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -19,6 +19,7 @@ from stickyrec.experiments.cells import CELL_MARKER
 from stickyrec.experiments.experiment import CONFIG_DIR, apply_overrides, load_experiment
 from stickyrec.experiments.report import RunNotFinishedError, build_report, compare_agents, compare_runs, load_run
 from stickyrec.experiments.runner import run_experiment
+from tests.helpers import interactive_sigint
 
 STICKYREC = [sys.executable, "-m", "stickyrec.experiments.cli"]
 QUICK_AGENTS = ["random", "popularity", "item_cf", "mlp", "ctr_rating", "multi_objective", "retention_mlp"]
@@ -446,14 +447,6 @@ def _live_processes_in_group(pgid: int) -> list[int]:
     return alive
 
 
-def _interactive_sigint() -> None:
-    """In the child before exec: SIGINT delivered and handled as in a terminal. Earlier tests' libraries can leave
-    the pytest process with SIGINT ignored or blocked, and a child inherits both (a Python started with SIGINT
-    ignored never raises KeyboardInterrupt)."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def test_ctrl_c_stops_the_workers_at_once(tmp_path):
     """SIGINT to the CLI: it exits promptly (not after the running cells), with no worker left behind."""
     out = tmp_path / "run"
@@ -472,7 +465,7 @@ def test_ctrl_c_stops_the_workers_at_once(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        preexec_fn=_interactive_sigint,
+        preexec_fn=interactive_sigint,
     )
     try:
         deadline = time.monotonic() + 120

@@ -17,6 +17,7 @@ import pytest
 from stickyrec.credentials import mask_secrets, parse_url, password_from_environment, store_target
 from stickyrec.experiments.cli import main
 from stickyrec.inputs import check_output_path
+from tests.helpers import interactive_sigint
 
 SECRET = "s3cr@t:pa/ss%word"
 
@@ -488,6 +489,7 @@ def test_workers_die_with_the_run_and_nothing_leaks(tmp_path, how):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=interactive_sigint,  # SIGINT handled as in a terminal, whatever the pytest process inherited
     )
     try:
         deadline = time.monotonic() + 90
