@@ -59,3 +59,15 @@ def interactive_sigint() -> None:
     ignored never raises KeyboardInterrupt)."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def proc_stats():
+    """(pid, state, parent pid, process group) of every process, from /proc (Linux); vanished ones are skipped."""
+    from pathlib import Path
+
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the name: state, ppid, pgrp, ...
+        except OSError:
+            continue
+        yield int(stat.parent.name), fields[0], int(fields[1]), int(fields[2])

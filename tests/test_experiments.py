@@ -19,7 +19,7 @@ from stickyrec.experiments.cells import CELL_MARKER
 from stickyrec.experiments.experiment import CONFIG_DIR, apply_overrides, load_experiment
 from stickyrec.experiments.report import RunNotFinishedError, build_report, compare_agents, compare_runs, load_run
 from stickyrec.experiments.runner import run_experiment
-from tests.helpers import interactive_sigint
+from tests.helpers import interactive_sigint, proc_stats
 
 STICKYREC = [sys.executable, "-m", "stickyrec.experiments.cli"]
 QUICK_AGENTS = ["random", "popularity", "item_cf", "mlp", "ctr_rating", "multi_objective", "retention_mlp"]
@@ -436,15 +436,7 @@ def test_a_sweep_over_scenarios_reports_each_and_across(tmp_path):
 
 def _live_processes_in_group(pgid: int) -> list[int]:
     """Processes of a process group that are not zombies (from /proc; Linux)."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":  # fields after the name: state, ppid, pgrp, ...
-            alive.append(int(stat.parent.name))
-    return alive
+    return [pid for pid, state, _, group in proc_stats() if group == pgid and state != "Z"]
 
 
 def test_ctrl_c_stops_the_workers_at_once(tmp_path):

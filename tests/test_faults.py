@@ -17,7 +17,7 @@ import pytest
 from stickyrec.credentials import mask_secrets, parse_url, password_from_environment, store_target
 from stickyrec.experiments.cli import main
 from stickyrec.inputs import check_output_path
-from tests.helpers import interactive_sigint
+from tests.helpers import interactive_sigint, proc_stats
 
 SECRET = "s3cr@t:pa/ss%word"
 
@@ -456,15 +456,7 @@ report: {reference: ppo, resamples: 20, cohort_days: [1, 3, 7]}
 
 def _children(pid: int) -> list[int]:
     """The pids whose parent is ``pid`` (Linux /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
+    return [child for child, _, parent, _ in proc_stats() if parent == pid]
 
 
 def _alive(pid: int) -> bool:
