@@ -47,7 +47,7 @@ from stickyrec.envs.spaces import top_k
 
 RATING_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 RELEVANCE_WEIGHTS = (0.0, 1.0)
-GOOD_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+GOOD_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
 RATING_FLOOR = 0.01  # log(rating + floor): a rating of 0 is a large penalty, not -inf
 
 

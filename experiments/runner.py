@@ -8,6 +8,10 @@ A run directory (``results/<name>/`` by default) holds::
     cells/SCENARIO__AGENT__sSEED/
         shoppers.parquet        one row per held-out shopper: engagement totals, churned, churn_day, lifetime_days
         daily.parquet           the cohort's sessions, impressions, clicks, purchases and revenue by day
+        days.parquet            one row per (shopper, day) with a visit: sessions, clicks, purchases, revenue, rated
+                                clicks, latent satisfaction (``experiments.activity``); shoppers.parquet also holds
+                                each shopper's starting traits (activity level, price sensitivity, satisfaction,
+                                interest category) for the report's segments
         cell.json               the cell's metrics and timings, written last: a cell is done once it exists; sealed
                                 with the resolved config's hash and its files' sha256 (``experiments.cells``)
         (agent.pt, tb/, ...)    the trained agent, where there is one
@@ -45,7 +49,7 @@ from stickyrec.io import write_bytes_atomic, write_json_atomic, write_parquet_at
 STARTED_MARKER = "started.json"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 DATA_FILES = ("train.parquet", "validation.parquet", "test.parquet", "contexts.parquet")  # hashed in done.json
-CELL_FILES = ("shoppers.parquet", "daily.parquet")  # hashed in cell.json (model files carry their own hash)
+CELL_FILES = ("shoppers.parquet", "daily.parquet", "days.parquet")  # hashed in cell.json (models: their own hash)
 BACKENDS = ("local", "ray")
 
 
@@ -207,9 +211,11 @@ def _run_agent(task: dict, out: Path) -> dict:
     import pandas as pd
 
     from stickyrec.envs.config import RetentionConfig
+    from stickyrec.experiments.activity import ActivityStats
     from stickyrec.experiments.evaluate import click_auc
     from stickyrec.experiments.metrics import frame_metrics, per_shopper_frame
-    from stickyrec.experiments.simulate import simulate_cohort
+    from stickyrec.experiments.rollout import rollout
+    from stickyrec.experiments.simulate import CohortStats
 
     spec = AgentSpec(**task["spec"])
     config = RetentionConfig(**task["env"])
@@ -220,16 +226,20 @@ def _run_agent(task: dict, out: Path) -> dict:
     test = Path(task["data_dir"]) / "test.parquet" if task["data_dir"] else None
     if test is not None and test.exists() and hasattr(agent, "predict_click"):  # a click model: its held-out AUC
         auc = {"click_auc": click_auc(agent, pd.read_parquet(test))}
-    result = simulate_cohort(agent, config, task["eval_shoppers"], seed=task["eval_seed"])
+    n = task["eval_shoppers"]
+    observers = [CohortStats(agent.name, config, n), ActivityStats(config, n)]
+    result, (days, traits) = rollout(agent, config, n, task["eval_seed"], observers)
     shoppers = per_shopper_frame(result)
     shoppers.insert(0, "shopper", range(len(shoppers)))
     shoppers["churned"] = result.churned
     # first day no longer a customer (a churned shopper's last session was the day before); censored at the horizon
     shoppers["churn_day"] = (result.last_day + 1).astype(float)
     shoppers.loc[~result.churned, "churn_day"] = float(config.horizon_days)
+    shoppers = pd.concat([shoppers, traits], axis=1)
     daily = pd.DataFrame({"day": range(len(result.daily["sessions"])), **result.daily})
     write_parquet_atomic(shoppers, out / "shoppers.parquet")
     write_parquet_atomic(daily, out / "daily.parquet")
+    write_parquet_atomic(days, out / "days.parquet")
     return {
         "scenario": task["scenario"],
         "agent": spec.label,
