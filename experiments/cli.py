@@ -7,6 +7,7 @@
     stickyrec rl-benchmark [--seeds N] [--rewards a,b] [--steps AGENT=N] [--param AGENT.KEY=VALUE] [--out DIR]
     stickyrec run CONFIG [--set key.path=value ...] [--out DIR] [--backend local|ray] [--workers N]
     stickyrec report RUN_DIR [RUN_DIR ...] [--out DIR]
+    stickyrec verify RUN_DIR [--seed S] [--agents a,b] [--workers N]
     stickyrec compare RUN_DIR AGENT_A AGENT_B [--scenario S] [--out FILE.png]
     stickyrec bench [--batches 1 256 4096] [--seconds S] [--rounds R]
     stickyrec config [--config NAME|FILE] [--set key=value ...] [--describe]
@@ -536,6 +537,37 @@ def _add_report_and_compare(sub) -> None:
     compare.set_defaults(func=cmd_compare)
 
 
+def cmd_verify(args) -> int:
+    from stickyrec.experiments.verify import verify_run
+
+    agents = [a for a in args.agents.split(",") if a] if args.agents else None
+    found = verify_run(args.run_dir, args.seed, agents, workers=args.workers, progress=not args.quiet)
+    for name, problems in found.items():
+        print(f"{'identical' if not problems else 'DIFFERS'}  {name}" + "".join(f"\n    {p}" for p in problems))
+    differ = [name for name, problems in found.items() if problems]
+    print(
+        f"stickyrec verify {args.run_dir}: "
+        + (
+            f"{len(differ)} of {len(found)} cells differ from the committed results"
+            if differ
+            else f"all {len(found)} re-run cells are identical to the committed results"
+        )
+    )
+    return 1 if differ else 0
+
+
+def _add_verify(sub) -> None:
+    verify = sub.add_parser(
+        "verify", help="re-run one cell per agent kind of a committed run and compare, shopper for shopper"
+    )
+    verify.add_argument("run_dir", metavar="RUN_DIR")
+    verify.add_argument("--seed", type=int, default=0, help="the seed whose cells are re-run (default 0)")
+    verify.add_argument("--agents", default=None, help="comma-separated labels (default: the first of each kind)")
+    verify.add_argument("--workers", type=int, default=2, help="parallel cells")
+    verify.add_argument("--quiet", action="store_true", help="no progress bar")
+    verify.set_defaults(func=cmd_verify)
+
+
 def _add_bench_and_config(sub) -> None:
     bench = sub.add_parser("bench", help="env throughput benchmark (one BLAS thread)")
     bench.add_argument("--batches", type=int, nargs="+", default=[1, 256, 4096])
@@ -563,6 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_rl_benchmark,
         _add_run,
         _add_report_and_compare,
+        _add_verify,
         _add_bench_and_config,
         add_calibration_commands,
     ):

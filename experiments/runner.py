@@ -37,6 +37,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -461,8 +462,12 @@ def run_experiment(
     ray_address: str | None = None,
     progress: bool = True,
     report: bool = True,
+    only: Collection[str] | None = None,
 ) -> RunResult:
-    """Run (or resume) every cell of ``experiment`` into ``run_dir``, then write the report."""
+    """Run (or resume) every cell of ``experiment`` into ``run_dir``, then write the report.
+
+    ``only``: the names of the cells to run (``cells.cell_name``), with the data cells they need, and no report;
+    ``None`` runs the whole grid."""
     from tqdm.auto import tqdm
 
     if backend not in BACKENDS:
@@ -475,6 +480,11 @@ def run_experiment(
     resolved = resolved_config(experiment)
     _check_run_dir(run_dir, resolved)
     data_tasks, agent_tasks = plan(experiment, run_dir)
+    if only is not None:
+        unknown = sorted(set(only) - {t["name"] for t in agent_tasks})
+        if unknown:
+            raise ValueError(f"cells {', '.join(unknown)} are not in {experiment.name}'s grid")
+        agent_tasks, report = [t for t in agent_tasks if t["name"] in set(only)], False
     for task in [*data_tasks, *agent_tasks]:  # a finished cell of another config, or a damaged one, is refused
         marker = Path(task["dir"]) / (DATA_MARKER if task["type"] == "data" else CELL_MARKER)
         if marker.exists():

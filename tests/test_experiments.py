@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -474,3 +475,36 @@ def test_ctrl_c_stops_the_workers_at_once(tmp_path):
     time.sleep(1.0)
     assert _live_processes_in_group(process.pid) == []  # no worker of the run's process group survives
     assert not list((out / "cells").glob(f"*ppo*/{CELL_MARKER}"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# stickyrec verify: committed results against a fresh re-run
+# ---------------------------------------------------------------------------------------------------------------
+def test_verify_reruns_committed_cells_and_names_any_difference(quick_run, tmp_path):
+    out, _, done = quick_run
+    assert done.returncode == 0, done.stderr
+    committed = tmp_path / "committed"  # what a results commit holds: no cells, no data
+    committed.mkdir()
+    for name in ("config.yaml", "lifetimes.parquet"):
+        shutil.copy(out / name, committed / name)
+    same = stickyrec("verify", str(committed), "--agents", "random,ppo", "--quiet", timeout=300)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "identical  default__random__s0" in same.stdout and "identical  default__ppo__s0" in same.stdout
+
+    table = pd.read_parquet(committed / "lifetimes.parquet")
+    row = table.index[(table["agent"] == "ppo") & (table["seed"] == 0) & (table["shopper"] == 3)][0]
+    table.loc[row, "revenue"] += 0.5  # one shopper's revenue, as if the code that made it had drifted
+    table.to_parquet(committed / "lifetimes.parquet")
+    drifted = stickyrec("verify", str(committed), "--agents", "random,ppo", "--quiet", timeout=300)
+    assert drifted.returncode == 1
+    assert "DIFFERS  default__ppo__s0" in drifted.stdout and "revenue: 1 shoppers differ" in drifted.stdout
+    assert "identical  default__random__s0" in drifted.stdout
+
+    for args, message in (
+        (["--agents", "nope"], "agent 'nope' is not in this run; allowed: random"),
+        (["--seed", "9"], "--seed 9 is not in this run; allowed: 0 to 1"),
+    ):
+        refused = stickyrec("verify", str(committed), *args, "--quiet", timeout=60)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    refused = stickyrec("verify", str(tmp_path), "--quiet", timeout=60)
+    assert refused.returncode == 2 and "has no config.yaml" in refused.stderr
