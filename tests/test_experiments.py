@@ -55,7 +55,9 @@ def quick_run(tmp_path_factory) -> tuple[Path, float, subprocess.CompletedProces
 # ---------------------------------------------------------------------------------------------------------------
 # Configs
 # ---------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["quick", "benchmark", "baselines", "rewards", "clickbait", "click_reward"])
+@pytest.mark.parametrize(
+    "name", ["quick", "benchmark", "baselines", "rewards", "clickbait", "click_reward", "online_retail", "sweep"]
+)
 def test_shipped_configs_load_and_validate(name):
     experiment = load_experiment(name)
     assert experiment.name == name
