@@ -25,8 +25,14 @@ DASH = "6 4"  # oracles (reference bounds: they read hidden state)
 FONT = 'font-family="Helvetica, Arial, sans-serif"'
 
 
-def hex_colours(agents: list[str]) -> dict[str, str]:
-    return {agent: PALETTE[i % len(PALETTE)] for i, agent in enumerate(agents)}
+REFERENCE_COLOURS = ("#222222", "#777777", "#aaaaaa")  # oracles: dark and grey, drawn dashed
+
+
+def hex_colours(agents: list[str], references: tuple[str, ...] = ()) -> dict[str, str]:
+    """One colour per agent: the palette in order, the ``references`` (oracles) in greys."""
+    others = [a for a in agents if a not in references]
+    colours = {agent: PALETTE[i % len(PALETTE)] for i, agent in enumerate(others)}
+    return colours | {a: REFERENCE_COLOURS[i % len(REFERENCE_COLOURS)] for i, a in enumerate(references)}
 
 
 def value_text(value: float, percent: bool = False) -> str:
@@ -106,16 +112,18 @@ class Frame:
 
 def spread(targets: list[float], gap: float, low: float, high: float) -> list[float]:
     """Label positions near ``targets`` (svg y) at least ``gap`` apart, within [low, high], order kept."""
-    order = np.argsort(targets)
+    order = np.argsort(targets, kind="stable")
     placed = np.array(targets, dtype=float)[order]
-    for i in range(1, len(placed)):
+    for i in range(1, len(placed)):  # push down (svg y grows downwards) ...
         placed[i] = max(placed[i], placed[i - 1] + gap)
-    overflow = placed[-1] - high if len(placed) else 0.0
-    if overflow > 0:
-        placed -= overflow
+    if len(placed) and placed[-1] > high:  # ... back up from the bottom edge ...
+        placed[-1] = high
         for i in range(len(placed) - 2, -1, -1):
             placed[i] = min(placed[i], placed[i + 1] - gap)
-    placed = np.maximum(placed, low) if len(placed) and placed[0] < low else placed
+    if len(placed) and placed[0] < low:  # ... and, too many to fit, from the top edge (the last ones overflow)
+        placed[0] = low
+        for i in range(1, len(placed)):
+            placed[i] = max(placed[i], placed[i - 1] + gap)
     out = np.empty(len(targets))
     out[order] = placed
     return list(out)

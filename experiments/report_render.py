@@ -190,7 +190,8 @@ class ReportContext(NamedTuple):
 
     @property
     def colours(self) -> dict[str, str]:
-        return hex_colours(self.agents)
+        roles = self.roles
+        return hex_colours(self.agents, tuple(a for a in self.agents if roles[a] == ORACLE))
 
     @property
     def reference(self) -> str:

@@ -24,8 +24,9 @@ def chromium_path(path: str | None = None) -> str:
     found = path or shutil.which("chromium") or shutil.which("chromium-browser")
     if not found or not Path(found).is_file():
         raise ValueError(
-            f"no Chromium at {path!r}" if path else "no Chromium on PATH; install Debian's chromium (apt-get install"
-            " chromium) or pass --chromium PATH"
+            f"no Chromium at {path!r}"
+            if path
+            else "no Chromium on PATH; install Debian's chromium (apt-get install chromium) or pass --chromium PATH"
         )
     return found
 
