@@ -2,8 +2,9 @@
 
 Each chart is the text of one ``<svg class="plot">`` (``viewBox``, no fixed size: CSS sizes it to the page). Every
 line (band, line, end label) or point is one ``<g class="series" data-series=NAME data-pts=...>``: ``data-pts`` is
-JSON ``[[x, y, tooltip], ...]`` in the svg's own units, which ``report_assets/report.js`` reads for the hover
-tooltip (value, 95% interval, n) and toggles from the legend. Ticks come from ``calibration.charts`` (the one
+JSON ``[[x, y, day, value, low, high, n], ...]`` (x, y in the svg's own units; the group's ``data-fmt``: pct or
+num), or ``[[x, y, tooltip text]]`` (a scatter's point), which ``report_assets/report.js`` reads for the hover
+tooltip (value, 95% interval, n); the legend toggles the groups. Ticks come from ``calibration.charts`` (the one
 tick rule). No scripts, fonts or links inside the SVG.
 """
 
@@ -16,10 +17,10 @@ import numpy as np
 
 from stickyrec.experiments.calibration.charts import nice_ticks, tick_label
 
-# matplotlib's tab10 then tab20's light shades: the same colour per agent in every chart of a report
+# matplotlib's tab10 then tab20's light shades, without their greys (the oracles' colours): one colour per agent
 PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
+    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5",
 )  # fmt: skip
 DASH = "6 4"  # oracles (reference bounds: they read hidden state)
 FONT = 'font-family="Helvetica, Arial, sans-serif"'
@@ -41,13 +42,15 @@ def value_text(value: float, percent: bool = False) -> str:
     return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.3f}"
 
 
-def tip(name: str, where: str, y: float, low, high, n, percent: bool) -> str:
-    text = f"{name} · {where}: {value_text(y, percent)}"
-    if low is not None and np.isfinite(low) and high is not None and np.isfinite(high):
-        text += f" [{value_text(low, percent)}, {value_text(high, percent)}]"
-    if n is not None and np.isfinite(n):
-        text += f" · n {int(n):,}"
-    return text
+def short(value: float) -> float | None:
+    """A number for a tooltip: 6 significant digits, None where not finite."""
+    return float(f"{value:.6g}") if np.isfinite(value) else None
+
+
+def points_json(points: list) -> str:
+    """Tooltip points as JSON for a single-quoted attribute (only &, < and ' need escaping there)."""
+    text = json.dumps(points, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace("'", "&#39;")
 
 
 def finite(values) -> list[float]:
@@ -150,8 +153,11 @@ def line_chart(
     if zero:
         low, high = min(low, 0.0), max(high, 0.0)
     pad = (high - low) * 0.04 or 0.01
+    low, high = low - pad, high + pad
+    if percent:  # a share's axis stays within 0% and 100%
+        low, high = (max(low, 0.0) if low + pad >= 0 else low), (min(high, 1.0) if high - pad <= 1 else high)
     right = width - (128 if end_labels else 16)
-    frame = Frame((62, 30, right, height - 44), (min(xs, default=0.0), max(xs, default=1.0)), (low - pad, high + pad))
+    frame = Frame((62, 30, right, height - 44), (min(xs, default=0.0), max(xs, default=1.0)), (low, high))
     frame.percent = (False, percent)
     parts = opening(width, height, title)
     frame.axes(parts, x_label, y_label, zero)
@@ -176,17 +182,16 @@ def series_group(frame: Frame, s: dict, percent: bool) -> str:
     x, y = np.asarray(s["x"], dtype=float), np.asarray(s["y"], dtype=float)
     low = np.asarray(s["low"], dtype=float) if s.get("low") is not None else None
     high = np.asarray(s["high"], dtype=float) if s.get("high") is not None else None
-    n = s.get("n")
-    out = [f'<g class="series" data-series="{html.escape(s["name"])}"']
+    n = np.asarray(s["n"], dtype=float) if s.get("n") is not None else None
     points = []
     for i in range(len(x)):
         if not np.isfinite(y[i]):
             continue
-        where = f"day {x[i]:g}"
-        lo, hi = (low[i], high[i]) if low is not None else (None, None)
-        text = tip(s["name"], where, y[i], lo, hi, None if n is None else n[i], percent)
-        points.append([round(frame.x(x[i]), 1), round(frame.y(y[i]), 1), text])
-    out.append(f" data-pts='{html.escape(json.dumps(points, ensure_ascii=False), quote=True)}'>")
+        extra = [short(v[i]) if v is not None else None for v in (low, high, n)]
+        points.append([round(frame.x(x[i]), 1), round(frame.y(y[i]), 1), short(x[i]), short(y[i]), *extra])
+    fmt = "pct" if percent else "num"
+    name = html.escape(s["name"])
+    out = [f'<g class="series" data-series="{name}" data-fmt="{fmt}" data-pts=\'{points_json(points)}\'>']
     if low is not None and high is not None:
         ok = np.isfinite(low) & np.isfinite(high)
         top = [f"{frame.x(a):.1f},{frame.y(b):.1f}" for a, b in zip(x[ok], high[ok])]
@@ -226,7 +231,7 @@ def scatter_chart(
             f" {value_text(p['x_high'], percent[0])}], y {value_text(p['y'], percent[1])}"
             f" [{value_text(p['y_low'], percent[1])}, {value_text(p['y_high'], percent[1])}] · n {int(p['n']):,}"
         )
-        data = html.escape(json.dumps([[round(cx, 1), round(cy, 1), text]], ensure_ascii=False), quote=True)
+        data = points_json([[round(cx, 1), round(cy, 1), text]])
         fill = "#fff" if p.get("dash") else p["colour"]
         parts.append(
             f'<g class="series" data-series="{html.escape(p["name"])}" data-pts=\'{data}\' stroke="{p["colour"]}">'

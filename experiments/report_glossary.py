@@ -142,8 +142,8 @@ def metric_label(metric: str, keys: dict | None = None) -> str:
 
 
 def header(text: str, key: str | None) -> str:
-    """A table header that links its glossary entry."""
-    return f"[{text}](#g-{key})" if key in GLOSSARY else text
+    """A table header with a link to its glossary entry (a ``?`` after the text: a click on the text sorts)."""
+    return f"{text} [?](#g-{key})" if key in GLOSSARY else text
 
 
 def fmt(value: float) -> str:

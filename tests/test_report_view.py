@@ -154,7 +154,7 @@ def test_a_line_chart_has_a_band_a_tooltip_point_per_day_and_its_label_at_the_en
     svg = line_chart(series, title="t", y_label="y", percent=True)
     [group] = [a for t, a in parse(svg).tags if t == "g" and "data-pts" in a]
     points = json.loads(group["data-pts"])
-    assert len(points) == 5 and points[-1][2] == "ppo · day 4: 60.0% [55.0%, 65.0%] · n 96"
+    assert len(points) == 5 and points[-1][2:] == [4.0, 0.6, 0.55, 0.65, 96.0] and group["data-fmt"] == "pct"
     assert "<polygon" in svg and ">ppo 60.0%</text>" in svg
 
 
@@ -182,8 +182,9 @@ def test_the_report_in_a_real_browser(tiny_run):
         assert line.evaluate("g => getComputedStyle(g).opacity") == "1"
         box = figure.locator("svg").bounding_box()
         page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.4)
-        assert "day" in figure.locator(".tip").inner_text()
-        header = page.locator("table.sortable th").nth(1)
+        shown = figure.locator(".tip").inner_text()
+        assert " · day " in shown and "%" in shown and "[" in shown and " · n " in shown, shown
+        header = page.locator("table.sortable th").nth(0)
         header.click()
         assert header.get_attribute("aria-sort") == "ascending"
         assert not errors, errors

@@ -1,6 +1,6 @@
 /* stickyrec report: inlined into report.html at render time (experiments/report_html.py). No network, no library.
-   Charts: <figure class="chart"> holds an <svg> whose <g class="series" data-series=NAME data-pts='[[x,y,tip],...]'>
-   are the lines (points in the svg's own units), and a legend of <button data-series=NAME>.
+   Charts: <figure class="chart"> holds an <svg> whose <g class="series" data-series=NAME data-pts=...> are the lines
+   (points [x, y, day, value, low, high, n] with x, y in the svg's own units, data-fmt pct|num; or [x, y, text]), and a legend of <button data-series=NAME>.
    Tables: <table class="sortable">; a cell's data-value (else its text) is its sort key. */
 (function () {
   "use strict";
@@ -12,10 +12,27 @@
       g.classList.toggle("off", off);
     });
   }
+  function num(v, pct) {
+    if (v === null) return "";
+    if (pct) return (v * 100).toFixed(1) + "%";
+    return Math.abs(v) >= 10 ? v.toLocaleString("en-US", {maximumFractionDigits: 1, minimumFractionDigits: 1})
+      : v.toFixed(3);
+  }
+  function text(p) {  /* [x, y, day, value, low, high, n] of a line's group */
+    var pct = p.g.getAttribute("data-fmt") === "pct";
+    var s = p.g.getAttribute("data-series") + " \u00b7 day " + p[2] + ": " + num(p[3], pct);
+    if (p[4] !== null && p[5] !== null) s += " [" + num(p[4], pct) + ", " + num(p[5], pct) + "]";
+    if (p[6] !== null) s += " \u00b7 n " + p[6].toLocaleString("en-US");
+    return s;
+  }
   function nearest(svg, x, y) {
     var best = null, bestD = Infinity;
     svg.querySelectorAll(".series:not(.off)[data-pts]").forEach(function (g) {
-      var pts = g._pts || (g._pts = JSON.parse(g.getAttribute("data-pts")));
+      var pts = g._pts;
+      if (!pts) {
+        pts = g._pts = JSON.parse(g.getAttribute("data-pts"));
+        pts.forEach(function (p) { p.g = g; });
+      }
       for (var i = 0; i < pts.length; i++) {
         var dx = pts[i][0] - x, dy = pts[i][1] - y, d = dx * dx * 4 + dy * dy;
         if (d < bestD) { bestD = d; best = pts[i]; }
@@ -41,7 +58,7 @@
       var hit = nearest(svg, p.x, p.y);
       if (!hit) { tip.style.display = "none"; dot.style.display = "none"; return; }
       dot.setAttribute("cx", hit[0]); dot.setAttribute("cy", hit[1]); dot.style.display = "";
-      tip.textContent = hit[2]; tip.style.display = "block";
+      tip.textContent = hit.length === 3 ? hit[2] : text(hit); tip.style.display = "block";
       var box = fig.getBoundingClientRect(), left = ev.clientX - box.left + 12;
       if (left + tip.offsetWidth > box.width) left = Math.max(0, ev.clientX - box.left - tip.offsetWidth - 12);
       tip.style.left = left + "px"; tip.style.top = (ev.clientY - box.top + 12) + "px";
