@@ -55,7 +55,7 @@ def executive_summary(ctx, scenario: str) -> list[str]:
     out = []
     for _, r in of(sticky.headline, scenario=scenario).iterrows():
         label = metric_label(r["metric"], keys)
-        scale = values.get((r["winner"], r["metric"]), r["margin"])
+        scale = r["winner_estimate"] if "winner_estimate" in r else values.get((r["winner"], r["metric"]), r["margin"])
         out.append(
             f"**{label}**: `{r['winner']}` wins, {with_interval(r['margin'], r['low'], r['high'], True)} over"
             f" `{r['runner_up']}` (paired): {size_word(r['margin'], scale)}, {plainly(r['low'], r['high'])}."
@@ -69,6 +69,8 @@ def executive_summary(ctx, scenario: str) -> list[str]:
         out.append(f"**`{agent}` vs `{other}` directly** ({agent} minus {other}, paired): " + "; ".join(parts) + ".")
     out += best_non_rl_sentences(ctx, scenario)
     shares = of(sticky.oracle_share, scenario=scenario)
+    if "basis" in shares:
+        shares = shares[shares["basis"] == "oracle"]
     if len(shares):
         metric = shares["metric"].iloc[0]
         part = shares[(shares["metric"] == metric) & shares["agent"].isin(ctx.agents_shown)]
@@ -217,23 +219,36 @@ def reference_bounds(ctx, scenario: str, level: int) -> list[tuple]:
     if oracles:
         blocks.append(summary_table(ctx, scenario, oracles))
         blocks.append(sticky_table(ctx, scenario, oracles, retention_metrics(ctx, scenario)[-2:] + ["dau_mau"]))
-    shares = of(ctx.sticky.oracle_share, scenario=scenario)
-    if len(shares):
-        extra = [c for c in shares.columns if c not in ("scenario", "agent", "metric", "share", "low", "high")]
-        head = ["agent", "metric", *extra, header("share of the long-term oracle", "oracle_share")]
-        rows = []
-        for _, r in shares.iterrows():
-            key = {"scenario": scenario, "agent": r["agent"], "metric": r["metric"], **{c: r[c] for c in extra}}
-            rows.append(
-                [
-                    r["agent"],
-                    metric_label(r["metric"], ctx.keys),
-                    *(str(r[c]) for c in extra),
-                    number_cell("oracle_share", key, r["share"], r["low"], r["high"]),
-                ]
-            )
-        blocks.append(("table", head, rows))
+    blocks += oracle_share_table(ctx, scenario)
     return blocks
+
+
+def oracle_share_table(ctx, scenario: str) -> list[tuple]:
+    """Every agent's share of the long-term oracle: one column per metric (and basis: of the oracle's value, or of
+    the span from random to the oracle)."""
+    shares = of(ctx.sticky.oracle_share, scenario=scenario)
+    if not len(shares):
+        return []
+    shares = shares if "basis" in shares else shares.assign(basis="oracle")
+    columns = list(dict.fromkeys(zip(shares["metric"], shares["basis"])))
+    values = shares.set_index(["agent", "metric", "basis"])
+    words = {"oracle": "share of oracle", "random_to_oracle": "share of random-to-oracle span"}
+    head = ["agent"] + [f"{metric_label(m, ctx.keys)}: {words.get(b, b)}" for m, b in columns]
+    rows = []
+    for agent in [a for a in ctx.agents if a in values.index.get_level_values(0)]:
+        row: list = [agent]
+        for m, b in columns:
+            if (agent, m, b) not in values.index:
+                row.append("")
+                continue
+            x = values.loc[(agent, m, b)]
+            key = {"scenario": scenario, "agent": agent, "metric": m, "basis": b}
+            row.append(number_cell("oracle_share", key, x["share"], x["low"], x["high"]))
+        rows.append(row)
+    return [
+        ("p", "**[Share of the long-term oracle](#g-oracle_share)** (paired, 95% intervals; `oracle_share.csv`):"),
+        ("table", head, rows),
+    ]
 
 
 def shaded(value: float, low: float, high: float) -> float:
@@ -284,25 +299,29 @@ def segment_blocks(ctx, scenario: str, level: int) -> list[tuple]:
         ),
     ]
     for segment, part in seg.groupby("segment", sort=False):
-        levels = list(dict.fromkeys(part["level"].astype(str)))
-        counts = part.assign(level=part["level"].astype(str)).groupby("level")["n"].first()
-        for metric, mpart in part.groupby("metric", sort=False):
-            values = mpart.assign(level=mpart["level"].astype(str)).set_index(["agent", "level"])
-            head = ["agent", *(f"{lv} (n {int(counts[lv]):,})" for lv in levels)]
-            rows = []
-            for agent in [a for a in ctx.agents_shown if a in values.index.get_level_values(0)]:
-                row: list = [agent]
+        part = part.assign(level=part["level"].astype(str))
+        levels = list(dict.fromkeys(part["level"]))
+        counts = part.groupby("level")["n"].first()
+        metrics = list(dict.fromkeys(part["metric"]))
+        values = part.set_index(["agent", "metric", "level"])
+        head = ["agent"]
+        for metric in metrics:
+            label = header(metric_label(metric, ctx.keys), glossary_key(metric, ctx.keys))
+            head += [f"{label}: {lv} (n {int(counts[lv]):,})" for lv in levels]
+        rows = []
+        for agent in [a for a in ctx.agents_shown if a in values.index.get_level_values(0)]:
+            row: list = [agent]
+            for metric in metrics:
                 for lv in levels:
-                    if (agent, lv) not in values.index:
+                    if (agent, metric, lv) not in values.index:
                         row.append("")
                         continue
-                    x = values.loc[(agent, lv)]
+                    x = values.loc[(agent, metric, lv)]
                     key = {"scenario": scenario, "segment": segment, "level": lv, "agent": agent, "metric": metric}
                     row.append(number_cell("segments", key, x["estimate"], x["low"], x["high"]))
-                rows.append(row)
-            label = metric_label(metric, ctx.keys)
-            blocks.append(("p", f"**{segment.replace('_', ' ')}**: {header(label, glossary_key(metric, ctx.keys))}"))
-            blocks.append(("table", head, rows))
+            rows.append(row)
+        blocks.append(("p", f"**By {segment.replace('_', ' ')}**"))
+        blocks.append(("table", head, rows))
     return blocks
 
 
