@@ -149,7 +149,7 @@ def html_block(block: tuple, images: dict) -> str:
         return html_table(block[1], block[2], block[3] if kind == "grid" else None)
     if kind == "svg":
         legend = legend_html(block[4]) if block[4] else ""
-        return f'<figure class="chart">{legend}{block[2]}<figcaption>{inline_html(block[3])}</figcaption></figure>'
+        return f'<figure class="chart">{legend}<div class="plotbox">{block[2]}</div><figcaption>{inline_html(block[3])}</figcaption></figure>'
     if kind == "img" and block[1].endswith(".svg"):
         svg = images[block[1]]
         svg = svg.decode() if isinstance(svg, bytes) else svg

@@ -22,6 +22,7 @@ from stickyrec.experiments.report_html import Cell
 
 ACTIVITY = ("dau_mau", "wau_mau", "sessions_per_active_week", "click_rate_item")
 SATISFACTION = ("satisfaction_latent", "rating_clicked_mean")
+SEGMENT_WORDS = {"retention_day": "retained", "revenue_per_shopper": "revenue", "click_rate_item": "CTR/item"}
 
 
 def of(frame: pd.DataFrame, **where) -> pd.DataFrame:
@@ -306,8 +307,8 @@ def segment_blocks(ctx, scenario: str, level: int) -> list[tuple]:
         values = part.set_index(["agent", "metric", "level"])
         head = ["agent"]
         for metric in metrics:
-            label = header(metric_label(metric, ctx.keys), glossary_key(metric, ctx.keys))
-            head += [f"{label}: {lv} (n {int(counts[lv]):,})" for lv in levels]
+            short = SEGMENT_WORDS.get(metric.rstrip("0123456789"), metric_label(metric, ctx.keys))
+            head += [f"{short}: {lv} (n {int(counts[lv]):,})" for lv in levels]
         rows = []
         for agent in [a for a in ctx.agents_shown if a in values.index.get_level_values(0)]:
             row: list = [agent]
@@ -320,7 +321,8 @@ def segment_blocks(ctx, scenario: str, level: int) -> list[tuple]:
                     key = {"scenario": scenario, "segment": segment, "level": lv, "agent": agent, "metric": metric}
                     row.append(number_cell("segments", key, x["estimate"], x["low"], x["high"]))
             rows.append(row)
-        blocks.append(("p", f"**By {segment.replace('_', ' ')}**"))
+        links = ", ".join(header(metric_label(m, ctx.keys), glossary_key(m, ctx.keys)) for m in metrics)
+        blocks.append(("p", f"**By {segment.replace('_', ' ')}**: {links}"))
         blocks.append(("table", head, rows))
     return blocks
 
