@@ -7,9 +7,10 @@ lines; hovering shows a point's value, 95% interval and n.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from stickyrec.experiments.report_charts import DASH, line_chart, scatter_chart
+from stickyrec.experiments.report_charts import DASH, line_chart, scatter_chart, value_text
 from stickyrec.experiments.report_data import ORACLE
 from stickyrec.experiments.report_sections import of
 
@@ -68,7 +69,27 @@ def measure_chart(ctx, scenario: str, measure: str, caption: str = "") -> tuple 
         percent=percent,
     )
     caption = caption or f"{title}, by agent, with 95% bands (the tables' bootstrap); `curves.csv`, `{measure}`."
-    return ("svg", f"{measure}_{scenario}.svg", svg, caption, legend(ctx, series))
+    return ("svg", f"{measure}_{scenario}.svg", svg, caption, legend(ctx, series), curve_table(series, percent))
+
+
+def curve_table(series: list[dict], percent: bool) -> tuple:
+    """A chart's lines at about weekly days, for the Markdown report (which has no charts to hover)."""
+    days = sorted({float(d) for s in series for d in s["x"]})
+    last = days[-1] if days else 0.0
+    picked = [d for d in days if d % 7 == 0 and d < last] + [last]
+
+    def text(s: dict, d: float) -> str:
+        where = np.flatnonzero(np.asarray(s["x"], dtype=float) == d)
+        if not len(where):
+            return ""
+        i = where[0]
+        value = value_text(s["y"][i], percent)
+        if s.get("low") is None:
+            return value
+        return f"{value} [{value_text(s['low'][i], percent)}, {value_text(s['high'][i], percent)}]"
+
+    rows = [[s["name"], *(text(s, d) for d in picked)] for s in series]
+    return ("table", ["agent", *(f"day {d:g}" for d in picked)], rows)
 
 
 def at_risk_table(ctx, scenario: str) -> list[tuple]:
@@ -107,7 +128,7 @@ def difference_chart(ctx, scenario: str, measure: str) -> tuple | None:
         f"Each agent minus `{baseline}` on the same shoppers, day by day, with paired 95% bands; above 0: better"
         f" than {baseline}. `diff_curves.csv`."
     )
-    return ("svg", f"diff_{measure}_{scenario}.svg", svg, caption, legend(ctx, series))
+    return ("svg", f"diff_{measure}_{scenario}.svg", svg, caption, legend(ctx, series), curve_table(series, percent))
 
 
 def ctr_retention_scatter(ctx, scenario: str) -> tuple | None:

@@ -1,19 +1,24 @@
 """A report document as a list of blocks, rendered twice: Markdown (tables, no script) and self-contained HTML.
 
-Blocks: ``("h", level, text)`` (the HTML heading gets an ``id``: ``anchor(text)``), ``("p", text)``, ``("table",
-header, rows)`` (a cell is text or a ``Cell``: text plus ``data-*`` attributes, which a test reads back, and whose
-``value`` the table sorts by), ``("grid", header, rows, shades)`` (a table whose cells are shaded by ``shades``, same
-shape as ``rows``: a number in [-1, 1], blue for positive and red for negative, or None), ``("img", file name,
-caption)`` (PNG bytes from ``images``, or SVG text for a ``.svg`` name, inlined), ``("svg", name,
-svg text, caption, legend)`` (an inline chart; legend:
-``[(name, colour, dash)]`` drawn as buttons that toggle the chart's ``data-series``; Markdown links
-``figures/<file name>``), ``("row", [blocks])`` (charts side by side where the page is wide), ``("box", title,
-[sentences])`` (the executive summary), ``("glossary", [(anchor, term, definition)])``, ``("code", text)``.
+Blocks:
+
+- ``("h", level, text)``: a heading (the HTML one gets an ``id``: ``anchor(text)``); ``("p", text)``;
+- ``("table", header, rows)``: a cell is text or a ``Cell``, text plus ``data-*`` attributes (which a test reads
+  back) whose ``value`` the table sorts by;
+- ``("grid", header, rows, shades)``: a table whose cells are shaded by ``shades`` (same shape as ``rows``: a
+  number in [-1, 1], blue for positive and red for negative, or None);
+- ``("img", file name, caption)``: PNG bytes from ``images``, or SVG text for a ``.svg`` name (inlined);
+- ``("svg", name, svg text, caption, legend[, table])``: an inline chart; ``legend``: ``[(name, colour, dash)]``,
+  drawn as buttons that toggle the chart's ``data-series``; Markdown links ``figures/<name>`` and shows
+  ``table``, a ``("table", ...)`` block of the chart's numbers, where given;
+- ``("row", [blocks])``: charts side by side where the page is wide; ``("box", title, [sentences])``: the
+  executive summary; ``("glossary", [(anchor, term, definition)])``; ``("code", text)``.
+
 Inline marks in text: `code`, **bold**, [text](link).
 
 The HTML needs no network: its style and script (``report_assets/report.css``, ``report.js``: chart tooltips,
 legend toggles, sortable tables) are read at render time and inlined; charts are inline SVG. It fits a phone's width
-(viewport tag; wide tables scroll inside their box, first column and header kept in view).
+(viewport tag; wide tables and charts scroll inside their box, a table's first column and header kept in view).
 """
 
 from __future__ import annotations
@@ -74,6 +79,8 @@ def render_markdown(blocks: list[tuple], image_dir: str = "figures") -> str:
             out.append(f"![{block[2]}]({image_dir}/{block[1]})")
         elif kind == "svg":
             out.append(f"![{block[3]}]({image_dir}/{block[1]})")
+            if len(block) > 5 and block[5]:  # the chart's numbers as a table (Markdown has no tooltips)
+                out.append(markdown_table(block[5][1], block[5][2]))
         elif kind == "row":
             out.append(render_markdown(block[1], image_dir).rstrip("\n"))
         elif kind == "box":
@@ -149,7 +156,8 @@ def html_block(block: tuple, images: dict) -> str:
         return html_table(block[1], block[2], block[3] if kind == "grid" else None)
     if kind == "svg":
         legend = legend_html(block[4]) if block[4] else ""
-        return f'<figure class="chart">{legend}<div class="plotbox">{block[2]}</div><figcaption>{inline_html(block[3])}</figcaption></figure>'
+        caption = f"<figcaption>{inline_html(block[3])}</figcaption>"
+        return f'<figure class="chart">{legend}<div class="plotbox">{block[2]}</div>{caption}</figure>'
     if kind == "img" and block[1].endswith(".svg"):
         svg = images[block[1]]
         svg = svg.decode() if isinstance(svg, bytes) else svg
