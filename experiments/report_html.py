@@ -195,14 +195,16 @@ def svg_files(blocks: list[tuple]) -> dict[str, str]:
     return out
 
 
-def render_html(blocks: list[tuple], images: dict[str, bytes], title: str) -> str:
-    """The self-contained page: every block, the inlined style and script."""
+def render_html(blocks: list[tuple], images: dict[str, bytes], title: str, script: bool = False) -> str:
+    """The self-contained page: every block and the inlined style; with ``script``, the inlined script too (chart
+    tooltips, legend toggles, sortable tables; without it the page is static, as the calibration report is)."""
     body = "\n".join(html_block(block, images) for block in blocks)
+    code = f"<script>{asset('report.js')}</script>\n" if script else ""
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>'
         f"<style>{asset('report.css')}</style></head><body>\n{body}\n"
-        f"<script>{asset('report.js')}</script>\n</body></html>\n"
+        f"{code}</body></html>\n"
     )
 
 
