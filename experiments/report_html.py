@@ -120,9 +120,10 @@ def data_attributes(cell) -> str:
 
 
 def html_table(header, rows, shades=None) -> str:
-    """A sortable table in a scrolling box; with ``shades`` (same shape as ``rows``), a shaded grid."""
+    """A table in a scrolling box (the script makes it sortable); with ``shades`` (same shape as ``rows``), a
+    shaded grid."""
     head = "".join(f'<th scope="col">{inline_html(str(h))}</th>' for h in header)
-    css = "sortable grid" if shades is not None else "sortable"
+    css = ' class="grid"' if shades is not None else ""
     shades = shades if shades is not None else [[None] * len(r) for r in rows]
     body = "".join(
         "<tr>"
@@ -132,7 +133,7 @@ def html_table(header, rows, shades=None) -> str:
         + "</tr>"
         for r, sr in zip(rows, shades, strict=True)
     )
-    return f'<div class="wide"><table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    return f'<div class="wide"><table{css}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def legend_html(legend) -> str:

@@ -1,7 +1,8 @@
 /* stickyrec report: inlined into report.html at render time (experiments/report_html.py). No network, no library.
    Charts: <figure class="chart"> holds an <svg> whose <g class="series" data-series=NAME data-pts=...> are the lines
    (points [x, y, day, value, low, high, n] with x, y in the svg's own units, data-fmt pct|num; or [x, y, text]), and a legend of <button data-series=NAME>.
-   Tables: <table class="sortable">; a cell's data-value (else its text) is its sort key. */
+   Tables: every table in a <div class="wide"> sorts by a click on its header; a cell's data-value (else its text)
+   is its sort key. */
 (function () {
   "use strict";
   function toggle(fig, name, button) {
@@ -90,5 +91,5 @@
     });
   }
   document.querySelectorAll("figure.chart").forEach(chart);
-  document.querySelectorAll("table.sortable").forEach(sortable);
+  document.querySelectorAll(".wide > table").forEach(sortable);
 })();
