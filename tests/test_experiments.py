@@ -246,10 +246,11 @@ def test_engagement_and_cohorts_add_up(quick_run):
     assert first["active_shoppers"] == config["seeds"] * config["evaluation"]["shoppers"]
     assert first["sessions_per_active"] >= 1.0  # everyone opens a session on day 0
     cohorts = pd.read_csv(out / "cohorts.csv")
-    assert set(cohorts["cohort"]) == {"seed 0", "seed 1", "all"}
-    pooled = cohorts[cohorts["cohort"] == "all"].set_index("agent")
-    per_seed = cohorts[cohorts["cohort"] != "all"].groupby("agent")["day_7"].mean()
-    pd.testing.assert_series_equal(pooled["day_7"].sort_index(), per_seed.sort_index(), check_names=False)
+    assert set(cohorts["cohort"]) == {"seed 0", "seed 1", "all"} and set(cohorts["kind"]) == {"nday", "unbounded"}
+    day7 = cohorts[(cohorts["day"] == 7) & (cohorts["kind"] == "unbounded")]
+    pooled = day7[day7["cohort"] == "all"].set_index("agent")["value"]
+    per_seed = day7[day7["cohort"] != "all"].groupby("agent")["value"].mean()
+    pd.testing.assert_series_equal(pooled.sort_index(), per_seed.sort_index(), check_names=False)
 
 
 def test_the_best_non_rl_agent_is_named_and_each_rl_agent_has_its_margin_over_it(quick_run):
