@@ -97,6 +97,13 @@ GLOSSARY: dict[str, tuple[str, str]] = {
         " are drawn with replacement, then the shoppers within each drawn seed; the middle 95% of the results is"
         " the interval. Every table, curve band and margin in the report uses these same draws.",
     ),
+    "oracle": (
+        "Oracle (reference bound)",
+        "An agent that reads the simulator's hidden state (latent satisfaction, true click probabilities), which no"
+        " real recommender can see. Oracles show how well one could do; they are reference bounds, not baselines,"
+        " so the report tables them apart and draws them dashed.",
+    ),
+    "sessions": ("Sessions", "Visits per starting shopper over the horizon; churned shoppers add none after churning."),
 }
 
 __all__ = ["GLOSSARY"]

@@ -15,7 +15,9 @@
     activity.parquet, cells.json   every cell's activity rows and records: with lifetimes.parquet, what a run
                           without its cells/ (a committed one) is re-rendered from
     figures/*.png         retention curves, engagement over time, (several scenarios) day-30 retention by scenario
-    report.md, report.html   the same content; the HTML embeds its images and needs no network
+    figures/*.svg         the report's charts (the HTML inlines them; the Markdown links them)
+    report.md, report.html   the same sections; the HTML is one file with inline SVG charts and a small inline
+                          script (tooltips, legend toggles, sortable tables) and needs no network
 
 The numbers come from ``report_data`` (loading, the paired bootstrap's tables, Kaplan-Meier, engagement,
 cohorts; its docstring says how the intervals are made), the figures and documents from ``report_render``.
@@ -46,7 +48,9 @@ from stickyrec.experiments.report_data import (
     summary_tables,
     training_frame,
 )
+from stickyrec.experiments.report_html import svg_files
 from stickyrec.experiments.report_render import (
+    ReportContext,
     agent_colours,
     format_ci,
     format_p,
@@ -102,7 +106,8 @@ def build_report(run_dir: str | Path, progress: bool = False, reference: str | N
     run_dir = Path(run_dir)
     config, shoppers, daily, cells, days = read_run(run_dir)
     config = check_reference(config, reference, run_dir)
-    table, diffs, best, margins = paired_tables(config, shoppers)
+    paired = paired_tables(config, shoppers)
+    table, diffs, best, margins = paired
     curves, tests = kaplan_meier(config, shoppers)
     eng = engagement(config, shoppers, daily)
     cohort = cohorts(config, shoppers)
@@ -137,12 +142,13 @@ def build_report(run_dir: str | Path, progress: bool = False, reference: str | N
         {k: v if isinstance(v, str) else v.to_dict(orient="records") for k, v in summary.items()},
     )
     images = figures(config, table, curves, eng)
-    for name, data in images.items():
-        write_bytes_atomic(run_dir / "figures" / name, data)
-    blocks = report_blocks(config, table, diffs, cohort, eng, training, auc, (best, margins))
+    blocks = report_blocks(ReportContext.of(config, paired, diffs, sticky, training, auc))
+    for name, data in images.items() | svg_files(blocks).items():
+        write_bytes_atomic(run_dir / "figures" / name, data if isinstance(data, bytes) else data.encode())
     write_bytes_atomic(run_dir / "report.md", render_markdown(blocks).encode())
     html_path = run_dir / "report.html"
-    write_bytes_atomic(html_path, render_html(blocks, images, f"stickyrec report: {config['name']}").encode())
+    page = render_html(blocks, images, f"stickyrec report: {config['name']}", script=True)
+    write_bytes_atomic(html_path, page.encode())
     if progress:
         print(f"report: {html_path} ({time.perf_counter() - t0:.1f} s)")
     return html_path

@@ -59,7 +59,8 @@ def finite(values) -> list[float]:
 
 def opening(width: int, height: int, title: str) -> list[str]:
     return [
-        f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img"'
+        f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
+        f' viewBox="0 0 {width} {height}" role="img"'
         f' aria-label="{html.escape(title)}" {FONT} font-size="12">',
         f"<title>{html.escape(title)}</title>",
         f'<rect width="{width}" height="{height}" fill="#ffffff"/>',

@@ -29,6 +29,7 @@ from stickyrec.experiments.report_sections import (
     stickiness_blocks,
     summary_table,
 )
+from stickyrec.experiments.stickiness import StickinessTables
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -159,20 +160,38 @@ def env_difference(config: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in env.items()) or "preset default"
 
 
+STICKY_COLUMNS = {  # stickiness.StickinessTables' frames (docs/report.md): empty ones for a run without activity
+    "summary": ["scenario", "agent", "metric", "estimate", "low", "high"],
+    "curves": ["scenario", "agent", "measure", "day", "estimate", "low", "high", "n"],
+    "diff_curves": ["scenario", "agent", "baseline", "measure", "day", "estimate", "low", "high"],
+    "segments": ["scenario", "segment", "level", "agent", "metric", "estimate", "low", "high", "n"],
+    "cohorts": ["scenario", "agent", "cohort", "kind", "day", "value", "n"],
+    "headline": ["scenario", "metric", "winner", "winner_estimate", "runner_up", "margin", "low", "high"],
+    "rl_pairs": ["scenario", "metric", "agent", "other", "diff", "low", "high"],
+    "oracle_share": ["scenario", "agent", "metric", "oracle", "basis", "share", "low", "high"],
+}
+
+
 class ReportContext(NamedTuple):
     """What the run report shows: the config, the paired tables (``report_data.paired_tables``), the log-rank
-    differences, the stickiness tables (``stickiness.stickiness_tables``) and their metric labels
-    (``STICKINESS_METRICS``), training times and click AUCs."""
+    differences, the stickiness tables (``stickiness.stickiness_tables``; None for a run whose cells predate
+    activity rows: those sections are left out), training times and click AUCs."""
 
     config: dict
     table: pd.DataFrame
     diffs: pd.DataFrame
     best: pd.DataFrame
     margins: pd.DataFrame
-    sticky: Any
-    keys: dict
+    sticky: StickinessTables | None
     training: pd.DataFrame
     auc: pd.DataFrame
+
+    @classmethod
+    def of(cls, config, paired, diffs, sticky, training, auc) -> ReportContext:
+        """From ``paired_tables``' result (its ``diffs`` replaced by ``diffs``, with the log-rank tests)."""
+        if sticky is None:
+            sticky = StickinessTables(**{name: pd.DataFrame(columns=c) for name, c in STICKY_COLUMNS.items()})
+        return cls(config, paired.table, diffs, paired.best, paired.margins, sticky, training, auc)
 
     @property
     def agents(self) -> list[str]:
@@ -210,6 +229,8 @@ def report_blocks(ctx: ReportContext) -> list[tuple]:
     blocks = [("h", 1, f"stickyrec report: {config['name']}"), ("p", config.get("description") or "")]
     blocks += [("box", "Executive summary", summary)]
     blocks += setup_blocks(config, scenarios, ctx.agents, ctx.reference)
+    if not len(ctx.sticky.curves):  # a run without activity rows: no curves but Kaplan-Meier's
+        blocks.append(("img", "retention_curves.png", "Kaplan-Meier retention curves with 95% bands, by agent"))
     for scenario in scenarios:
         blocks += scenario_blocks(ctx, scenario, several)
     if several:
@@ -241,6 +262,7 @@ DATA_FILES = (
     "diff_curves.csv",
     "cohorts.csv",
     "segments.csv",
+    "rl_pairs.csv",
     "km.csv",
     "engagement.csv",
     "summary.json",
@@ -278,13 +300,13 @@ def setup_blocks(config, scenarios, agents, reference) -> list[tuple]:
         ),
         (
             "p",
-            "**How to read it.** [Unbounded retention](#g-retention_unbounded) at day d is the share of shoppers"
-            f" still customers on day d (not yet churned; {churn_meaning(env0)}); [N-day"
-            " retention](#g-retention_nday) counts those active on day d itself. Brackets are [95%"
-            " intervals](#g-interval) from a bootstrap over seeds and shoppers, and the charts' bands come from the"
-            " same bootstrap. A [difference is paired](#g-paired): the same shoppers under both agents. The"
-            " [log-rank test](#g-logrank) (lifelines) pools the seeds. Hover a chart for values; click a legend"
-            " entry to hide or show its line; click a table header to sort.",
+            "**How to read it.** [Unbounded retention](#g-retention) at day d is the share of shoppers still"
+            f" customers on day d (not yet churned; {churn_meaning(env0)}); [N-day retention](#g-retention) counts"
+            " those active on day d itself. Brackets are [95% intervals](#g-bootstrap_interval) from a bootstrap over"
+            " seeds and shoppers, and the charts' bands come from the same bootstrap. A [difference is"
+            " paired](#g-paired_margin): the same shoppers under both agents. The [log-rank test](#g-logrank)"
+            " (lifelines) pools the seeds. Hover a chart for values; click a legend entry to hide or show its line;"
+            " click a table header to sort.",
         ),
     ]
 
@@ -313,11 +335,6 @@ def scenario_blocks(ctx: ReportContext, scenario: str, several: bool) -> list[tu
     blocks += segment_blocks(ctx, scenario, level)
     blocks += reference_bounds(ctx, scenario, level)
     return blocks
-
-
-def oracle_mark(agent: str, roles: dict[str, str]) -> str:
-    """The agent's label, marked where it reads hidden state."""
-    return f"{agent} (oracle: reads hidden state)" if roles.get(agent) == ORACLE else agent
 
 
 def best_non_rl_blocks(scenario: str, best: pd.DataFrame, margins: pd.DataFrame, level: int) -> list[tuple]:
@@ -447,7 +464,6 @@ __all__ = [
     "click_auc_blocks",
     "agent_colours",
     "best_non_rl_blocks",
-    "oracle_mark",
     "env_difference",
     "format_ci",
     "format_number",

@@ -51,11 +51,11 @@ def size_word(value: float, scale: float) -> str:
 def executive_summary(ctx, scenario: str) -> list[str]:
     """Sentences: who wins each headline metric and by how much; RL vs RL; best non-RL and RL's margins; shares
     of the oracle."""
-    sticky, keys = ctx.sticky, ctx.keys
+    sticky = ctx.sticky
     values = of(sticky.summary, scenario=scenario).set_index(["agent", "metric"])["estimate"]
     out = []
     for _, r in of(sticky.headline, scenario=scenario).iterrows():
-        label = metric_label(r["metric"], keys)
+        label = metric_label(r["metric"])
         scale = r["winner_estimate"] if "winner_estimate" in r else values.get((r["winner"], r["metric"]), r["margin"])
         out.append(
             f"**{label}**: `{r['winner']}` wins, {with_interval(r['margin'], r['low'], r['high'], True)} over"
@@ -64,7 +64,7 @@ def executive_summary(ctx, scenario: str) -> list[str]:
     pairs = of(sticky.rl_pairs, scenario=scenario)
     for (agent, other), part in pairs.groupby(["agent", "other"], sort=False):
         parts = [
-            f"{metric_label(r['metric'], keys)} {with_interval(r['diff'], r['low'], r['high'], True)}"
+            f"{metric_label(r['metric'])} {with_interval(r['diff'], r['low'], r['high'], True)}"
             for _, r in part.iterrows()
         ]
         out.append(f"**`{agent}` vs `{other}` directly** ({agent} minus {other}, paired): " + "; ".join(parts) + ".")
@@ -76,7 +76,7 @@ def executive_summary(ctx, scenario: str) -> list[str]:
         metric = shares["metric"].iloc[0]
         part = shares[(shares["metric"] == metric) & shares["agent"].isin(ctx.agents_shown)]
         out.append(
-            f"**Share of the long-term oracle** ({metric_label(metric, keys)}; [what this is](#g-oracle_share)): "
+            f"**Share of the long-term oracle** ({metric_label(metric)}; [what this is](#g-oracle_share)): "
             + ", ".join(f"`{r['agent']}` {with_interval(r['share'], r['low'], r['high'])}" for _, r in part.iterrows())
             + "."
         )
@@ -114,7 +114,7 @@ def summary_table(ctx, scenario: str, agents: list[str]) -> tuple:
     t = of(ctx.table, scenario=scenario).set_index("agent")
     s = of(ctx.sticky.summary, scenario=scenario, metric="click_rate_item").set_index("agent")
     head = ["agent", *(header(metric_label(m), glossary_key(m)) for m in METRICS)]
-    head.append(header("CTR per item", "ctr_item"))
+    head.append(header("CTR per item", "ctr"))
     rows = []
     for agent in agents:
         r = t.loc[agent]
@@ -133,7 +133,7 @@ def summary_table(ctx, scenario: str, agents: list[str]) -> tuple:
 def sticky_table(ctx, scenario: str, agents: list[str], metrics: list[str]) -> tuple:
     """The stickiness metrics ``metrics`` (stickiness.csv) with intervals for ``agents``."""
     s = of(ctx.sticky.summary, scenario=scenario).set_index(["agent", "metric"])
-    head = ["agent", *(header(metric_label(m, ctx.keys), glossary_key(m, ctx.keys)) for m in metrics)]
+    head = ["agent", *(header(metric_label(m), glossary_key(m)) for m in metrics)]
     rows = []
     for agent in agents:
         row: list = [agent]
@@ -185,12 +185,12 @@ def rl_pairs_table(ctx, scenario: str) -> list[tuple]:
     pairs = of(ctx.sticky.rl_pairs, scenario=scenario)
     if not len(pairs):
         return []
-    head = ["RL agent", "minus", "metric", header("difference (paired)", "paired")]
+    head = ["RL agent", "minus", "metric", header("difference (paired)", "paired_margin")]
     rows = [
         [
             r["agent"],
             r["other"],
-            metric_label(r["metric"], ctx.keys),
+            metric_label(r["metric"]),
             number_cell(
                 "rl_pairs",
                 {"scenario": scenario, "agent": r["agent"], "other": r["other"], "metric": r["metric"]},
@@ -219,7 +219,8 @@ def reference_bounds(ctx, scenario: str, level: int) -> list[tuple]:
     ]
     if oracles:
         blocks.append(summary_table(ctx, scenario, oracles))
-        blocks.append(sticky_table(ctx, scenario, oracles, retention_metrics(ctx, scenario)[-2:] + ["dau_mau"]))
+        metrics = list(dict.fromkeys(of(ctx.sticky.summary, scenario=scenario)["metric"]))
+        blocks.append(sticky_table(ctx, scenario, oracles, metrics))
     blocks += oracle_share_table(ctx, scenario)
     return blocks
 
@@ -234,7 +235,7 @@ def oracle_share_table(ctx, scenario: str) -> list[tuple]:
     columns = list(dict.fromkeys(zip(shares["metric"], shares["basis"])))
     values = shares.set_index(["agent", "metric", "basis"])
     words = {"oracle": "share of oracle", "random_to_oracle": "share of random-to-oracle span"}
-    head = ["agent"] + [f"{metric_label(m, ctx.keys)}: {words.get(b, b)}" for m, b in columns]
+    head = ["agent"] + [f"{metric_label(m)}: {words.get(b, b)}" for m, b in columns]
     rows = []
     for agent in [a for a in ctx.agents if a in values.index.get_level_values(0)]:
         row: list = [agent]
@@ -263,8 +264,8 @@ def cohort_blocks(ctx, scenario: str, level: int) -> list[tuple]:
     if not len(c):
         return []
     for kind, title, key in (
-        ("nday", "N-day: share active ON day N", "retention_nday"),
-        ("unbounded", "Unbounded: share active on day N or later", "retention_unbounded"),
+        ("nday", "N-day: share active ON day N", "retention"),
+        ("unbounded", "Unbounded: share active on day N or later", "retention"),
     ):
         part = c[(c["kind"] == kind) & (c["cohort"].astype(str) == "all")]
         if not len(part):
@@ -307,7 +308,7 @@ def segment_blocks(ctx, scenario: str, level: int) -> list[tuple]:
         values = part.set_index(["agent", "metric", "level"])
         head = ["agent"]
         for metric in metrics:
-            short = SEGMENT_WORDS.get(metric.rstrip("0123456789"), metric_label(metric, ctx.keys))
+            short = SEGMENT_WORDS.get(metric.rstrip("0123456789"), metric_label(metric))
             head += [f"{short}: {lv} (n {int(counts[lv]):,})" for lv in levels]
         rows = []
         for agent in [a for a in ctx.agents_shown if a in values.index.get_level_values(0)]:
@@ -321,7 +322,7 @@ def segment_blocks(ctx, scenario: str, level: int) -> list[tuple]:
                     key = {"scenario": scenario, "segment": segment, "level": lv, "agent": agent, "metric": metric}
                     row.append(number_cell("segments", key, x["estimate"], x["low"], x["high"]))
             rows.append(row)
-        links = ", ".join(header(metric_label(m, ctx.keys), glossary_key(m, ctx.keys)) for m in metrics)
+        links = ", ".join(header(metric_label(m), glossary_key(m)) for m in metrics)
         blocks.append(("p", f"**By {segment.replace('_', ' ')}**: {links}"))
         blocks.append(("table", head, rows))
     return blocks

@@ -269,7 +269,7 @@ def test_the_best_non_rl_agent_is_named_and_each_rl_agent_has_its_margin_over_it
         assert row["retention_day30_margin"] == pytest.approx(expected, abs=1e-5)
         assert row["retention_day30_margin_low"] <= row["retention_day30_margin"] <= row["retention_day30_margin_high"]
     report = (out / "report.md").read_text()
-    assert f"**Best non-RL: `{best['best_non_rl']}`**" in report and "(oracle: reads hidden state)" in report
+    assert f"**Best non-RL: `{best['best_non_rl']}`**" in report and "## Reference bounds: oracles" in report
 
 
 def test_log_rank_against_the_reference_is_reported(quick_run):
@@ -303,12 +303,13 @@ def test_oracle_share_is_the_ratio_of_day30_retention_with_an_interval(quick_run
 
 def test_html_report_is_self_contained(quick_run):
     text = (quick_run[0] / "report.html").read_text()
-    assert text.count('src="data:image/png;base64,') == 2
-    assert "http://" not in text and "https://" not in text and "<script" not in text
-    for label in ("CTR week 1", "retained d30", "log-rank p", "Cohort retention", "long_term_oracle"):
+    assert 'src="data:image/png' not in text and text.count("<svg") >= 12  # charts are inline SVG
+    assert "https://" not in text and "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert text.count("<script>") == 1 and "<script src" not in text  # one inline script, nothing fetched
+    for label in ("CTR per slate, week 1", "retained d30", "log-rank p", "Cohort retention", "long_term_oracle"):
         assert label in text
     markdown = (quick_run[0] / "report.md").read_text()
-    assert "![Kaplan-Meier" in markdown and "| mlp |" in markdown
+    assert "![Retention (unbounded)" in markdown and "| mlp |" in markdown and "<script" not in markdown
 
 
 def test_report_and_compare_commands(quick_run, tmp_path):

@@ -88,15 +88,12 @@ def test_numbers_in_the_report_are_the_csvs_numbers(tiny_run):
         expected = frame.set_index(["scenario", "agent", "metric"])
         for cell in (c for c in cells if c["source"] == source):
             row = expected.loc[(cell["scenario"], cell["agent"], cell["metric"])]
-            for column, attr in (("estimate", "value"), ("low", "low"), ("high", "high")):
-                assert float(cell[attr]) == pytest.approx(row[column], rel=2e-6, abs=1e-12), (cell, column)
+            for column, attr in (("estimate", "value"), ("low", "low"), ("high", "high")):  # the CSVs: 6 digits
+                assert float(cell[attr]) == pytest.approx(row[column], rel=6e-6, abs=1e-12), (cell, column)
             checked[source] += 1
         shown = {(c["scenario"], c["agent"], c["metric"]) for c in cells if c["source"] == source}
-        if source == "stickiness":  # every agent and metric of stickiness.csv is in the report
-            assert shown == set(expected.index)
-        else:
-            assert shown == {(s, a, m) for s, a, m in expected.index}
-    assert checked["summary"] >= 4 * 10 and checked["stickiness"] >= 4 * 8
+        assert shown == set(expected.index)  # every agent (oracles in their own section) and metric is shown
+        assert checked[source] >= len(expected) >= 4 * 9
 
 
 def test_the_report_has_the_analysts_sections(tiny_run):
@@ -107,14 +104,17 @@ def test_the_report_has_the_analysts_sections(tiny_run):
         "simulator-only truth",
         "Cohort retention heatmaps",
         "Numbers at risk",
-        'id="g-ctr_item"',
-        'href="#g-retention_nday"',
+        'id="g-ctr"',
+        'href="#g-retention"',
         'href="stickiness.csv"',
         '<meta name="viewport"',
     ):
         assert words in text, words
     assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in text
     tags = parse(text).tags
+    ids = {a["id"] for _, a in tags if "id" in a}
+    links = {a["href"][1:] for t, a in tags if t == "a" and a.get("href", "").startswith("#")}
+    assert links and links <= ids, links - ids  # every glossary link lands on its entry
     assert not [a for t, a in tags if t in ("script", "link", "img") and ("src" in a or "href" in a)]
     series = [a for t, a in tags if t == "g" and "data-pts" in a]
     assert series and all(json.loads(a["data-pts"]) for a in series)

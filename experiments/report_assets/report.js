@@ -49,7 +49,7 @@
       b.addEventListener("click", function () { toggle(fig, b.getAttribute("data-series"), b); });
     });
     if (!svg) return;
-    dot = document.createElementNS("http://www.w3.org/2000/svg", "circle");
+    dot = document.createElementNS(svg.namespaceURI, "circle");
     dot.setAttribute("r", "4"); dot.setAttribute("fill", "none"); dot.setAttribute("stroke", "#000");
     dot.setAttribute("stroke-width", "1.5"); dot.style.display = "none";
     svg.appendChild(dot);
