@@ -97,8 +97,9 @@ def read_config(run_dir: str | Path) -> tuple[dict, list[tuple[str, str, int]]]:
 
 
 def read_run(run_dir: str | Path, activity: bool = True) -> RunData:
-    """A finished run from its cells, or, where cells/ is incomplete or absent (a committed run), from
-    ``COMMITTED_FILES``; ``activity=False`` skips the per-day activity rows (``days`` None)."""
+    """A finished run from its cells, or, where it has none (a committed run: cells/ not kept), from
+    ``COMMITTED_FILES``; ``activity=False`` skips the per-day activity rows (``days`` None). Some cells but not all:
+    ``RunNotFinishedError`` (the committed files of an earlier report would be stale)."""
     run_dir = Path(run_dir)
     config, grid = read_config(run_dir)
     sealed_with = config_hash(config)
@@ -115,14 +116,14 @@ def read_run(run_dir: str | Path, activity: bool = True) -> RunData:
         if activity and "days.parquet" in record["files_sha256"]:
             days.append(read_parquet(cell / "days.parquet").assign(**keys))
         cells.append(record)
-    if missing:
+    if missing:  # no cell at all (a committed run): the committed files; some cells: finish the run
         absent = [name for name in COMMITTED_FILES if not (run_dir / name).is_file()]
-        if not absent:
+        if not absent and len(missing) == len(grid):
             return read_committed(run_dir, config, grid, activity)
-        if len(absent) < len(COMMITTED_FILES):
+        if len(missing) == len(grid) and len(absent) < len(COMMITTED_FILES):
             raise ValueError(
-                f"{run_dir}: {len(missing)} cells are missing (e.g. {missing[0]}) and so is {', '.join(absent)}:"
-                f" a run re-renders from its cells/, or without them from {', '.join(COMMITTED_FILES)}"
+                f"{run_dir} has none of its {len(grid)} cells and no {', '.join(absent)}: a run re-renders from"
+                f" its cells/, or without them from {', '.join(COMMITTED_FILES)}"
             )
         raise RunNotFinishedError(
             f"{run_dir}: {len(missing)} cells are not finished (e.g. {missing[0]}); run"

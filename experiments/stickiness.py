@@ -11,7 +11,7 @@ paired). The generator is ``np.random.default_rng(seed)``, drawn scenario by sce
 ``report_data.paired_tables`` draws it, so with the same seed and ``report.resamples`` the draws are the summary
 table's draws: ``retention_unbounded`` at day N is the table's ``retention_dayN`` with the same interval.
 
-Definitions (docs/model.md, "How the report measures stickiness"; ``d`` a day since the shopper's first visit,
+Definitions (docs/report.md, "How the report measures stickiness"; ``d`` a day since the shopper's first visit,
 ``a_i(d)`` 1 when shopper i saw at least one slate on day d):
 
 - DAU(d) = sum_i a_i(d); MAU(d) = shoppers active at least once in the 30 days ending on d (WAU(d): 7 days); early
@@ -95,7 +95,13 @@ def metric_label(metric: str) -> tuple[str, str]:
 
 
 class StickinessTables(NamedTuple):
-    """``stickiness_tables``'s frames (columns: docs/model.md and /tmp contract)."""
+    """``stickiness_tables``'s frames, long format (docs/report.md):
+
+    summary: scenario, agent, metric, estimate, low, high; curves: scenario, agent, measure, day, estimate, low, high,
+    n; diff_curves: scenario, agent, baseline, measure, day, estimate, low, high; segments: scenario, segment, level,
+    agent, metric, estimate, low, high, n; cohorts: scenario, agent, cohort, kind, day, value, n; headline: scenario,
+    metric, winner, winner_estimate, runner_up, runner_up_estimate, margin, low, high; rl_pairs: scenario, metric,
+    agent, other, diff, low, high; oracle_share: scenario, agent, metric, oracle, basis, share, low, high."""
 
     summary: pd.DataFrame
     curves: pd.DataFrame

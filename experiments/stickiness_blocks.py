@@ -72,7 +72,7 @@ def cell_blocks(shop: pd.DataFrame, rows: dict[str, np.ndarray], n_days: int, da
         "active": m["active"],
         "mau": trailing(m["active"], MONTH),
         "wau": trailing(m["active"], WEEK),
-        **{name: m[name] for name in DAILY},
+        **{name: m[name] for name in DAILY if name != "sessions"},  # sessions: weekly only
         "ltv": np.cumsum(m["revenue"], axis=1),
         "week_sessions": weekly["sessions"],
         "week_active": (weekly["sessions"] > 0).astype(float),
@@ -85,12 +85,13 @@ def cell_blocks(shop: pd.DataFrame, rows: dict[str, np.ndarray], n_days: int, da
     return blocks
 
 
-def cells_of(config: dict, shoppers: pd.DataFrame, days: pd.DataFrame):
-    """Yield ((scenario, agent, seed), the cell's shoppers in order, its days rows as arrays) in config order."""
+def cells_of(config: dict, shoppers: pd.DataFrame, days: pd.DataFrame, scenarios: list[str] | None = None):
+    """Yield ((scenario, agent, seed), the cell's shoppers in order, its days rows as arrays) in config order
+    (``scenarios``: only these)."""
     shop_index = shoppers.groupby(["scenario", "agent", "seed"], sort=False).indices
     day_index = days.groupby(["scenario", "agent", "seed"], sort=False).indices
     columns = {name: days[name].to_numpy() for name in ("shopper", "day", *DAILY, "revenue")}
-    for scenario in [s["name"] for s in config["scenarios"]]:
+    for scenario in scenarios or [s["name"] for s in config["scenarios"]]:
         for agent in config["agents"]:
             for seed in range(int(config["seeds"])):
                 key = (scenario, agent, seed)
@@ -163,7 +164,7 @@ def scenario_sums(config, shoppers, days, scenario, weights, masks) -> Sums:
     day_n = headline_day(config, scenario)
     agents = list(config["agents"])
     estimate, draws, per_seed = [], [], []
-    cells = {key: (shop, rows) for key, shop, rows in cells_of(config, shoppers, days) if key[0] == scenario}
+    cells = {key: (shop, rows) for key, shop, rows in cells_of(config, shoppers, days, [scenario])}
     for agent in agents:
         names, widths, seed_sums, total = None, None, [], None
         for s in range(int(config["seeds"])):
@@ -173,8 +174,9 @@ def scenario_sums(config, shoppers, days, scenario, weights, masks) -> Sums:
             names, widths = list(blocks), [b.shape[1] for b in blocks.values()]
             x = np.concatenate(list(blocks.values()), axis=1)
             seed_sums.append(x.sum(axis=0))
-            part = weights[s] @ x
-            total = part if total is None else total + part
+            total = np.zeros((weights.shape[1], x.shape[1])) if total is None else total
+            picked = np.flatnonzero(weights[s].any(axis=1))  # resamples that drew seed s (about 2 in 3 of 5 seeds)
+            total[picked] += weights[s][picked] @ x
         split = np.cumsum(widths)[:-1]
         estimate.append(dict(zip(names, np.split(np.sum(seed_sums, axis=0), split))))
         draws.append(dict(zip(names, np.split(total, split, axis=-1))))

@@ -133,6 +133,26 @@ def test_headline_pairs_and_oracle_share_on_identical_agents():
         stickiness_tables(config, shoppers, days, reference="nobody")
 
 
+def test_several_scenarios_each_get_their_own_numbers():
+    one = hand_config()
+    shoppers, days = cell_frames(HAND_SHOPPERS, HAND_DAYS, one)
+    alone = stickiness_tables(one, shoppers, days).summary
+    two = hand_config()
+    two["scenarios"] = [{"name": "s", "env": {}}, {"name": "t", "env": {}}]
+    two["resolved_env"]["t"] = {"horizon_days": 10, "slate_size": 10}
+    both = stickiness_tables(
+        two,
+        pd.concat([shoppers, shoppers.assign(scenario="t")], ignore_index=True),
+        pd.concat([days, days.assign(scenario="t")], ignore_index=True),
+    ).summary
+    first = both[both["scenario"] == "s"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(first, alone)  # the first scenario draws first: same draws
+    second = both[both["scenario"] == "t"].set_index(["agent", "metric"])["estimate"]
+    expected = alone.set_index(["agent", "metric"])["estimate"]
+    expected.loc[:, "click_rate_item"] /= 2  # slates of 10, not 5
+    pd.testing.assert_series_equal(second, expected)
+
+
 def test_every_metric_has_a_label_and_a_glossary_entry():
     config = hand_config()
     shoppers, days = cell_frames(HAND_SHOPPERS, HAND_DAYS, config)
