@@ -433,7 +433,7 @@ def test_a_sweep_over_scenarios_reports_each_and_across(tmp_path):
     assert (run / "figures" / "retention_day30_by_scenario.png").is_file()
     report = (run / "report.md").read_text()
     assert "## Scenario cb00" in report and "## Across scenarios" in report
-    assert report.count("retained d30") == 2
+    assert report.count("retained d30") == 4  # per scenario: the agents' summary table and the oracles'
 
 
 def _live_processes_in_group(pgid: int) -> list[int]:
