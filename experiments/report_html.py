@@ -119,6 +119,16 @@ def data_attributes(cell) -> str:
     return "".join(f' data-{k}="{html.escape(str(v))}"' for k, v in cell.data.items())
 
 
+def cell_html(cell) -> str:
+    """A cell's HTML: a ``Cell``'s interval (``value [low, high]``) on its own smaller line, which halves the
+    width of a table of intervals."""
+    text = inline_html(str(cell))
+    if isinstance(cell, Cell) and " [" in text:
+        value, interval = text.split(" [", 1)
+        return f'{value}<span class="ci">[{interval}</span>'
+    return text
+
+
 def html_table(header, rows, shades=None) -> str:
     """A table in a scrolling box (the script makes it sortable); with ``shades`` (same shape as ``rows``), a
     shaded grid."""
@@ -127,9 +137,7 @@ def html_table(header, rows, shades=None) -> str:
     shades = shades if shades is not None else [[None] * len(r) for r in rows]
     body = "".join(
         "<tr>"
-        + "".join(
-            f"<td{data_attributes(c)}{shade_style(v)}>{inline_html(str(c))}</td>" for c, v in zip(r, sr, strict=True)
-        )
+        + "".join(f"<td{data_attributes(c)}{shade_style(v)}>{cell_html(c)}</td>" for c, v in zip(r, sr, strict=True))
         + "</tr>"
         for r, sr in zip(rows, shades, strict=True)
     )

@@ -42,6 +42,7 @@ def open_report(html: Path, width: int, chromium: str | None = None):
         browser = p.chromium.launch(executable_path=chromium_path(chromium), args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": width, "height": 900})
+            page.set_default_timeout(180_000)  # a long page on a busy machine takes a while to shoot
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("request", lambda r: requests.append(r.url))
