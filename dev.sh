@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's commands: each creates (or reuses) the local virtual environment, then runs.
 #   ./dev.sh demo  [args]   simulate shoppers under baseline policies and print the summary
-#   ./dev.sh test  [args]   the test suite (fast by default; `./dev.sh test -m slow` for the long ones)
+#   ./dev.sh test  [args]   the test suite (fast by default; `-m slow` for the long ones, `-m browser` for the
+#                           report in headless Chromium)
 #   ./dev.sh bench [args]   the env benchmark
 #   ./dev.sh lint           ruff: lint and format check (CI runs it)
 set -euo pipefail
@@ -23,7 +24,7 @@ ensure_venv() {
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "installing stickyrec and its pinned dependencies into $VENV" >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[test,ray]"
+    "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[test,ray,browser]"
     echo "$want" > "$stamp"
   fi
 }

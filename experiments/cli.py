@@ -329,7 +329,7 @@ def cmd_report(args) -> int:
     from stickyrec.experiments.report import build_report, compare_runs
 
     for run_dir in args.run_dirs:
-        print(f"report: {build_report(run_dir)}")
+        print(f"report: {build_report(run_dir, reference=args.reference)}")
     if len(args.run_dirs) > 1:
         print(f"comparison: {compare_runs(args.run_dirs, args.out)}")
     return 0
@@ -525,6 +525,7 @@ def _add_report_and_compare(sub) -> None:
     report = sub.add_parser("report", help="(re)write a run's report; with several runs, also a comparison")
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     report.add_argument("--out", default="results/comparison", help="comparison folder (several runs)")
+    report.add_argument("--reference", metavar="AGENT", help="the agent differences are against (default: config's)")
     report.set_defaults(func=cmd_report)
 
     compare = sub.add_parser("compare", help="two agents' retention curves side by side, with a log-rank test")

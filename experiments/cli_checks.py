@@ -110,6 +110,12 @@ def check_arguments(args) -> None:
             check_output_path(run_dir, "dir", "RUN_DIR")
         if len(args.run_dirs) > 1:
             check_output_path(args.out, "dir", "--out")
+        if getattr(args, "reference", None) is not None:  # an agent of every run named
+            from stickyrec.experiments.report import check_reference
+            from stickyrec.experiments.report_data import read_config
+
+            for run_dir in args.run_dirs:
+                check_reference(read_config(run_dir)[0], args.reference, run_dir)
 
 
 __all__ = ["NUMBERS", "OUTPUTS", "check_arguments", "check_number", "check_step_pairs"]

@@ -9,9 +9,15 @@
     margins.csv           per scenario, each RL agent's paired margin over the best non-RL agent (95% intervals)
     km.csv                Kaplan-Meier retention curves with 95% bands (lifelines), by scenario, agent and day
     engagement.csv        sessions and revenue per active shopper, by scenario, agent and day
-    cohorts.csv           day-N retention per evaluation cohort (one population per seed), and pooled
+    cohorts.csv           N-day and unbounded retention per evaluation cohort (one population per seed), and pooled
+    stickiness.csv, curves.csv, diff_curves.csv, segments.csv, headline.csv, rl_pairs.csv, oracle_share.csv
+                          the stickiness measures (``stickiness``; docs/report.md), same bootstrap as summary.csv
+    activity.parquet, cells.json   every cell's activity rows and records: with lifetimes.parquet, what a run
+                          without its cells/ (a committed one) is re-rendered from
     figures/*.png         retention curves, engagement over time, (several scenarios) day-30 retention by scenario
-    report.md, report.html   the same content; the HTML embeds its images and needs no network
+    figures/*.svg         the report's charts (the HTML inlines them; the Markdown links them)
+    report.md, report.html   the same sections; the HTML is one file with inline SVG charts and a small inline
+                          script (tooltips, legend toggles, sortable tables) and needs no network
 
 The numbers come from ``report_data`` (loading, the paired bootstrap's tables, Kaplan-Meier, engagement,
 cohorts; its docstring says how the intervals are made), the figures and documents from ``report_render``.
@@ -27,6 +33,7 @@ import pandas as pd
 
 from stickyrec.experiments.metrics import METRIC_LABELS, METRICS
 from stickyrec.experiments.report_data import (
+    LIFETIME_COLUMNS,
     RunNotFinishedError,
     agent_roles,
     click_auc_frame,
@@ -36,11 +43,14 @@ from stickyrec.experiments.report_data import (
     load_run,
     logrank,
     paired_tables,
+    read_run,
     scenario_horizon,
     summary_tables,
     training_frame,
 )
+from stickyrec.experiments.report_html import svg_files
 from stickyrec.experiments.report_render import (
+    ReportContext,
     agent_colours,
     format_ci,
     format_p,
@@ -53,7 +63,19 @@ from stickyrec.experiments.report_render import (
     render_markdown,
     report_blocks,
 )
+from stickyrec.experiments.stickiness import stickiness_tables
 from stickyrec.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
+
+STICKINESS_FILES = {  # StickinessTables field -> file in the run directory
+    "summary": "stickiness.csv",
+    "curves": "curves.csv",
+    "diff_curves": "diff_curves.csv",
+    "segments": "segments.csv",
+    "cohorts": "cohorts.csv",
+    "headline": "headline.csv",
+    "rl_pairs": "rl_pairs.csv",
+    "oracle_share": "oracle_share.csv",
+}
 
 
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
@@ -63,43 +85,52 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
         write_bytes_atomic(path, frame.to_csv(index=False, float_format="%.6g").encode())
 
 
-LIFETIME_COLUMNS = (
-    "scenario",
-    "agent",
-    "seed",
-    "shopper",
-    "churn_day",
-    "churned",
-    "lifetime_days",
-    "sessions",
-    "clicks",
-    "impressions",
-    "purchases",
-    "revenue",
-)
+def check_reference(config: dict, reference: str | None, run_dir: str | Path = "") -> dict:
+    """The config with ``reference`` as the report's reference agent (None: as it is); an agent the run does not
+    have is a ``ValueError`` listing the allowed ones."""
+    if reference is None:
+        return config
+    if reference not in config["agents"]:
+        allowed = ", ".join(config["agents"])
+        raise ValueError(f"--reference {reference!r} is not an agent of {run_dir or 'the run'}; allowed: {allowed}")
+    return {**config, "report": {**config["report"], "reference": reference}}
 
 
-def build_report(run_dir: str | Path, progress: bool = False) -> Path:
-    """Write every summary file, figure and both reports of a finished run; returns the HTML report's path."""
+def build_report(run_dir: str | Path, progress: bool = False, reference: str | None = None) -> Path:
+    """Write every summary file, figure and both reports of a finished run; returns the HTML report's path.
+
+    A run without its cells/ (a committed one) is read from its ``lifetimes.parquet``, ``activity.parquet`` and
+    ``cells.json``. ``reference``: the agent the differences, log-rank tests and difference curves are against
+    (default: the config's ``report.reference``)."""
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
-    config, shoppers, daily, cells = load_run(run_dir)
-    table, diffs, best, margins = paired_tables(config, shoppers)
+    config, shoppers, daily, cells, days = read_run(run_dir)
+    config = check_reference(config, reference, run_dir)
+    paired = paired_tables(config, shoppers)
+    table, diffs, best, margins = paired
     curves, tests = kaplan_meier(config, shoppers)
     eng = engagement(config, shoppers, daily)
     cohort = cohorts(config, shoppers)
     if len(tests):
         diffs = diffs.merge(tests, on=["scenario", "agent", "reference"], how="left")
     training, auc = training_frame(cells), click_auc_frame(cells)
-    for frame, name in (
-        (shoppers[list(LIFETIME_COLUMNS)], "lifetimes.parquet"),
+    frames = [
+        (shoppers[[c for c in LIFETIME_COLUMNS if c in shoppers]], "lifetimes.parquet"),
         (table, "summary.csv"),
         (diffs, "differences.csv"),
         (margins, "margins.csv"),
         (curves, "km.csv"),
         (eng, "engagement.csv"),
-        (cohort, "cohorts.csv"),
-    ):
+    ]
+    sticky = None
+    if days is not None:
+        sticky = stickiness_tables(config, shoppers, days)
+        frames += [(frame, STICKINESS_FILES[name]) for name, frame in sticky._asdict().items()]
+        frames.append((days, "activity.parquet"))
+        write_json_atomic(run_dir / "cells.json", cells)
+    else:
+        frames.append((cohort, "cohorts.csv"))  # a run whose cells predate activity rows: the old cohort table
+    for frame, name in frames:
         write_frame(frame, run_dir / name)
     roles = pd.DataFrame({"agent": list(config["agents"]), "role": list(agent_roles(config).values())})
     summary = {"name": config["name"], "table": table, "differences": diffs, "training": training, "roles": roles}
@@ -111,12 +142,13 @@ def build_report(run_dir: str | Path, progress: bool = False) -> Path:
         {k: v if isinstance(v, str) else v.to_dict(orient="records") for k, v in summary.items()},
     )
     images = figures(config, table, curves, eng)
-    for name, data in images.items():
-        write_bytes_atomic(run_dir / "figures" / name, data)
-    blocks = report_blocks(config, table, diffs, cohort, eng, training, auc, (best, margins))
+    blocks = report_blocks(ReportContext.of(config, paired, diffs, sticky, training, auc))
+    for name, data in images.items() | svg_files(blocks).items():
+        write_bytes_atomic(run_dir / "figures" / name, data if isinstance(data, bytes) else data.encode())
     write_bytes_atomic(run_dir / "report.md", render_markdown(blocks).encode())
     html_path = run_dir / "report.html"
-    write_bytes_atomic(html_path, render_html(blocks, images, f"stickyrec report: {config['name']}").encode())
+    page = render_html(blocks, images, f"stickyrec report: {config['name']}", script=True)
+    write_bytes_atomic(html_path, page.encode())
     if progress:
         print(f"report: {html_path} ({time.perf_counter() - t0:.1f} s)")
     return html_path
@@ -228,4 +260,14 @@ def compare_agents(
     return out, "\n".join(lines)
 
 
-__all__ = ["RunNotFinishedError", "build_report", "compare_agents", "compare_runs", "load_run", "summary_tables"]
+__all__ = [
+    "LIFETIME_COLUMNS",
+    "STICKINESS_FILES",
+    "RunNotFinishedError",
+    "build_report",
+    "check_reference",
+    "compare_agents",
+    "compare_runs",
+    "load_run",
+    "summary_tables",
+]

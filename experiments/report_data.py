@@ -18,6 +18,7 @@ session, so day-d retention in the table equals the Kaplan-Meier curve at d for 
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -25,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from stickyrec.experiments.activity import DAY_COLUMNS, TRAIT_COLUMNS
 from stickyrec.experiments.cells import CELL_MARKER, cell_name, config_hash, read_marker
 from stickyrec.experiments.metrics import COLUMNS, METRICS, interval, metrics_from_sums, paired_resamples
 from stickyrec.inputs import load_yaml, short_repr
@@ -46,10 +48,34 @@ class RunNotFinishedError(ValueError):
 # --------------------------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------------------------
+KEYS = ("scenario", "agent", "seed")
+# lifetimes.parquet: every held-out shopper of every cell (what a committed run re-renders from, with
+# activity.parquet and cells.json); the trait columns are absent in runs made before cells recorded them
+LIFETIME_COLUMNS = (*KEYS, "shopper", "churn_day", "churned", "lifetime_days", "sessions", "clicks", "impressions")
+LIFETIME_COLUMNS += ("purchases", "revenue", *(c for c in COLUMNS if c not in ("lifetime_days", "sessions", "clicks")))
+LIFETIME_COLUMNS = tuple(dict.fromkeys(LIFETIME_COLUMNS + TRAIT_COLUMNS))
+COMMITTED_FILES = ("lifetimes.parquet", "activity.parquet", "cells.json")  # a run without cells/ re-renders from
+
+
+class RunData(NamedTuple):
+    """A finished run: resolved config, per-shopper rows of every cell, daily totals of every cell, the cell
+    records, and every cell's per-(shopper, day) activity rows (None for cells made before they were recorded)."""
+
+    config: dict
+    shoppers: pd.DataFrame
+    daily: pd.DataFrame
+    cells: list[dict]
+    days: pd.DataFrame | None
+
+
 def load_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame, pd.DataFrame, list[dict]]:
     """(resolved config, per-shopper frame of every cell, daily frame of every cell, cell records)."""
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.yaml"
+    return tuple(read_run(run_dir, activity=False)[:4])
+
+
+def read_config(run_dir: str | Path) -> tuple[dict, list[tuple[str, str, int]]]:
+    """(a run directory's resolved config, its (scenario, agent, seed) cells), checked enough to use."""
+    config_path = Path(run_dir) / "config.yaml"
     if not config_path.is_file():
         raise ValueError(f"{run_dir} is not a stickyrec run directory (no config.yaml)")
     config = load_yaml(config_path, source=str(config_path))
@@ -67,8 +93,17 @@ def load_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame, pd.DataFrame, lis
         raise ValueError(
             f"{config_path} is not a stickyrec run config ({type(exc).__name__}: {short_repr(exc)})"
         ) from None
+    return config, grid
+
+
+def read_run(run_dir: str | Path, activity: bool = True) -> RunData:
+    """A finished run from its cells, or, where it has none (a committed run: cells/ not kept), from
+    ``COMMITTED_FILES``; ``activity=False`` skips the per-day activity rows (``days`` None). Some cells but not all:
+    ``RunNotFinishedError`` (the committed files of an earlier report would be stale)."""
+    run_dir = Path(run_dir)
+    config, grid = read_config(run_dir)
     sealed_with = config_hash(config)
-    shoppers, daily, cells, missing = [], [], [], []
+    shoppers, daily, days, cells, missing = [], [], [], [], []
     for scenario, label, seed in grid:
         cell = run_dir / "cells" / cell_name(scenario, label, seed)
         if not (cell / CELL_MARKER).exists():
@@ -78,13 +113,59 @@ def load_run(run_dir: str | Path) -> tuple[dict, pd.DataFrame, pd.DataFrame, lis
         keys = {"scenario": scenario, "agent": label, "seed": seed}
         shoppers.append(read_parquet(cell / "shoppers.parquet").assign(**keys))
         daily.append(read_parquet(cell / "daily.parquet").assign(**keys))
+        if activity and "days.parquet" in record["files_sha256"]:
+            days.append(read_parquet(cell / "days.parquet").assign(**keys))
         cells.append(record)
-    if missing:
+    if missing:  # no cell at all (a committed run): the committed files; some cells: finish the run
+        absent = [name for name in COMMITTED_FILES if not (run_dir / name).is_file()]
+        if not absent and len(missing) == len(grid):
+            return read_committed(run_dir, config, grid, activity)
+        if len(missing) == len(grid) and len(absent) < len(COMMITTED_FILES):
+            raise ValueError(
+                f"{run_dir} has none of its {len(grid)} cells and no {', '.join(absent)}: a run re-renders from"
+                f" its cells/, or without them from {', '.join(COMMITTED_FILES)}"
+            )
         raise RunNotFinishedError(
             f"{run_dir}: {len(missing)} cells are not finished (e.g. {missing[0]}); run"
             f" `stickyrec run` with the same config and --out to finish them"
         )
-    return config, pd.concat(shoppers, ignore_index=True), pd.concat(daily, ignore_index=True), cells
+    frame = pd.concat(days, ignore_index=True) if activity and len(days) == len(grid) else None
+    return RunData(config, pd.concat(shoppers, ignore_index=True), pd.concat(daily, ignore_index=True), cells, frame)
+
+
+def read_committed(run_dir: Path, config: dict, grid: list, activity: bool) -> RunData:
+    """A run without its cells: ``lifetimes.parquet``, ``activity.parquet`` and ``cells.json`` (build_report's)."""
+    shoppers = read_parquet(run_dir / "lifetimes.parquet")
+    days = read_parquet(run_dir / "activity.parquet")
+    required = {"lifetimes.parquet": (shoppers, LIFETIME_COLUMNS[: -len(TRAIT_COLUMNS)])}
+    required["activity.parquet"] = (days, (*KEYS, *DAY_COLUMNS))
+    for name, (frame, columns) in required.items():
+        absent = [c for c in columns if c not in frame]
+        if absent:
+            raise ValueError(f"{run_dir / name} lacks columns {', '.join(absent)} (made by an older stickyrec?)")
+    have = set(shoppers.groupby(list(KEYS), sort=False).groups)
+    lacking = [key for key in grid if key not in have]
+    if lacking:
+        raise ValueError(f"{run_dir / 'lifetimes.parquet'} has no shoppers of cell {lacking[0]} ({len(lacking)} cells)")
+    try:
+        cells = json.loads((run_dir / "cells.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{run_dir / 'cells.json'} is not readable JSON ({short_repr(str(exc))})") from None
+    if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+        raise ValueError(f"{run_dir / 'cells.json'} is not a list of cell records")
+    return RunData(config, shoppers, daily_from_days(config, days), cells, days if activity else None)
+
+
+def daily_from_days(config: dict, days: pd.DataFrame) -> pd.DataFrame:
+    """Each cell's daily totals (as its daily.parquet: a row per day of the horizon) from its activity rows.
+    Revenue is summed in another order than the cell's, so it may differ from daily.parquet in the last bits."""
+    totals = ["sessions", "impressions", "clicks", "purchases", "revenue"]
+    out = []
+    for key, part in days.groupby(list(KEYS), sort=False):
+        horizon = int(np.ceil(scenario_horizon(config, key[0])))
+        sums = part.groupby("day")[totals].sum().astype(float).reindex(range(horizon), fill_value=0.0)
+        out.append(sums.rename_axis("day").reset_index().assign(**dict(zip(KEYS, key))))
+    return pd.concat(out, ignore_index=True)
 
 
 def read_parquet(path: Path) -> pd.DataFrame:
@@ -354,6 +435,14 @@ def click_auc_frame(cells: list[dict]) -> pd.DataFrame:
 
 
 __all__ = [
+    "COMMITTED_FILES",
+    "KEYS",
+    "LIFETIME_COLUMNS",
+    "RunData",
+    "daily_from_days",
+    "read_committed",
+    "read_config",
+    "read_run",
     "BEST_METRIC",
     "NON_RL",
     "ORACLE",

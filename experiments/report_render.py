@@ -1,25 +1,35 @@
-"""What a report looks like: figures (matplotlib, PNG bytes), the report as a list of blocks, Markdown and HTML.
+"""What a run report holds: the PNG figures (matplotlib) written beside it, and the report as a list of blocks.
 
-A document is a list of blocks, rendered twice: ``("h", level, text)``, ``("p", text)``, ``("table", header,
-rows)``, ``("grid", header, rows, shades)`` (a table whose cells are shaded by ``shades``, same shape as ``rows``:
-a number in [-1, 1], blue for positive and red for negative, or None), ``("img", file name, caption)`` (PNG bytes,
-or SVG text for a ``.svg`` name, which the HTML inlines), ``("code", text)``. The HTML embeds its images, needs no
-network, fits a phone's width (viewport tag; wide tables scroll with their first column kept in view).
+``report_blocks(ReportContext)`` assembles the whole report: the executive summary, setup, each scenario's tables
+(``report_sections``) and charts (``report_figures``, inline SVG), across scenarios, timings, the glossary
+(``report_glossary``), the files. ``report_html`` renders the blocks to Markdown and to self-contained HTML.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import io
-import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from stickyrec.experiments.metrics import METRIC_LABELS, METRICS
+from stickyrec.experiments.metrics import METRIC_LABELS
+from stickyrec.experiments.report_charts import hex_colours
 from stickyrec.experiments.report_data import BEST_METRIC, DIFF_METRICS, NON_RL, ORACLE, ROLE_NOTES, agent_roles
+from stickyrec.experiments.report_figures import chart_blocks
+from stickyrec.experiments.report_glossary import glossary_block
+from stickyrec.experiments.report_html import render_html, render_markdown
+from stickyrec.experiments.report_sections import (
+    cohort_blocks,
+    executive_summary,
+    of,
+    reference_bounds,
+    rl_pairs_table,
+    segment_blocks,
+    stickiness_blocks,
+    summary_table,
+)
+from stickyrec.experiments.stickiness import StickinessTables
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -145,133 +155,119 @@ def format_p(value: float) -> str:
     return "< 1e-4" if value < 1e-4 else f"{value:.4f}"
 
 
-def render_markdown(blocks: list[tuple], image_dir: str = "figures") -> str:
-    out = []
-    for block in blocks:
-        kind = block[0]
-        if kind == "h":
-            out.append("#" * block[1] + " " + block[2])
-        elif kind == "p":
-            out.append(block[1])
-        elif kind in ("table", "grid"):
-            header, rows = block[1], block[2]
-            out.append(
-                "\n".join(
-                    [
-                        "| " + " | ".join(header) + " |",
-                        "|" + "---|" * len(header),
-                        *("| " + " | ".join(str(c) for c in r) + " |" for r in rows),
-                    ]
-                )
-            )
-        elif kind == "img":
-            out.append(f"![{block[2]}]({image_dir}/{block[1]})")
-        elif kind == "code":
-            out.append(f"```\n{block[1]}\n```")
-    return "\n\n".join(out) + "\n"
-
-
-CSS = """body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;
-padding:0 1em;color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:13px}
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}th{background:#f3f3f3}
-td:first-child,th:first-child{text-align:left;position:sticky;left:0;background:#fff;z-index:1}
-th:first-child{background:#f3f3f3}img,svg{max-width:100%;height:auto}img{border:1px solid #eee}.wide{overflow-x:auto}
-table.grid td{min-width:2.6em}figure{margin:1em 0}code,pre{background:#f6f6f6;padding:2px 4px}
-pre{padding:8px;overflow-x:auto}"""
-
-
-def shade_style(shade) -> str:
-    """The inline style of a grid cell shaded by ``shade`` in [-1, 1] (None: no shade)."""
-    if shade is None or not np.isfinite(shade):
-        return ""
-    level = min(abs(float(shade)), 1.0)
-    rgb = "33,102,172" if shade >= 0 else "178,24,43"
-    ink = "#fff" if level > 0.55 else "#222"
-    return f' style="background:rgba({rgb},{level:.2f});color:{ink}"'
-
-
-def inline_html(text: str) -> str:
-    """Markdown's inline marks as HTML: `code`, **bold** and [text](link)."""
-    text = html.escape(text)
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    text = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', text)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
-
-
-def html_table(header, rows, shades=None) -> str:
-    """A table in a scrolling box; with ``shades`` (same shape as ``rows``), a shaded grid (``shade_style``)."""
-    head = "".join(f"<th>{inline_html(str(h))}</th>" for h in header)
-    css = ' class="grid"' if shades is not None else ""
-    shades = shades if shades is not None else [[None] * len(r) for r in rows]
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td{shade_style(v)}>{inline_html(str(c))}</td>" for c, v in zip(r, sr, strict=True))
-        + "</tr>"
-        for r, sr in zip(rows, shades, strict=True)
-    )
-    return f'<div class="wide"><table{css}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
-def render_html(blocks: list[tuple], images: dict[str, bytes], title: str) -> str:
-    body = []
-    for block in blocks:
-        kind = block[0]
-        if kind == "h":
-            body.append(f"<h{block[1]}>{inline_html(block[2])}</h{block[1]}>")
-        elif kind == "p":
-            body.append(f"<p>{inline_html(block[1])}</p>")
-        elif kind in ("table", "grid"):
-            body.append(html_table(block[1], block[2], block[3] if kind == "grid" else None))
-        elif kind == "img" and block[1].endswith(".svg"):
-            svg = images[block[1]]
-            svg = svg.decode() if isinstance(svg, bytes) else svg
-            body.append(f"<figure>{svg}<figcaption>{inline_html(block[2])}</figcaption></figure>")
-        elif kind == "img":
-            data = base64.b64encode(images[block[1]]).decode()
-            body.append(
-                f'<figure><img alt="{html.escape(block[2])}" src="data:image/png;base64,{data}">'
-                f"<figcaption>{inline_html(block[2])}</figcaption></figure>"
-            )
-        elif kind == "code":
-            body.append(f"<pre>{html.escape(block[1])}</pre>")
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>'
-        f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
-    )
-
-
 def env_difference(config: dict) -> str:
     env = config.get("env") or {}
     return ", ".join(f"{k}={v}" for k, v in env.items()) or "preset default"
 
 
-def report_blocks(config, table, diffs, cohort, eng, training, auc, best_margins=None) -> list[tuple]:
-    """The whole report of one run, as blocks: setup, each scenario (with the best non-RL agent and RL's margins
-    over it, given ``best_margins``: ``paired_tables``' best and margins), across scenarios, timings, the click
-    model's held-out AUC (where the run has one), how to reproduce."""
-    agents = list(config["agents"])
+STICKY_COLUMNS = {  # stickiness.StickinessTables' frames (docs/report.md): empty ones for a run without activity
+    "summary": ["scenario", "agent", "metric", "estimate", "low", "high"],
+    "curves": ["scenario", "agent", "measure", "day", "estimate", "low", "high", "n"],
+    "diff_curves": ["scenario", "agent", "baseline", "measure", "day", "estimate", "low", "high"],
+    "segments": ["scenario", "segment", "level", "agent", "metric", "estimate", "low", "high", "n"],
+    "cohorts": ["scenario", "agent", "cohort", "kind", "day", "value", "n"],
+    "headline": ["scenario", "metric", "winner", "winner_estimate", "runner_up", "margin", "low", "high"],
+    "rl_pairs": ["scenario", "metric", "agent", "other", "diff", "low", "high"],
+    "oracle_share": ["scenario", "agent", "metric", "oracle", "basis", "share", "low", "high"],
+}
+
+
+class ReportContext(NamedTuple):
+    """What the run report shows: the config, the paired tables (``report_data.paired_tables``), the log-rank
+    differences, the stickiness tables (``stickiness.stickiness_tables``; None for a run whose cells predate
+    activity rows: those sections are left out), training times and click AUCs."""
+
+    config: dict
+    table: pd.DataFrame
+    diffs: pd.DataFrame
+    best: pd.DataFrame
+    margins: pd.DataFrame
+    sticky: StickinessTables | None
+    training: pd.DataFrame
+    auc: pd.DataFrame
+
+    @classmethod
+    def of(cls, config, paired, diffs, sticky, training, auc) -> ReportContext:
+        """From ``paired_tables``' result (its ``diffs`` replaced by ``diffs``, with the log-rank tests)."""
+        if sticky is None:
+            sticky = StickinessTables(**{name: pd.DataFrame(columns=c) for name, c in STICKY_COLUMNS.items()})
+        return cls(config, paired.table, diffs, paired.best, paired.margins, sticky, training, auc)
+
+    @property
+    def agents(self) -> list[str]:
+        return list(self.config["agents"])
+
+    @property
+    def roles(self) -> dict[str, str]:
+        return agent_roles(self.config)
+
+    @property
+    def agents_shown(self) -> list[str]:
+        """The agents of the main tables: all but the oracles (their own section: reference bounds)."""
+        roles = self.roles
+        return [a for a in self.agents if roles[a] != ORACLE]
+
+    @property
+    def colours(self) -> dict[str, str]:
+        roles = self.roles
+        return hex_colours(self.agents, tuple(a for a in self.agents if roles[a] == ORACLE))
+
+    @property
+    def reference(self) -> str:
+        return self.config["report"]["reference"]
+
+
+def report_blocks(ctx: ReportContext) -> list[tuple]:
+    """The whole report of one run, as blocks: the executive summary, setup, each scenario's tables and charts,
+    across scenarios, timings, the click model's held-out AUC (where the run has one), the glossary, the files."""
+    config = ctx.config
     scenarios = [s["name"] for s in config["scenarios"]]
-    reference = config["report"]["reference"]
-    blocks = setup_blocks(config, scenarios, agents, reference)
+    several = len(scenarios) > 1
+    summary = []
     for scenario in scenarios:
-        blocks += scenario_blocks(config, scenario, len(scenarios) > 1, table, diffs, cohort, eng, agents, reference)
-        if best_margins is not None:
-            blocks += best_non_rl_blocks(scenario, *best_margins, 3 if len(scenarios) > 1 else 2)
-    if len(scenarios) > 1:
-        blocks += across_blocks(diffs, scenarios, agents, reference)
-    blocks += training_blocks(training)
-    if len(auc):
-        blocks += click_auc_blocks(auc)
+        summary += [f"*{scenario}*: {s}" if several else s for s in executive_summary(ctx, scenario)]
+    blocks = [("h", 1, f"stickyrec report: {config['name']}"), ("p", config.get("description") or "")]
+    blocks += [("box", "Executive summary", summary)]
+    blocks += setup_blocks(config, scenarios, ctx.agents, ctx.reference)
+    if not len(ctx.sticky.curves):  # a run without activity rows: no curves but Kaplan-Meier's
+        blocks.append(("img", "retention_curves.png", "Kaplan-Meier retention curves with 95% bands, by agent"))
+    for scenario in scenarios:
+        blocks += scenario_blocks(ctx, scenario, several)
+    if several:
+        blocks += across_blocks(ctx.diffs, scenarios, ctx.agents, ctx.reference)
+    blocks += training_blocks(ctx.training)
+    if len(ctx.auc):
+        blocks += click_auc_blocks(ctx.auc)
+    blocks += [("h", 2, "Glossary"), glossary_block(), ("h", 2, "Files")]
+    blocks.append(("p", " · ".join(f"[{name}]({name})" for name in DATA_FILES)))
     blocks.append(("h", 2, "Reproduce"))
     blocks.append(
         (
             "code",
             f"stickyrec run {config['name']}  # or the YAML file; the resolved config is"
-            " config.yaml beside this report",
+            " config.yaml beside this report\nstickyrec report RUN_DIR  # re-render from the committed files",
         )
     )
     return blocks
+
+
+DATA_FILES = (
+    "summary.csv",
+    "stickiness.csv",
+    "differences.csv",
+    "margins.csv",
+    "headline.csv",
+    "oracle_share.csv",
+    "curves.csv",
+    "diff_curves.csv",
+    "cohorts.csv",
+    "segments.csv",
+    "rl_pairs.csv",
+    "km.csv",
+    "engagement.csv",
+    "summary.json",
+    "config.yaml",
+)
 
 
 def churn_meaning(env: dict) -> str:
@@ -293,8 +289,7 @@ def setup_blocks(config, scenarios, agents, reference) -> list[tuple]:
     env0 = config["resolved_env"][scenarios[0]]
     n_shoppers = config["evaluation"]["shoppers"]
     return [
-        ("h", 1, f"stickyrec report: {config['name']}"),
-        ("p", config.get("description") or ""),
+        ("h", 2, "Setup and how to read it"),
         (
             "p",
             f"**Setup.** {len(agents)} agents x {len(scenarios)} scenario(s) x {config['seeds']} seeds. In seed s"
@@ -305,56 +300,41 @@ def setup_blocks(config, scenarios, agents, reference) -> list[tuple]:
         ),
         (
             "p",
-            "**How to read it.** Retention at day d is the share of shoppers still customers on day d (not yet"
-            f" churned; {churn_meaning(env0)}). Brackets are 95% intervals from a bootstrap over seeds and shoppers."
-            " A difference is paired: the same shoppers under both agents. Kaplan-Meier curves and the log-rank test"
-            " (lifelines) pool the seeds.",
+            "**How to read it.** [Unbounded retention](#g-retention) at day d is the share of shoppers still"
+            f" customers on day d (not yet churned; {churn_meaning(env0)}); [N-day retention](#g-retention) counts"
+            " those active on day d itself. Brackets are [95% intervals](#g-bootstrap_interval) from a bootstrap over"
+            " seeds and shoppers, and the charts' bands come from the same bootstrap. A [difference is"
+            " paired](#g-paired_margin): the same shoppers under both agents. The [log-rank test](#g-logrank)"
+            " (lifelines) pools the seeds. Hover a chart for values; click a legend entry to hide or show its line;"
+            " click a table header to sort.",
         ),
-        ("img", "retention_curves.png", "Kaplan-Meier retention curves with 95% bands, by agent"),
     ]
 
 
-def scenario_blocks(config, scenario, several, table, diffs, cohort, eng, agents, reference) -> list[tuple]:
-    """One scenario: its summary table, the paired differences, cohort retention and engagement over time."""
+def scenario_blocks(ctx: ReportContext, scenario: str, several: bool) -> list[tuple]:
+    """One scenario: summary and stickiness tables, RL against the best non-RL, the paired differences, the charts,
+    cohort heatmaps, segments, and the oracles as reference bounds."""
     level = 3 if several else 2
     blocks: list[tuple] = []
     if several:
         blocks.append(("h", 2, f"Scenario {scenario}"))
-        overrides = next(s["env"] for s in config["scenarios"] if s["name"] == scenario)
+        overrides = next(s["env"] for s in ctx.config["scenarios"] if s["name"] == scenario)
         blocks.append(("p", "Env overrides: " + (", ".join(f"{k}={v}" for k, v in overrides.items()) or "none")))
-    t = table[table["scenario"] == scenario]
-    roles = agent_roles(config)
     blocks.append(("h", level, "Summary per agent"))
-    blocks.append(
-        (
-            "table",
-            ["agent", *(METRIC_LABELS[m] for m in METRICS)],
-            [[oracle_mark(r["agent"], roles), *(format_ci(r, m) for m in METRICS)] for _, r in t.iterrows()],
-        )
-    )
-    d = diffs[diffs["scenario"] == scenario] if len(diffs) else diffs
+    blocks.append(("p", "Oracles are not in this table: see the reference bounds below."))
+    blocks.append(summary_table(ctx, scenario, ctx.agents_shown))
+    blocks += stickiness_blocks(ctx, scenario, level)
+    blocks += best_non_rl_blocks(scenario, ctx.best, ctx.margins, level)
+    blocks += rl_pairs_table(ctx, scenario)
+    d = of(ctx.diffs, scenario=scenario)
     if len(d):
-        blocks.append(("h", level, f"Against {reference}"))
+        blocks.append(("h", level, f"Paired differences against {ctx.reference}"))
         blocks.append(differences_table(d))
-    c = cohort[(cohort["scenario"] == scenario) & (cohort["cohort"] == "all")]
-    day_cols = [col for col in c.columns if col.startswith("day_")]
-    blocks.append(("h", level, "Cohort retention (share still active on day N)"))
-    blocks.append(
-        (
-            "table",
-            ["agent", *(f"day {col[4:]}" for col in day_cols)],
-            [[r["agent"], *(f"{r[col]:.3f}" for col in day_cols)] for _, r in c.iterrows()],
-        )
-    )
-    blocks.append(("p", "Per-seed cohorts (one held-out population per seed) are in `cohorts.csv`."))
-    blocks.append(("img", f"engagement_{scenario}.png", "Sessions and revenue per active shopper per day (3-day mean)"))
-    blocks.append(engagement_table(eng[eng["scenario"] == scenario], agents))
+    blocks += chart_blocks(ctx, scenario, level)
+    blocks += cohort_blocks(ctx, scenario, level)
+    blocks += segment_blocks(ctx, scenario, level)
+    blocks += reference_bounds(ctx, scenario, level)
     return blocks
-
-
-def oracle_mark(agent: str, roles: dict[str, str]) -> str:
-    """The agent's label, marked where it reads hidden state."""
-    return f"{agent} (oracle: reads hidden state)" if roles.get(agent) == ORACLE else agent
 
 
 def best_non_rl_blocks(scenario: str, best: pd.DataFrame, margins: pd.DataFrame, level: int) -> list[tuple]:
@@ -400,21 +380,6 @@ def differences_table(d: pd.DataFrame) -> tuple:
         for row, (_, r) in zip(rows, d.iterrows()):
             row += [f"{r['logrank_statistic']:.1f}", format_p(r["logrank_p"])]
     return ("table", header, rows)
-
-
-def engagement_table(e: pd.DataFrame, agents) -> tuple:
-    """Sessions and revenue per active shopper, averaged over the first week, the rest of the month, and after."""
-    horizon = int(e["day"].max()) + 1
-    windows = [(0, 7), (7, 30), (30, horizon)] if horizon > 30 else [(0, 7), (7, horizon)]
-    rows = []
-    for agent in agents:
-        ea = e[e["agent"] == agent]
-        cells = []
-        for lo, hi in windows:
-            w = ea[(ea["day"] >= lo) & (ea["day"] < hi)]
-            cells.append(f"{w['sessions_per_active'].mean():.3f} / {w['revenue_per_active'].mean():.2f}")
-        rows.append([agent, *cells])
-    return ("table", ["agent", *(f"days {lo}-{hi - 1}: sessions / revenue per active" for lo, hi in windows)], rows)
 
 
 def across_blocks(diffs, scenarios, agents, reference) -> list[tuple]:
@@ -496,11 +461,9 @@ def click_auc_blocks(auc: pd.DataFrame) -> list[tuple]:
 
 
 __all__ = [
-    "CSS",
     "click_auc_blocks",
     "agent_colours",
     "best_non_rl_blocks",
-    "oracle_mark",
     "env_difference",
     "format_ci",
     "format_number",
@@ -513,5 +476,6 @@ __all__ = [
     "pyplot",
     "render_html",
     "render_markdown",
+    "ReportContext",
     "report_blocks",
 ]

@@ -249,10 +249,11 @@ def test_engagement_and_cohorts_add_up(quick_run):
     assert first["active_shoppers"] == config["seeds"] * config["evaluation"]["shoppers"]
     assert first["sessions_per_active"] >= 1.0  # everyone opens a session on day 0
     cohorts = pd.read_csv(out / "cohorts.csv")
-    assert set(cohorts["cohort"]) == {"seed 0", "seed 1", "all"}
-    pooled = cohorts[cohorts["cohort"] == "all"].set_index("agent")
-    per_seed = cohorts[cohorts["cohort"] != "all"].groupby("agent")["day_7"].mean()
-    pd.testing.assert_series_equal(pooled["day_7"].sort_index(), per_seed.sort_index(), check_names=False)
+    assert set(cohorts["cohort"]) == {"seed 0", "seed 1", "all"} and set(cohorts["kind"]) == {"nday", "unbounded"}
+    day7 = cohorts[(cohorts["day"] == 7) & (cohorts["kind"] == "unbounded")]
+    pooled = day7[day7["cohort"] == "all"].set_index("agent")["value"]
+    per_seed = day7[day7["cohort"] != "all"].groupby("agent")["value"].mean()
+    pd.testing.assert_series_equal(pooled.sort_index(), per_seed.sort_index(), check_names=False)
 
 
 def test_the_best_non_rl_agent_is_named_and_each_rl_agent_has_its_margin_over_it(quick_run):
@@ -271,7 +272,7 @@ def test_the_best_non_rl_agent_is_named_and_each_rl_agent_has_its_margin_over_it
         assert row["retention_day30_margin"] == pytest.approx(expected, abs=1e-5)
         assert row["retention_day30_margin_low"] <= row["retention_day30_margin"] <= row["retention_day30_margin_high"]
     report = (out / "report.md").read_text()
-    assert f"**Best non-RL: `{best['best_non_rl']}`**" in report and "(oracle: reads hidden state)" in report
+    assert f"**Best non-RL: `{best['best_non_rl']}`**" in report and "## Reference bounds: oracles" in report
 
 
 def test_log_rank_against_the_reference_is_reported(quick_run):
@@ -305,12 +306,13 @@ def test_oracle_share_is_the_ratio_of_day30_retention_with_an_interval(quick_run
 
 def test_html_report_is_self_contained(quick_run):
     text = (quick_run[0] / "report.html").read_text()
-    assert text.count('src="data:image/png;base64,') == 2
-    assert "http://" not in text and "https://" not in text and "<script" not in text
-    for label in ("CTR week 1", "retained d30", "log-rank p", "Cohort retention", "long_term_oracle"):
+    assert 'src="data:image/png' not in text and text.count("<svg") >= 12  # charts are inline SVG
+    assert "https://" not in text and "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert text.count("<script>") == 1 and "<script src" not in text  # one inline script, nothing fetched
+    for label in ("CTR per slate, week 1", "retained d30", "log-rank p", "Cohort retention", "long_term_oracle"):
         assert label in text
     markdown = (quick_run[0] / "report.md").read_text()
-    assert "![Kaplan-Meier" in markdown and "| mlp |" in markdown
+    assert "![Retention (unbounded)" in markdown and "| mlp |" in markdown and "<script" not in markdown
 
 
 def test_report_and_compare_commands(quick_run, tmp_path):
@@ -434,7 +436,7 @@ def test_a_sweep_over_scenarios_reports_each_and_across(tmp_path):
     assert (run / "figures" / "retention_day30_by_scenario.png").is_file()
     report = (run / "report.md").read_text()
     assert "## Scenario cb00" in report and "## Across scenarios" in report
-    assert report.count("retained d30") == 2
+    assert report.count("retained d30") == 4  # per scenario: the agents' summary table and the oracles'
 
 
 def _live_processes_in_group(pgid: int) -> list[int]:
