@@ -260,7 +260,7 @@ class RetentionConfig:
     offer_purchase_lift: float = _offers(
         0.47,
         0.0,
-        20.0,
+        100.0,
         "b0: a persuadable's purchase-logit lift while any coupon is active (a reminder, discount 0); Hillstrom"
         " (2008) e-mail test: conversion per visit 5.4% -> 6.4%",
     )
@@ -274,7 +274,7 @@ class RetentionConfig:
     offer_return_lift: float = _offers(
         1.17,
         0.0,
-        20.0,
+        100.0,
         "r0: a persuadable's log return-rate lift (and churn-logit drop) after a between-visits offer of discount 0;"
         " Hillstrom (2008) e-mail test: two-week visit rate 10.6% -> 16.7%",
     )

@@ -115,7 +115,7 @@ def _as_offers(value, name: str, batch_size: int) -> np.ndarray:
     bad = given & ~((array >= 0.0) & (array <= 1.0))  # negative, above 1 or infinite
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name} for shopper {row} is {array[row]!r}, not a discount; {allowed}")
+        raise ValueError(f"{name} for shopper {row} is {float(array[row])!r}, not a discount; {allowed}")
     return array
 
 
