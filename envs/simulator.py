@@ -19,6 +19,8 @@ Order of events for one impression (the phases of ``step``: ``_show`` and the ch
      comes after an exponential gap of rate lambda exp(psi s), which is churn if longer than the churn window
      (the observed rule; never with an infinite window) and the end of the episode (truncation) if it passes the
      horizon. On return, fatigue and satisfaction relax over the gap and a new candidate set is retrieved.
+With the coupon lever on (``envs.offers``), offers shift the purchase, leave and churn logits and the return rate
+of 2, 4 and 5 by shopper type, with the same uniforms.
 """
 
 from __future__ import annotations

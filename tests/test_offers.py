@@ -356,8 +356,11 @@ def test_collect_writes_offer_events_and_leaves_offers_off_logs_alone(short_conf
         read_offer_events(plain)
 
 
-def test_random_offer_policy_checks_its_arguments_and_env(small_config):
+def test_random_offer_policy_checks_its_arguments_and_env(small_config, tmp_path):
     with pytest.raises(ValueError, match="probability in"):
         RandomOfferPolicy(RandomPolicy(), p=1.5)
     with pytest.raises(ValueError, match="offers: on"):
         RandomOfferPolicy(RandomPolicy()).bind(_vector(small_config))
+    with pytest.raises(ValueError, match="sends offers"):
+        collect(RandomOfferPolicy(RandomPolicy()), small_config, 2, store=tmp_path / "x.duckdb", progress=False)
+    assert not (tmp_path / "x.duckdb").exists()

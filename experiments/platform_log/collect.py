@@ -202,6 +202,8 @@ def collect(
     if run_id is None:
         run_id = f"{policy_name}__{seed}__{utc_now().strftime('%Y%m%dT%H%M%S')}"
     check_name(run_id, "run_id")
+    if callable(getattr(policy, "offer_propensity", None)) and not config.offers_on:  # before any store is made
+        raise ValueError(f"policy {policy_name!r} sends offers but the config has offers: off; allowed: offers: on")
     if contexts is not None:  # a bad path fails now, not after the whole simulation
         check_output_path(contexts, "file", "contexts")
     config_hash, config_json = config_fingerprint(config)
