@@ -9,6 +9,7 @@ from stickyrec import ENV_ID  # the root package registers it
 from stickyrec.envs.catalog import Catalog, make_catalog
 from stickyrec.envs.config import PRESETS, RetentionConfig, get_preset, make_config
 from stickyrec.envs.env import CHURN_CAUSE_KEYS, INFO_KEYS, LATENT_SATISFACTION_KEY, RetentionEnv
+from stickyrec.envs.offers import OFFER_INFO_KEYS, UPLIFT_TYPE_KEY, UPLIFT_TYPES
 from stickyrec.envs.simulator import RetentionSimulator, StepResponse
 from stickyrec.envs.spaces import SlateSpace
 from stickyrec.envs.vector import RetentionVectorEnv
@@ -18,6 +19,7 @@ __all__ = [
     "ENV_ID",
     "INFO_KEYS",
     "LATENT_SATISFACTION_KEY",
+    "OFFER_INFO_KEYS",
     "PRESETS",
     "Catalog",
     "RetentionConfig",
@@ -26,6 +28,8 @@ __all__ = [
     "RetentionVectorEnv",
     "SlateSpace",
     "StepResponse",
+    "UPLIFT_TYPES",
+    "UPLIFT_TYPE_KEY",
     "get_preset",
     "make_catalog",
     "make_config",

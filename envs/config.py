@@ -70,6 +70,8 @@ _session = functools.partial(_field, group="session")
 _session_choice = functools.partial(_choice_field, group="session")
 _episode = functools.partial(_field, group="episode")
 _reward = functools.partial(_field, group="reward")
+_offers = functools.partial(_field, group="offers")
+_offers_choice = functools.partial(_choice_field, group="offers")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,6 +226,69 @@ class RetentionConfig:
     )
     reward_churn: float = _reward(0.0, -_INF, _INF, "reward on churning")
 
+    # --- offers and coupons (opt-in; envs.offers, docs/model.md "Offers and coupons") ---------------------------
+    offers: str = _offers_choice(
+        "off",
+        ("off", "on"),
+        "the coupon lever: off (slate-only actions, today's world) or on (actions may carry a visit offer and a"
+        " between-visits offer; each shopper gets a latent uplift type)",
+    )
+    offer_budget: float = _offers(
+        _INF,
+        0.0,
+        1e15,
+        "coupon cost (discount x price of coupon purchases) the env may pay per episode (single env) or per full"
+        " reset (vector env); once spent, a new offer with a positive discount raises ValueError; inf: no budget",
+        infinite=True,
+    )
+    uplift_persuadable_share: float = _offers(
+        0.30, 0.0, 1.0, "base share of persuadables (respond only when offered); no published figure"
+    )
+    uplift_sure_thing_share: float = _offers(
+        0.35, 0.0, 1.0, "base share of sure things (would anyway: a discount is lost margin); no published figure"
+    )
+    uplift_sleeping_dog_share: float = _offers(
+        0.10, 0.0, 1.0, "base share of sleeping dogs (an offer makes them leave); lost causes are the rest"
+    )
+    uplift_trait_weight: float = _offers(
+        1.0,
+        0.0,
+        10.0,
+        "kappa: tilt of the type shares by standardised traits (price sensitivity -> persuadable, satisfaction and"
+        " visit rate -> sure thing, low satisfaction -> sleeping dog); no published figure",
+    )
+    offer_purchase_lift: float = _offers(
+        0.47,
+        0.0,
+        100.0,
+        "b0: a persuadable's purchase-logit lift while any coupon is active (a reminder, discount 0); Hillstrom"
+        " (2008) e-mail test: conversion per visit 5.4% -> 6.4%",
+    )
+    offer_purchase_lift_per_discount: float = _offers(
+        8.7,
+        0.0,
+        100.0,
+        "b1: a persuadable's purchase-logit lift per unit discount; population elasticity -2.62 (Bijmolt, van"
+        " Heerde & Pieters 2005) carried by the persuadables alone (2.62 / 0.30)",
+    )
+    offer_return_lift: float = _offers(
+        1.17,
+        0.0,
+        100.0,
+        "r0: a persuadable's log return-rate lift (and churn-logit drop) after a between-visits offer of discount 0;"
+        " Hillstrom (2008) e-mail test: two-week visit rate 10.6% -> 16.7%",
+    )
+    offer_return_lift_per_discount: float = _offers(
+        2.0, 0.0, 100.0, "r1: a persuadable's further log return-rate lift per unit discount; no published figure"
+    )
+    offer_sleeping_dog_effect: float = _offers(
+        0.5,
+        0.0,
+        20.0,
+        "kD: a sleeping dog's leave- and churn-logit rise (and log return-rate drop) when contacted; no published"
+        " figure",
+    )
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -267,6 +332,12 @@ class RetentionConfig:
                 f" {self.n_nearest} + popular_pool_size {self.popular_pool_size} + random"
                 f" {n_random} must be at most n_items"
             )
+        shares = self.uplift_persuadable_share + self.uplift_sure_thing_share + self.uplift_sleeping_dog_share
+        if shares > 1.0 + 1e-12:
+            raise ValueError(
+                f"uplift_persuadable_share + uplift_sure_thing_share + uplift_sleeping_dog_share = {shares:g}"
+                " exceeds 1; allowed: at most 1 (lost causes are the rest)"
+            )
         if self.n_interest_clusters * self.n_items > 50_000_000:
             raise ValueError(
                 f"n_interest_clusters * n_items = {self.n_interest_clusters * self.n_items}"
@@ -286,6 +357,11 @@ class RetentionConfig:
         )
 
     @property
+    def offers_on(self) -> bool:
+        """Whether the coupon lever is on (``envs.offers``): actions may carry offers, infos carry offer keys."""
+        return self.offers == "on"
+
+    @property
     def n_nearest(self) -> int:
         return int(round(self.n_candidates * self.nearest_share))
 
@@ -299,12 +375,17 @@ class RetentionConfig:
         return dataclasses.replace(self, **_check_keys(overrides))
 
     def to_dict(self, nested: bool = False) -> dict[str, Any]:
+        """Every field; the ``offers`` group only when one of its fields differs from its default, so a config
+        without the coupon lever dumps and hashes exactly as before the lever existed."""
         flat = dataclasses.asdict(self)
+        if all(flat[f.name] == f.default for f in OFFER_FIELDS):
+            flat = {name: value for name, value in flat.items() if FIELDS[name].metadata["group"] != "offers"}
         if not nested:
             return flat
         out: dict[str, dict[str, Any]] = {}
         for f in dataclasses.fields(self):
-            out.setdefault(f.metadata["group"], {})[f.name] = flat[f.name]
+            if f.name in flat:
+                out.setdefault(f.metadata["group"], {})[f.name] = flat[f.name]
         return out
 
     def to_yaml(self) -> str:
@@ -349,6 +430,7 @@ class RetentionConfig:
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(RetentionConfig)}
 GROUPS: frozenset[str] = frozenset(f.metadata["group"] for f in FIELDS.values())
+OFFER_FIELDS: tuple[dataclasses.Field, ...] = tuple(f for f in FIELDS.values() if f.metadata["group"] == "offers")
 
 
 def _allowed(meta: Mapping[str, Any]) -> str:

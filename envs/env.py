@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from stickyrec.envs.config import RetentionConfig, make_config
+from stickyrec.envs.offers import UPLIFT_TYPE_KEY, OfferState, offer_action_space, split_action
 from stickyrec.envs.rng import key_from_seed
 from stickyrec.envs.shoppers import n_shopper_features
 from stickyrec.envs.simulator import RetentionSimulator, StepResponse
@@ -48,14 +49,24 @@ def observation_space(config: RetentionConfig) -> spaces.Dict:
 
 
 def response_info(
-    response: StepResponse, satisfaction: np.ndarray, churn_causes: bool = False
+    response: StepResponse, satisfaction: np.ndarray, churn_causes: bool = False, offers: OfferState | None = None
 ) -> dict[str, np.ndarray]:
     """The info dict of a step as arrays over the batch (the vector env's ``infos``); with ``churn_causes`` (the
-    config's ``reports_churn_causes``), also ``CHURN_CAUSE_KEYS``."""
+    config's ``reports_churn_causes``), also ``CHURN_CAUSE_KEYS``; with the coupon lever's state ``offers``, also
+    ``envs.offers.OFFER_INFO_KEYS`` and ``latent_uplift_type``."""
     keys = (*INFO_KEYS, *CHURN_CAUSE_KEYS) if churn_causes else INFO_KEYS
     info = {key: getattr(response, key) for key in keys}
     info[LATENT_SATISFACTION_KEY] = satisfaction.copy()
+    if offers is not None:
+        info.update(offers.last._asdict())
+        info[UPLIFT_TYPE_KEY] = offers.uplift_type.copy()
     return info
+
+
+def action_space(config: RetentionConfig) -> spaces.Space:
+    """One shopper's action space: a ``SlateSpace``, or with offers on a ``Dict`` of the slate and two discounts."""
+    slate = SlateSpace(config.n_candidates, config.slate_size)
+    return offer_action_space(slate) if config.offers_on else slate
 
 
 class RetentionEnv(gym.Env):
@@ -128,7 +139,7 @@ class RetentionEnv(gym.Env):
         self.config = make_config(config, **overrides)
         self.simulator = RetentionSimulator(self.config, 1)
         self.catalog = self.simulator.catalog
-        self.action_space = SlateSpace(self.config.n_candidates, self.config.slate_size)
+        self.action_space = action_space(self.config)
         self.observation_space = observation_space(self.config)
         self._seeded = False
         self._needs_reset = True
@@ -145,18 +156,28 @@ class RetentionEnv(gym.Env):
             self.simulator.reset_rows(np.zeros(1, np.int64))
         self._seeded = True
         self._needs_reset = False
-        return self._observation(), {"day": 0, LATENT_SATISFACTION_KEY: float(self.simulator.state.satisfaction[0])}
+        info = {"day": 0, LATENT_SATISFACTION_KEY: float(self.simulator.state.satisfaction[0])}
+        if self.simulator.offers is not None:  # the budget is per episode; the new shopper's latent uplift type
+            self.simulator.offers.reset_budget()
+            info[UPLIFT_TYPE_KEY] = int(self.simulator.offers.uplift_type[0])
+        return self._observation(), info
 
     def step(self, action):
         if self._needs_reset:
             raise RuntimeError("step() called before reset() or after the episode ended; call reset() first")
+        action, offer, offer_between = split_action(action, self.config)
         action = np.asarray(action)
         if action.shape != (self.config.slate_size,):
             raise ValueError(
                 f"slate has shape {action.shape}; allowed: ({self.config.slate_size},) distinct"
                 f" candidate indices in 0..{self.config.n_candidates - 1}"
             )
-        r = self.simulator.step_one(action[None, :])
+        if self.simulator.offers is None:
+            r = self.simulator.step_one(action[None, :])
+        else:  # the batched step on a batch of one (batched == single by construction), scalars out
+            offers = _scalar_offer(offer, "offer"), _scalar_offer(offer_between, "offer_between")
+            r = self.simulator.step(action[None, :], *offers)
+            r = StepResponse(*(value[0].item() for value in r))
         terminated, truncated = r.churned, r.horizon_reached
         self._needs_reset = terminated or truncated
         info = {
@@ -173,9 +194,21 @@ class RetentionEnv(gym.Env):
         }
         if self._churn_causes:
             info["dropped_out"], info["gap_churned"] = r.dropped_out, r.gap_churned
+        if self.simulator.offers is not None:
+            info.update({key: value[0].item() for key, value in self.simulator.offers.last._asdict().items()})
+            info[UPLIFT_TYPE_KEY] = int(self.simulator.offers.uplift_type[0])
         return self._observation(), r.reward, terminated, truncated, info
 
     def _observation(self) -> dict[str, np.ndarray]:
         sim = self.simulator
         shopper = sim.state.observe_one(self.config.horizon_days)
         return {"candidate_ids": sim.candidate_ids[0].copy(), "shopper": shopper}
+
+
+def _scalar_offer(value, name: str) -> np.ndarray | None:
+    """One shopper's offer (a number, NaN for none, or None) as the batch-of-one array ``step`` takes."""
+    if value is None:
+        return None
+    if np.ndim(value) != 0:
+        raise ValueError(f"{name} has shape {np.shape(value)}; allowed: one discount in [0, 1], NaN for no offer")
+    return np.asarray(value)[None]

@@ -61,6 +61,7 @@ _TERMS = {
     "return_gap": lambda get, catalog: get("return_gap_days"),
     "churn": lambda get, catalog: get("churned"),
     "rated_click": _rated_click,  # the public rating (quality plus noise, in [0, 1]) of the clicked item
+    "coupon_cost": lambda get, catalog: get("coupon_cost"),  # with offers on only (envs.offers): discount x price
 }
 _CATALOG_TERMS = ("rated_click",)
 # The env config's reward fields: ``reward_<term>`` (no config field for ``rated_click``).
@@ -83,6 +84,7 @@ class RewardMix:
     return_gap: float = 0.0
     churn: float = 0.0
     rated_click: float = 0.0
+    coupon_cost: float = 0.0  # e.g. revenue=1, coupon_cost=-1: revenue net of coupons (needs offers: on)
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

@@ -19,6 +19,8 @@ Order of events for one impression (the phases of ``step``: ``_show`` and the ch
      comes after an exponential gap of rate lambda exp(psi s), which is churn if longer than the churn window
      (the observed rule; never with an infinite window) and the end of the episode (truncation) if it passes the
      horizon. On return, fatigue and satisfaction relax over the gap and a new candidate set is retrieved.
+With the coupon lever on (``envs.offers``), offers shift the purchase, leave and churn logits and the return rate
+of 2, 4 and 5 by shopper type, with the same uniforms.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 from stickyrec.envs import choice, dynamics
 from stickyrec.envs.catalog import Catalog, make_catalog, normalise_rows
 from stickyrec.envs.config import RetentionConfig
+from stickyrec.envs.offers import OfferState
 from stickyrec.envs.retrieval import CandidateRetriever
 from stickyrec.envs.rewards import RewardMix
 from stickyrec.envs.rng import ShopperStreams
@@ -102,6 +105,8 @@ class RetentionSimulator:
         self._appeal_utility = config.appeal_weight * self.catalog.appeal
         self.reward = RewardMix.from_config(config)  # the config's ``reward_*`` fields (``envs.rewards``)
         self._response_reward = self.reward.response_reward(self.catalog)
+        # the coupon lever (``envs.offers``): None with ``offers: off``, so the default step runs as before
+        self.offers = OfferState(config, self.batch_size) if config.offers_on else None
 
     # --- arrivals --------------------------------------------------------------------------------
     def reset_rows(self, rows: np.ndarray, keys: np.ndarray | None = None) -> None:
@@ -111,6 +116,8 @@ class RetentionSimulator:
             self.streams.keys[rows] = keys
             self.streams.counters[rows] = 0
         self.state.arrive(rows, self.streams, self.config, self.catalog)
+        if self.offers is not None:
+            self.offers.arrive(rows, keys, self.state)
         self._n_finished = self.batch_size - int(np.count_nonzero(self.state.alive))
         self._retrieve(rows)
 
@@ -218,10 +225,17 @@ class RetentionSimulator:
             np.concatenate([logits, np.full((self.batch_size, 1), self._no_click_logit)], axis=1)
         )
 
-    def step(self, slate) -> StepResponse:
-        """Show every shopper her slate: choice, purchase, the state's response, then the session's end."""
+    def step(self, slate, offer=None, offer_between=None) -> StepResponse:
+        """Show every shopper her slate: choice, purchase, the state's response, then the session's end.
+
+        ``offer``, ``offer_between``: (B,) discounts (NaN: none) when the coupon lever is on (``envs.offers``);
+        this step's offer outcomes are then ``self.offers.last``."""
         slate, picked = self._check_slate(slate)  # picked: flat indices into (B, M) arrays
-        k, st = self.config.slate_size, self.state
+        k, st, offers = self.config.slate_size, self.state, self.offers
+        if offers is not None:
+            offers.begin_step(offer, offer_between, st.alive)
+        elif offer is not None or offer_between is not None:
+            raise ValueError("this env's config has offers: off; allowed: no offer (set offers: on for the lever)")
         shown = self._show(picked)
         uniform = self.streams.uniform(slice(None), 3)  # choice, purchase, leave
         position = choice.sample_choice(shown.logits, self._no_click_logit, uniform[:, 0], self.logit_bound)
@@ -233,6 +247,8 @@ class RetentionSimulator:
         purchased, revenue, quality = self._purchase(clicked, item, np.take(shown.relevance, flat_at), uniform[:, 1])
         self._respond(shown, clicked, flat_at, item, purchased, revenue, quality)
         session_ended = self._leave(shown.fatigue, clicked, uniform[:, 2])
+        if offers is not None:
+            offers.settle(purchased, np.take(self.catalog.price, item), revenue, session_ended)
         day = np.floor(st.day).astype(np.int64)  # the day of this impression, before a return moves the clock
 
         # returned, churned, horizon_reached, dropped_out, gap_churned
@@ -262,6 +278,7 @@ class RetentionSimulator:
         """Whether each click converts (``dynamics.purchase_probability``); the revenue and the item quality."""
         cfg, cat = self.config, self.catalog
         quality = np.take(cat.quality, item)
+        bias = cfg.purchase_bias if self.offers is None else cfg.purchase_bias + self.offers.purchase_lift()
         purchased = clicked & (
             uniform
             < dynamics.purchase_probability(
@@ -269,7 +286,7 @@ class RetentionSimulator:
                 quality,
                 np.take(cat.log_relative_price, item),
                 self.state.price_sensitivity,
-                cfg.purchase_bias,
+                bias,
                 cfg.purchase_relevance,
                 cfg.purchase_quality,
             )
@@ -344,7 +361,7 @@ class RetentionSimulator:
             np.einsum("bj->b", slate_fatigue) / cfg.slate_size,
             st.satisfaction,
             clicked,
-            st.patience,
+            st.patience if self.offers is None else st.patience - self.offers.leave_shift(),
             cfg.leave_base,
             cfg.leave_fatigue,
             cfg.leave_satisfaction,
@@ -366,8 +383,8 @@ class RetentionSimulator:
         order as in ``step``, so the numbers are identical; ``tests/test_determinism.py`` checks it against the
         batched path and ``tests/test_choice.py`` its choices against the click-utility function.
         """
-        if self.batch_size != 1:
-            raise ValueError(f"step_one needs a batch of one shopper, this simulator has {self.batch_size}")
+        if self.batch_size != 1 or self.offers is not None:
+            raise ValueError(f"step_one needs one shopper and offers: off; this simulator has {self.batch_size}")
         slate = self._check_slate(slate)[0][0]
         if not self.state.alive[0]:
             raise RuntimeError("this shopper's episode has ended; reset before stepping")
@@ -519,14 +536,18 @@ class RetentionSimulator:
         cfg, st = self.config, self.state
         uniform = self.streams.uniform(ended, session_end_uniforms(cfg))  # gap, churn (, latent dropout)
         satisfaction = np.take(st.satisfaction, ended)
+        visit_rate, churn_shift = np.take(st.visit_rate, ended), 0.0
+        if self.offers is not None:  # between-visits offers and contacts (``envs.offers``)
+            factor, churn_shift = self.offers.end_sessions(ended)
+            visit_rate = visit_rate * factor
         gap_days = dynamics.return_gap_days(
-            dynamics.return_rate(np.take(st.visit_rate, ended), satisfaction, cfg.return_satisfaction_weight),
+            dynamics.return_rate(visit_rate, satisfaction, cfg.return_satisfaction_weight),
             uniform[:, 0],
             cfg.min_return_gap_days,
         )
         purchase_session = np.take(st.purchases, ended) > np.take(st.session_start_purchases, ended)
         dropped_out, gap_churned = churn_events(
-            uniform, satisfaction, gap_days, np.take(st.dropout_probability, ended), purchase_session, cfg
+            uniform, satisfaction, gap_days, np.take(st.dropout_probability, ended), purchase_session, cfg, churn_shift
         )
         gone = dropped_out | gap_churned
         next_day = np.take(st.day, ended) + gap_days

@@ -72,6 +72,7 @@ def churn_events(
     dropout_probability: np.ndarray,
     purchase_session: np.ndarray,
     config: RetentionConfig,
+    churn_shift: np.ndarray | float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(dropped_out, gap_churned) for shoppers whose session just ended.
 
@@ -79,9 +80,11 @@ def churn_events(
     dropped_out, the latent event (she has left for good): the churn hazard sigmoid(c0 - c1 s) fires, or, with
     latent dropout on and a qualifying session, the dropout draw falls below p_i: 1 - (1 - p_i)(1 - hazard) in all.
     gap_churned, the observed rule: she did not drop out but her next visit is more than ``churn_window_days``
-    away (never when the window is infinite). The two are exclusive.
+    away (never when the window is infinite). The two are exclusive. ``churn_shift`` is added to the churn hazard's
+    logit (the coupon lever's effects, ``envs.offers``; 0 otherwise, which leaves every number as it was).
     """
-    dropped_out = uniform[:, 1] < dynamics.churn_probability(satisfaction, config.churn_base, config.churn_satisfaction)
+    base = config.churn_base + churn_shift
+    dropped_out = uniform[:, 1] < dynamics.churn_probability(satisfaction, base, config.churn_satisfaction)
     if config.dropout_distribution != "none":
         qualifies = purchase_session if config.dropout_after == "purchase_session" else True
         dropped_out |= qualifies & (uniform[:, 2] < dropout_probability)

@@ -9,10 +9,10 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from stickyrec.envs.config import RetentionConfig, make_config
-from stickyrec.envs.env import LATENT_SATISFACTION_KEY, observation_space, response_info
+from stickyrec.envs.env import LATENT_SATISFACTION_KEY, action_space, observation_space, response_info
+from stickyrec.envs.offers import UPLIFT_TYPE_KEY, split_action
 from stickyrec.envs.rng import keys_from_seeds
 from stickyrec.envs.simulator import RetentionSimulator
-from stickyrec.envs.spaces import SlateSpace
 
 _MODES = {AutoresetMode.SAME_STEP, AutoresetMode.DISABLED}
 
@@ -62,7 +62,7 @@ class RetentionVectorEnv(VectorEnv):
         self.simulator = RetentionSimulator(self.config, num_envs)
         self.catalog = self.simulator.catalog
         self.metadata = {**self.metadata, "autoreset_mode": mode}
-        self.single_action_space = SlateSpace(self.config.n_candidates, self.config.slate_size)
+        self.single_action_space = action_space(self.config)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.single_observation_space = observation_space(self.config)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -100,6 +100,11 @@ class RetentionVectorEnv(VectorEnv):
             "day": np.zeros(self.num_envs, dtype=np.int64),
             LATENT_SATISFACTION_KEY: self.simulator.state.satisfaction.copy(),
         }
+        offers = self.simulator.offers
+        if offers is not None:  # the budget is per full reset (not per masked reset or autoreset)
+            if rows is self._all_rows:
+                offers.reset_budget()
+            info[UPLIFT_TYPE_KEY] = offers.uplift_type.copy()
         return self.simulator.observe(), info
 
     def _seeds(self, seed: int | list[int]) -> list[int]:
@@ -116,10 +121,10 @@ class RetentionVectorEnv(VectorEnv):
     def step(self, actions):
         if self._needs_reset:
             raise RuntimeError("step() called before reset(); call reset() first")
-        response = self.simulator.step(actions)
+        response = self.simulator.step(*split_action(actions, self.config))
         terminations, truncations = response.churned, response.horizon_reached
         infos: dict[str, Any] = response_info(
-            response, self.simulator.state.satisfaction, self.config.reports_churn_causes
+            response, self.simulator.state.satisfaction, self.config.reports_churn_causes, self.simulator.offers
         )
         done = terminations | truncations
         sim = self.simulator

@@ -13,6 +13,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402  (thread variables must be set before numpy loads)
+import math  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
@@ -28,10 +29,19 @@ def _random_slates(rng: np.random.Generator, count: int, batch: int, m: int, k: 
 
 
 def env_stepper(config: RetentionConfig, batch: int):
-    """One ``RetentionVectorEnv.step`` per call (SAME_STEP autoreset, observations included), warmed up."""
+    """One ``RetentionVectorEnv.step`` per call (SAME_STEP autoreset, observations included), warmed up. With the
+    coupon lever on (``--offers``), each action also carries offers: a 10% visit offer to a random 30% of the
+    shoppers and a reminder between visits to every one."""
     env = RetentionVectorEnv(batch, config=config)
     env.reset(seed=0)
-    slates = _random_slates(np.random.default_rng(1), 8, batch, config.n_candidates, config.slate_size)
+    rng = np.random.default_rng(1)
+    slates = _random_slates(rng, 8, batch, config.n_candidates, config.slate_size)
+    if config.offers_on:
+        reminder = np.zeros(batch)
+        slates = [
+            {"slate": s, "offer": np.where(rng.random(batch) < 0.3, 0.1, np.nan), "offer_between": reminder}
+            for s in slates
+        ]
     count = iter(range(2**62))
 
     def step() -> None:
@@ -60,6 +70,8 @@ def bench_single(config: RetentionConfig, steps: int) -> tuple[float, float]:
     clock = time.perf_counter
     for i in range(steps):
         action = slates[i % 64][0]
+        if config.offers_on:
+            action = {"slate": action, "offer": 0.1 if i % 3 == 0 else math.nan, "offer_between": 0.0}
         t0 = clock()
         _, _, terminated, truncated, _ = env.step(action)
         times.append(clock() - t0)
@@ -154,7 +166,8 @@ def run(
 def format_table(rows: list[dict], config: RetentionConfig) -> str:
     rounds = next((row["rounds"] for row in rows if "rounds" in row), 0)
     lines = [
-        f"stickyrec env benchmark  (M={config.n_candidates} candidates, k={config.slate_size},"
+        f"stickyrec env benchmark{', offers on' if config.offers_on else ''}  (M={config.n_candidates} candidates,"
+        f" k={config.slate_size},"
         f" d={config.embedding_dim}, N={config.n_items}; {os.environ.get('OMP_NUM_THREADS')} BLAS thread;"
         f" median (best) of {rounds} alternating rounds)",
         f"{'B':>6} {'env user-steps/s':>24} {'bare numpy user-steps/s':>26} {'env step / bare pass':>22}",
@@ -178,8 +191,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="time per batch size for each of env and bare pass")
     parser.add_argument("--rounds", type=int, default=5, help="alternating env / bare-pass windows per batch size")
     parser.add_argument("--single-steps", type=int, default=20_000)
+    parser.add_argument("--offers", action="store_true", help="the coupon lever on, every step carrying offers")
     args = parser.parse_args(argv)
-    config = RetentionConfig()
+    config = RetentionConfig(offers="on") if args.offers else RetentionConfig()
     print(format_table(run(tuple(args.batches), args.seconds, args.single_steps, config, args.rounds), config))
 
 

@@ -9,7 +9,7 @@
     stickyrec report RUN_DIR [RUN_DIR ...] [--out DIR]
     stickyrec verify RUN_DIR [--seed S] [--agents a,b] [--workers N]
     stickyrec compare RUN_DIR AGENT_A AGENT_B [--scenario S] [--out FILE.png]
-    stickyrec bench [--batches 1 256 4096] [--seconds S] [--rounds R]
+    stickyrec bench [--batches 1 256 4096] [--seconds S] [--rounds R] [--offers]
     stickyrec config [--config NAME|FILE] [--set key=value ...] [--describe]
     stickyrec calibrate LOG --calibration-end YYYY-MM-DD --out DIR [--customer COL --time COL ...] [--table T]
     stickyrec predict LOG --preset DIR/preset.yaml [--calibration-end YYYY-MM-DD] [--weeks N] --out TABLE.csv
@@ -358,6 +358,7 @@ def cmd_bench(args) -> int:
         str(args.single_steps),
         "--batches",
         *map(str, args.batches),
+        *(["--offers"] if args.offers else []),
     ]
     bench_env.main(argv)
     return 0
@@ -577,6 +578,7 @@ def _add_bench_and_config(sub) -> None:
     )
     bench.add_argument("--rounds", type=int, default=5, help="alternating env / bare-pass windows per batch size")
     bench.add_argument("--single-steps", type=int, default=20_000)
+    bench.add_argument("--offers", action="store_true", help="the coupon lever on, every step carrying offers")
     bench.set_defaults(func=cmd_bench)
 
     config = sub.add_parser("config", help="print the resolved config as YAML, or --describe every field")

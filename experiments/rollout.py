@@ -13,7 +13,7 @@ and never change the env or the policy, so adding one leaves every number as it 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,9 +66,11 @@ def rollout(
 ) -> list[Any]:
     """Follow ``n_shoppers`` shoppers (seeds ``seed + i``) under ``policy`` until all finish; observers' results.
 
-    ``policy`` needs ``bind(env)`` and ``act(obs) -> (B, k) slates``; ``update(obs, slates, info)`` is called after
-    each step when it has one. ``config``: a ``RetentionConfig``. ``progress`` shows a bar by simulated day
-    (``desc``, and ``postfix()``'s fields on each new day). Returns ``[o.finish() for o in observers]``.
+    ``policy`` needs ``bind(env)`` and ``act(obs) -> (B, k) slates`` (with offers on, or a mapping ``{"slate": ...,
+    "offer": ..., "offer_between": ...}``: observers and ``update`` still get the slates); ``update(obs, slates,
+    info)`` is called after each step when it has one. ``config``: a ``RetentionConfig``. ``progress`` shows a bar
+    by simulated day (``desc``, and ``postfix()``'s fields on each new day). Returns ``[o.finish() for o in
+    observers]``.
     """
     env = RetentionVectorEnv(int(n_shoppers), config=config, autoreset_mode=AutoresetMode.DISABLED)
     policy.bind(env)
@@ -82,10 +84,11 @@ def rollout(
     bar = tqdm(total=horizon, desc=desc or f"simulating {name}", unit="day", disable=not progress)
     try:
         while active.any():
-            slates = policy.act(obs)
+            action = policy.act(obs)  # a slate array, or with offers on a mapping holding one (envs.offers)
+            slates = action["slate"] if isinstance(action, Mapping) else action
             for observer in observers:
                 observer.before_step(obs, slates, active)
-            next_obs, reward, terminated, truncated, info = env.step(slates)
+            next_obs, reward, terminated, truncated, info = env.step(action)
             if callable(update):
                 update(obs, slates, info)
             for observer in observers:

@@ -15,6 +15,9 @@ Modules, from the bottom up:
 * ``recorder``: serve-time features of every step (``ContextRecorder``, ``read_contexts``).
 * ``collect``: a cohort under a logging policy, through the one rollout loop (``experiments.rollout``), into a
   store.
+* ``offers``: logged campaigns (worlds with ``offers: on``): ``OfferLogObserver`` writes one row per offer sent
+  (``OFFER_SCHEMA``: shopper, day, discount, propensity, what she did next) to the store's ``offer_events`` table;
+  ``read_offer_events`` reads them back.
 """
 
 from stickyrec.experiments.platform_log.backend import DEFAULT_STORE, LogStore
@@ -35,12 +38,15 @@ from stickyrec.experiments.platform_log.logger import (
     ImpressionLogger,
     LoggerStats,
 )
+from stickyrec.experiments.platform_log.offers import OfferLogObserver, read_offer_events
 from stickyrec.experiments.platform_log.recorder import ContextRecorder, read_contexts
 from stickyrec.experiments.platform_log.schema import (
     IMPRESSION_COLUMNS,
     IMPRESSION_SCHEMA,
     IMPRESSIONS_TABLE,
     KEY_COLUMNS,
+    OFFER_SCHEMA,
+    OFFERS_TABLE,
     RUNS_TABLE,
     ImpressionBatch,
     LogColumn,
@@ -59,6 +65,8 @@ __all__ = [
     "IMPRESSION_COLUMNS",
     "IMPRESSION_SCHEMA",
     "KEY_COLUMNS",
+    "OFFERS_TABLE",
+    "OFFER_SCHEMA",
     "RUNS_TABLE",
     "CollectResult",
     "ContextRecorder",
@@ -72,6 +80,7 @@ __all__ = [
     "LogStore",
     "LogStoreError",
     "LoggerStats",
+    "OfferLogObserver",
     "RunInfo",
     "RunMismatchError",
     "SQLLogStore",
@@ -85,6 +94,7 @@ __all__ = [
     "open_store",
     "read_contexts",
     "read_impressions",
+    "read_offer_events",
     "validate_impressions",
     "write_impressions",
 ]

@@ -87,6 +87,15 @@ class LogStore(ABC):
     def read(self, run_id: str | None) -> pd.DataFrame:
         """The run's impressions (all runs with None) ordered by run, shopper, step, position; raw dtypes."""
 
+    def write_offer_events(self, run_id: str, frame: pd.DataFrame) -> None:
+        """Replace the run's offer events (``schema.OFFER_SCHEMA``) in one transaction, creating the
+        ``offer_events`` table if needed (only runs with offers on call it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store offer events")
+
+    def read_offer_events(self, run_id: str | None) -> pd.DataFrame | None:
+        """The offer events of the run (all runs with None), raw dtypes; None when there is no such table."""
+        raise NotImplementedError(f"{type(self).__name__} does not store offer events")
+
     @abstractmethod
     def run_ids(self) -> list[str]: ...
 

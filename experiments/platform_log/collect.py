@@ -28,6 +28,7 @@ from stickyrec.experiments.platform_log.logger import (
     ImpressionLogger,
     LoggerStats,
 )
+from stickyrec.experiments.platform_log.offers import OfferLogObserver
 from stickyrec.experiments.platform_log.recorder import ContextRecorder
 from stickyrec.experiments.platform_log.schema import RUNS_TABLE, RunInfo, check_name, utc_now
 from stickyrec.experiments.platform_log.stores import opened
@@ -148,6 +149,8 @@ def _log_cohort(
     )
     log = ImpressionLogObserver(logger, policy)
     observers = [log] if contexts is None else [log, ContextRecorder(info.n_shoppers, contexts)]
+    if config.offers_on:  # a campaign: its offer events too, written once the cohort is done
+        observers.append(OfferLogObserver(handle, info.run_id, info.policy, policy, info.n_shoppers))
     desc = f"collecting {info.policy}"
     try:
         return rollout(policy, config, info.n_shoppers, info.seed, observers, progress, desc, log.postfix)[0]
@@ -182,6 +185,10 @@ def collect(
     ``platform.logger``); a finished run returns at once. Every error that can be known in advance (store, schema,
     names, a run id reused with other parameters) is raised before the simulation starts.
 
+    With ``offers: on`` in the config the policy may send offers (e.g. ``agents.offers.RandomOfferPolicy``); the
+    run then also writes its offer events (``platform_log.offers``: shopper, day, discount, propensity, what she
+    did next) to the store's ``offer_events`` table.
+
     ``contexts``: also write a Parquet file of serve-time features (feature logging, as production recommenders
     do to avoid train/serve skew), one row per step: ``shopper``, ``step``, the observation's shopper vector as
     ``s0 .. s{F-1}``, and — for analysis only, never for agents — the simulator's true click probability of each
@@ -195,6 +202,8 @@ def collect(
     if run_id is None:
         run_id = f"{policy_name}__{seed}__{utc_now().strftime('%Y%m%dT%H%M%S')}"
     check_name(run_id, "run_id")
+    if callable(getattr(policy, "offer_propensity", None)) and not config.offers_on:  # before any store is made
+        raise ValueError(f"policy {policy_name!r} sends offers but the config has offers: off; allowed: offers: on")
     if contexts is not None:  # a bad path fails now, not after the whole simulation
         check_output_path(contexts, "file", "contexts")
     config_hash, config_json = config_fingerprint(config)

@@ -27,6 +27,9 @@ from stickyrec.experiments.platform_log.schema import (
     IMPRESSION_COLUMNS,
     IMPRESSION_SCHEMA,
     IMPRESSIONS_TABLE,
+    OFFER_COLUMNS,
+    OFFER_SCHEMA,
+    OFFERS_TABLE,
     RUN_COLUMNS,
     RUNS_TABLE,
     ImpressionBatch,
@@ -119,6 +122,36 @@ class DuckDBLogStore(LogStore):
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
+
+    def write_offer_events(self, run_id: str, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+
+        columns = ", ".join(f'"{c.name}" {c.duckdb_type}{"" if c.nullable else " NOT NULL"}' for c in OFFER_SCHEMA)
+        names = ", ".join(f'"{c}"' for c in OFFER_COLUMNS)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute(f"CREATE TABLE IF NOT EXISTS {OFFERS_TABLE} ({columns})")
+            self.con.execute(f"DELETE FROM {OFFERS_TABLE} WHERE run_id = ?", [run_id])
+            self.con.register("_stickyrec_offers", pa.Table.from_pandas(frame, preserve_index=False))
+            try:
+                self.con.execute(f"INSERT INTO {OFFERS_TABLE} ({names}) SELECT {names} FROM _stickyrec_offers")
+            finally:
+                self.con.unregister("_stickyrec_offers")
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def read_offer_events(self, run_id: str | None) -> pd.DataFrame | None:
+        found = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?",
+            [OFFERS_TABLE],
+        ).fetchall()[0][0]
+        if not found:
+            return None
+        where, params = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
+        names = ", ".join(f'"{c}"' for c in OFFER_COLUMNS)
+        return self.con.sql(f"SELECT {names} FROM {OFFERS_TABLE} {where}", params=params).df()
 
     def committed_sessions(self, run_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         table = self.con.execute(

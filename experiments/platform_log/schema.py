@@ -93,6 +93,29 @@ RUN_COLUMNS: tuple[str, ...] = (
 )
 
 
+# The offer events (``offers.OfferLogObserver``), a table of their own, made only by runs with offers on (a run
+# without offers leaves the store's tables as they were). One row per offer sent; its outcome is what she did while
+# that coupon was in force (the rest of the session for a visit offer, her next session for a between-visits one)
+# and how the session in which it was sent ended.
+OFFERS_TABLE = "offer_events"
+OFFER_SCHEMA: tuple[LogColumn, ...] = (
+    LogColumn("run_id", "str", "VARCHAR", False, "the collection run"),
+    LogColumn("shopper", "int64", "BIGINT", False, "shopper index within the run (joins the impressions)"),
+    LogColumn("day", "int32", "INTEGER", False, "simulated day the offer was sent"),
+    LogColumn("session", "int32", "INTEGER", False, "the session it was sent in (or at the end of), from 0"),
+    LogColumn("step", "int32", "INTEGER", False, "the step it was sent on (joins the impressions' step)"),
+    LogColumn("kind", "str", "VARCHAR", False, "'visit' (during a session) or 'between' (at its end, for the next)"),
+    LogColumn("discount", "float64", "DOUBLE", False, "the discount in [0, 1]; 0 is a reminder"),
+    LogColumn("propensity", "float64", "DOUBLE", True, "the sending policy's probability of this offer decision"),
+    LogColumn("policy", "str", "VARCHAR", False, "the sending policy"),
+    LogColumn("purchased", "bool", "BOOLEAN", False, "she bought with this coupon (while it was in force)"),
+    LogColumn("coupon_cost", "float64", "DOUBLE", False, "what this coupon cost: discount x price of those buys"),
+    LogColumn("returned", "bool", "BOOLEAN", False, "the session it was sent in ended with a return visit"),
+    LogColumn("churned", "bool", "BOOLEAN", False, "the session it was sent in ended with her churning"),
+)
+OFFER_COLUMNS: tuple[str, ...] = tuple(c.name for c in OFFER_SCHEMA)
+
+
 def check_name(value: str, what: str) -> str:
     """A run id or policy name, or ``ValueError``: it is written into SQL, so only a safe alphabet passes."""
     if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):

@@ -25,6 +25,9 @@ from stickyrec.experiments.platform_log.schema import (
     IMPRESSION_SCHEMA,
     IMPRESSIONS_TABLE,
     KEY_COLUMNS,
+    OFFER_COLUMNS,
+    OFFER_SCHEMA,
+    OFFERS_TABLE,
     RUN_COLUMNS,
     RUNS_TABLE,
     ImpressionBatch,
@@ -160,6 +163,31 @@ class SQLLogStore(LogStore):
         except sa.exc.SQLAlchemyError as exc:
             raise self._fail("reading", exc) from None
 
+    def write_offer_events(self, run_id: str, frame: pd.DataFrame) -> None:
+        sa, table = self._sa, self._metadata.info["offers"]  # in its own MetaData: made by runs with offers only
+        rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        try:
+            table.create(self.engine, checkfirst=True)
+            with self.engine.begin() as conn:
+                conn.execute(table.delete().where(table.c.run_id == run_id))
+                if rows:
+                    conn.execute(table.insert(), rows)
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._fail("writing offer events to", exc) from None
+
+    def read_offer_events(self, run_id: str | None) -> pd.DataFrame | None:
+        sa, table = self._sa, self._metadata.info["offers"]
+        try:
+            if not sa.inspect(self.engine).has_table(OFFERS_TABLE):
+                return None
+            query = sa.select(*[table.c[c] for c in OFFER_COLUMNS])
+            if run_id is not None:
+                query = query.where(table.c.run_id == run_id)
+            with self.engine.connect() as conn:
+                return pd.DataFrame(conn.execute(query).all(), columns=list(OFFER_COLUMNS))
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._fail("reading offer events from", exc) from None
+
     def run_ids(self) -> list[str]:
         q = self._quote
         return [
@@ -265,4 +293,6 @@ def _sql_tables(sa):
         sa.Column("impressions", sa.BigInteger),
         mysql_engine="InnoDB",
     )
+    columns = [sa.Column(c.name, types[c.dtype](), nullable=c.nullable) for c in OFFER_SCHEMA]
+    metadata.info["offers"] = sa.Table(OFFERS_TABLE, sa.MetaData(), *columns, mysql_engine="InnoDB")
     return metadata
