@@ -1,0 +1,152 @@
+"""The ceiling of churn early warning: the simulator's own hazard of churning within N days, given latent state.
+
+There is no closed form: whether she churns in the window depends on the sessions she will have, each a chain of
+slates, clicks, purchases, satisfaction updates and a leave hazard. So the hazard is **estimated by
+re-simulation**: ``StateSnapshots`` (a rollout observer) copies each shopper's full simulator state (latent traits,
+satisfaction, fatigue, interest, history, candidates) at the start of her first session on or after each snapshot
+day T; ``true_hazard`` re-runs her future from that copy ``replicates`` times with independent random streams under
+random slates (the logging policy) and counts the runs in which she churns on a day before T + N.
+
+What the copy holds that the platform cannot know: her latent state, and when her next session starts (the
+simulator draws a visit's gap when the previous session ends). For N at least the churn window (the default, 14)
+every shopper active at T has a session before T + N whatever that gap, so the ceiling knows little more than her
+state. A shopper active at T with no session on or after T (her next visit falls past the horizon) cannot churn
+before the horizon: her hazard is 0. The estimate has a binomial error (sd <= 0.5 / sqrt(replicates)), which lowers
+the ceiling's AUC slightly below that of the exact hazard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from stickyrec.envs.shoppers import ShopperState
+from stickyrec.envs.simulator import RetentionSimulator
+from stickyrec.envs.spaces import top_k
+from stickyrec.experiments.marketing.features import check_positive_int
+from stickyrec.experiments.rollout import RolloutObserver
+
+VIEW_FIELDS = ("recent_category_clicks", "session_category_impressions", "recent_click_direction")
+STATE_FIELDS = tuple(f.name for f in dataclasses.fields(ShopperState) if f.name not in VIEW_FIELDS)
+SIMULATOR_FIELDS = ("candidate_ids", "candidate_utility", "logit_bound")
+MIN_COMPACT_ROWS = 4096  # below this, stepping dead rows is cheaper than building a smaller simulator
+
+
+def capture_rows(simulator: RetentionSimulator, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """A copy of the simulator's state (shopper state, candidates, streams) in ``rows``."""
+    state = {name: np.take(getattr(simulator.state, name), rows, axis=0) for name in STATE_FIELDS}
+    state.update({name: np.take(getattr(simulator, name), rows, axis=0) for name in SIMULATOR_FIELDS})
+    state["stream_keys"] = simulator.streams.keys[rows].copy()
+    state["stream_counters"] = simulator.streams.counters[rows].copy()
+    return state
+
+
+def load_rows(simulator: RetentionSimulator, state: dict[str, np.ndarray]) -> None:
+    """Write a ``capture_rows`` copy (as many rows as the simulator has) into every row of ``simulator``."""
+    for name in STATE_FIELDS:
+        getattr(simulator.state, name)[...] = state[name]  # in place: ``features`` keeps its views
+    for name in SIMULATOR_FIELDS:
+        getattr(simulator, name)[...] = state[name]
+    simulator.streams.keys[...] = state["stream_keys"]
+    simulator.streams.counters[...] = state["stream_counters"]
+
+
+class StateSnapshots(RolloutObserver):
+    """Rollout observer: each shopper's simulator state at the start of her first session on or after each day."""
+
+    def __init__(self, days) -> None:
+        self.days = [int(d) for d in days]
+        self.captured: dict[int, list[tuple[np.ndarray, dict[str, np.ndarray]]]] = {d: [] for d in self.days}
+        self.simulator: RetentionSimulator | None = None
+        self.before: np.ndarray | None = None
+
+    def on_reset(self, env, obs, info) -> None:
+        self.simulator = env.simulator
+
+    def before_step(self, obs, slates, active) -> None:
+        self.before = self.simulator.state.day.copy()
+
+    def on_step(self, obs, slates, next_obs, reward, terminated, truncated, info, active) -> None:
+        returned = np.flatnonzero(np.asarray(info["returned"], dtype=bool) & active)
+        if not returned.size:
+            return
+        old, new = self.before[returned], self.simulator.state.day[returned]
+        for day in self.days:
+            rows = returned[(old < day) & (new >= day)]
+            if rows.size:
+                self.captured[day].append((rows, capture_rows(self.simulator, rows)))
+
+    def finish(self) -> dict[int, tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """Per day: (shopper indices, their states stacked)."""
+        out = {}
+        for day, parts in self.captured.items():
+            if parts:
+                shoppers = np.concatenate([p[0] for p in parts])
+                out[day] = (shoppers, {k: np.concatenate([p[1][k] for p in parts]) for k in parts[0][1]})
+        return out
+
+
+def true_hazard(
+    config,
+    snapshots,
+    window_days: int = 14,
+    replicates: int = 32,
+    seed: int = 0,
+    catalog=None,
+    chunk: int = 131_072,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """``shopper``, ``day``, ``hazard``: the share of ``replicates`` re-simulations from the snapshot's state in
+    which she churns on a day before ``day + window_days`` (random slates, independent streams from ``seed``).
+
+    ``snapshots``: ``StateSnapshots.finish()``. Every snapshot's rows run together, ``chunk`` re-simulations at a
+    time."""
+    window_days = check_positive_int(window_days, "window_days")
+    replicates = check_positive_int(replicates, "replicates")
+    rng = np.random.default_rng(seed)
+    days = sorted(snapshots)
+    if not days:
+        return pd.DataFrame({"shopper": np.zeros(0, np.int64), "day": np.zeros(0, np.int64), "hazard": np.zeros(0)})
+    shoppers = np.concatenate([snapshots[d][0] for d in days])
+    day_of = np.concatenate([np.full(snapshots[d][0].size, d, dtype=np.int64) for d in days])
+    state = {k: np.concatenate([snapshots[d][1][k] for d in days]) for k in snapshots[days[0]][1]}
+    rows = np.repeat(np.arange(shoppers.size), replicates)
+    hits = np.zeros(rows.size, dtype=bool)
+    for start in tqdm(range(0, rows.size, chunk), desc="true hazard", unit="chunk", disable=not progress):
+        part = rows[start : start + chunk]
+        copy = {k: np.take(v, part, axis=0) for k, v in state.items()}
+        copy["stream_keys"] = rng.integers(0, 2**63, size=part.size, dtype=np.int64).astype(np.uint64)
+        copy["stream_counters"] = np.zeros(part.size, dtype=np.uint64)
+        end_day = (day_of[part] + window_days).astype(np.float64)
+        hits[start : start + part.size] = churns_before(config, copy, end_day, rng, catalog)
+    hazard = hits.reshape(shoppers.size, replicates).mean(axis=1)
+    return pd.DataFrame({"shopper": shoppers, "day": day_of, "hazard": hazard})
+
+
+def churns_before(config, state: dict[str, np.ndarray], end_day: np.ndarray, rng, catalog=None) -> np.ndarray:
+    """Run the copied shoppers under random slates until each churns, reaches her ``end_day`` or the horizon;
+    whether each churned on a day before her ``end_day``. Finished rows leave the batch when it is large and at
+    most half live (a smaller simulator is cheaper to step than the dead rows)."""
+    n = state["day"].shape[0]
+    index = np.arange(n)
+    hits = np.zeros(n, dtype=bool)
+    simulator = None
+    while index.size:
+        simulator = RetentionSimulator(config, index.size, catalog)
+        catalog = simulator.catalog
+        load_rows(simulator, state)
+        st, end = simulator.state, end_day[index]
+        st.alive &= st.day < end
+        live = np.count_nonzero(st.alive)
+        while live and (live * 2 > simulator.batch_size or simulator.batch_size <= MIN_COMPACT_ROWS):
+            keys = rng.random((simulator.batch_size, config.n_candidates))
+            response = simulator.step(top_k(keys, config.slate_size))
+            hits[index[response.churned & (response.day < end)]] = True
+            st.alive &= st.day < end
+            live = np.count_nonzero(st.alive)
+        keep = np.flatnonzero(st.alive)
+        state, index = capture_rows(simulator, keep), index[keep]
+    return hits
