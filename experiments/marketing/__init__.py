@@ -2,8 +2,8 @@
 
 Modules: ``logs`` (the log at step and session grain), ``features`` (examples from the log alone), ``models``
 (``ChurnWarning``, ``IntentModel``), ``scores`` (metrics), ``hazard`` (the true hazard, the ceiling, by
-re-simulation), ``warning`` (``evaluate_warning``, ``evaluate_intent``, ``run_demo``; import them from there, the demo being
-``python -m stickyrec.experiments.marketing.warning``).
+re-simulation), ``warning`` (``evaluate_warning``, ``evaluate_intent``, ``run_demo``: import them from there; the
+demo is ``python -m stickyrec.experiments.marketing.warning``).
 """
 
 from stickyrec.experiments.marketing.features import (

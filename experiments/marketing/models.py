@@ -40,16 +40,21 @@ class LogModel:
             random_state=random_state,
         )
         self.fitted = False
+        self.columns: list[str] = list(self.features)  # at fit: the features with a value (all-NaN ones dropped)
 
     def matrix(self, examples: pd.DataFrame) -> np.ndarray:
         missing = [c for c in self.features if c not in examples.columns]
         if missing:
             raise ValueError(f"examples lack the feature columns {missing}; needed: {list(self.features)}")
-        return examples[list(self.features)].to_numpy(dtype=np.float64)
+        return examples[self.columns].to_numpy(dtype=np.float64)
 
     def fit(self, examples: pd.DataFrame):
         """Fit on ``examples`` (rows of ``features`` and ``label``); returns self."""
+        self.columns = list(self.features)
         x = self.matrix(examples)
+        known = ~np.isnan(x).all(axis=0)  # e.g. clicked ratings without the catalog's: nothing to learn from
+        self.columns = [c for c, k in zip(self.columns, known) if k]
+        x = x[:, known]
         if self.label not in examples.columns:
             raise ValueError(f"examples lack the label column {self.label!r}")
         y = examples[self.label].to_numpy(dtype=bool)

@@ -100,10 +100,10 @@ def simulate_population(config, n_shoppers: int, seed: int, policy_seed: int, da
 def run_demo(
     config="default",
     train_shoppers: int = 2000,
-    test_shoppers: int = 1000,
+    test_shoppers: int = 600,
     window_days: int = 14,
     every: int = 7,
-    replicates: int = 32,
+    replicates: int = 48,
     share: float = 0.05,
     seed: int = 0,
     progress: bool = True,
@@ -172,10 +172,10 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--config", default="default", help="a preset name or a YAML path (default: default)")
     parser.add_argument("--train-shoppers", type=int, default=2000)
-    parser.add_argument("--test-shoppers", type=int, default=1000)
+    parser.add_argument("--test-shoppers", type=int, default=600)
     parser.add_argument("--window-days", type=int, default=14, help="N: churn within N days (default 14)")
     parser.add_argument("--every", type=int, default=7, help="days between snapshots (default 7)")
-    parser.add_argument("--replicates", type=int, default=32, help="re-simulations per true-hazard estimate")
+    parser.add_argument("--replicates", type=int, default=48, help="re-simulations per true-hazard estimate")
     parser.add_argument("--share", type=float, default=0.05, help="share flagged per snapshot (default 0.05)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
