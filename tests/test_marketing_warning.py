@@ -29,7 +29,7 @@ from stickyrec.experiments.marketing import (
     true_hazard,
     warning_examples,
 )
-from stickyrec.experiments.marketing.hazard import load_rows
+from stickyrec.experiments.marketing.hazard import load_rows, session_churn_probability
 from stickyrec.experiments.marketing.logs import as_step_dtypes
 from stickyrec.experiments.marketing.warning import evaluate_intent, evaluate_warning
 from stickyrec.experiments.platform_log import collect, read_impressions
@@ -220,8 +220,31 @@ def test_true_hazard_is_a_share_of_replicates(tiny_run):
     hazard = true_hazard(CONFIG, tiny_run[1], 14, replicates=4, seed=1)
     assert set(hazard["day"]) == {7, 14}
     assert len(hazard) == sum(s.size for s, _ in tiny_run[1].values())
-    assert set(np.round(hazard["hazard"] * 4, 9)) <= {0.0, 1.0, 2.0, 3.0, 4.0} and hazard["hazard"].max() > 0
+    assert set(np.round(hazard["hazard_draws"] * 4, 9)) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+    assert (hazard["hazard"] >= 0).all() and hazard["hazard"].max() > 0
     again = true_hazard(CONFIG, tiny_run[1], 14, replicates=4, seed=1)
     pd.testing.assert_frame_equal(hazard, again)
     with pytest.raises(ValueError, match="replicates"):
         true_hazard(CONFIG, tiny_run[1], 14, replicates=0)
+
+
+def test_session_churn_probability_by_hand():
+    """model.md's table at patience 0, median visit rate: s 0.30 gives hazard 0.0198 and P(gap > 14) 0.065."""
+    config = make_config("default")
+    chance = session_churn_probability(config, np.array([0.3, 0.8]), np.full(2, 0.08), np.zeros(2), np.ones(2, bool))
+    gap_over = np.exp(-0.08 * np.exp(3.0 * np.array([0.3, 0.8])) * (14.0 - 0.1))
+    hazard = 1.0 / (1.0 + np.exp(-(-1.5 - 8.0 * np.array([0.3, 0.8]))))
+    assert chance == pytest.approx(1.0 - (1.0 - hazard) * (1.0 - gap_over))
+    assert chance[0] == pytest.approx(1.0 - (1.0 - 0.0198) * (1.0 - 0.065), abs=1e-3)
+    dropout = make_config("default", dropout_distribution="beta", churn_window_days=math.inf)
+    chance = session_churn_probability(
+        dropout, np.full(2, 0.3), np.full(2, 0.08), np.full(2, 0.5), np.array([1, 0], bool)
+    )
+    assert chance == pytest.approx([1.0 - (1.0 - hazard[0]) * 0.5, hazard[0]])
+
+
+def test_expected_churn_matches_the_draws_on_average(tiny_run):
+    """The Rao-Blackwell hazard and the plain share of churned re-simulations estimate the same thing."""
+    hazard = true_hazard(CONFIG, tiny_run[1], 14, replicates=24, seed=2)
+    difference = hazard["hazard"].mean() - hazard["hazard_draws"].mean()
+    assert hazard["hazard_draws"].mean() > 0.05 and abs(difference) < 0.03
