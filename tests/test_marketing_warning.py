@@ -82,6 +82,7 @@ def test_warning_features_and_labels_by_hand():
     expected |= {"sessions_7d": 2, "slates_7d": 5, "ctr": 0.4, "session_length": 2.5, "last_session_length": 2}
     expected |= {"last_ctr": 0.5, "last_end_no_click_run": 0, "last_purchased": True, "days_since_purchase": 4}
     expected |= {"mean_gap": 3.0, "last_gap": 3.0, "clicked_rating": (0.5 + 0.7) / 2, "last_clicked_rating": 0.7}
+    expected |= {"visit_rate": 2 / 7, "recency_ratio": 4 / 3, "last_no_clicks": 1, "no_clicks_7d": 3}
     for name, value in expected.items():
         assert a[name] == pytest.approx(value), name
     assert a["churn_day"] == 8 and a["churns"]
@@ -91,6 +92,7 @@ def test_warning_features_and_labels_by_hand():
     c = examples.loc[(14, 1)]
     expected = {"recency": 4, "sessions": 2, "slates": 3, "clicks": 1, "sessions_7d": 1, "slates_7d": 2}
     expected |= {"clicks_7d": 0, "ctr_7d": 0.0, "ctr_trend": -1 / 3, "last_end_no_click_run": 2, "last_gap": 10}
+    expected |= {"recency_ratio": 0.4, "last_no_clicks": 2, "no_clicks_7d": 2, "visit_rate": 2 / 14}
     for name, value in expected.items():
         assert c[name] == pytest.approx(value), name
     assert not c["churns"]

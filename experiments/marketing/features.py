@@ -44,6 +44,10 @@ WARNING_FEATURES: tuple[str, ...] = (
     "last_clicked_rating",
     "mean_gap",
     "last_gap",
+    "visit_rate",
+    "recency_ratio",
+    "last_no_clicks",
+    "no_clicks_7d",
 )
 INTENT_FEATURES: tuple[str, ...] = (
     "slates_seen",
@@ -159,6 +163,10 @@ def snapshot_features(past: pd.DataFrame, day: int) -> pd.DataFrame:
     previous = past.groupby("shopper")["day"].nth(-2)  # the session before the last (none for one session)
     previous_day = pd.Series(past.loc[previous.index, "day"].to_numpy(), index=past.loc[previous.index, "shopper"])
     out["last_gap"] = last_day - previous_day.reindex(totals.index).to_numpy()
+    out["visit_rate"] = out["sessions"] / day  # sessions per day since day 0, when every shopper arrives
+    out["recency_ratio"] = out["recency"] / out["mean_gap"].where(out["mean_gap"] > 0)
+    out["last_no_clicks"] = out["last_session_length"] - last["clicks"].to_numpy()
+    out["no_clicks_7d"] = out["slates_7d"] - out["clicks_7d"]
     return out
 
 
