@@ -17,6 +17,7 @@ from stickyrec.experiments.marketing import (
     WARNING_FEATURES,
     ChurnWarning,
     IntentModel,
+    SessionSnapshots,
     StateSnapshots,
     StepRecorder,
     flag_top,
@@ -27,10 +28,12 @@ from stickyrec.experiments.marketing import (
     reliability,
     snapshot_days,
     true_hazard,
+    true_intent,
     warning_examples,
 )
-from stickyrec.experiments.marketing.hazard import load_rows, session_churn_probability
+from stickyrec.experiments.marketing.hazard import session_churn_probability
 from stickyrec.experiments.marketing.logs import as_step_dtypes
+from stickyrec.experiments.marketing.replay import load_rows
 from stickyrec.experiments.marketing.warning import evaluate_intent, evaluate_warning
 from stickyrec.experiments.platform_log import collect, read_impressions
 from stickyrec.experiments.rollout import rollout
@@ -250,3 +253,20 @@ def test_expected_churn_matches_the_draws_on_average(tiny_run):
     hazard = true_hazard(CONFIG, tiny_run[1], 14, replicates=24, seed=2)
     difference = hazard["hazard"].mean() - hazard["hazard_draws"].mean()
     assert hazard["hazard_draws"].mean() > 0.05 and abs(difference) < 0.03
+
+
+def test_ceilings_match_the_observed_rates_and_the_examples(tiny_run):
+    """The true hazard and the true intent average to the rates the run itself shows, and cover its examples."""
+    steps, states = tiny_run
+    examples = warning_examples(steps, CONFIG.horizon_days, 14, 7)
+    hazard = examples.merge(true_hazard(CONFIG, states, 14, replicates=8, seed=3), on=["shopper", "day"], how="left")
+    assert hazard["hazard"].notna().all()  # every active shopper here has a session in her window
+    assert abs(hazard["hazard"].mean() - examples["churns"].mean()) < 0.06
+    sessions = rollout(RandomPolicy(3), CONFIG, 80, 41, [SessionSnapshots((1, 3))])[0]
+    truth = true_intent(CONFIG, sessions, replicates=4, seed=3)
+    intent = intent_examples(steps, (1, 3))
+    assert sorted(map(tuple, truth[["shopper", "session", "slates_seen"]].to_numpy())) == sorted(
+        map(tuple, intent[["shopper", "session", "slates_seen"]].to_numpy())
+    )
+    assert abs(truth["probability"].mean() - intent["buys"].mean()) < 0.04
+    assert abs(truth["probability"].mean() - truth["probability_draws"].mean()) < 0.04

@@ -1,9 +1,10 @@
 """The platform's marketing side: churn early warning and purchase intent, scored on the simulator's truth.
 
 Modules: ``logs`` (the log at step and session grain), ``features`` (examples from the log alone), ``models``
-(``ChurnWarning``, ``IntentModel``), ``scores`` (metrics), ``hazard`` (the true hazard, the ceiling, by
-re-simulation), ``warning`` (``evaluate_warning``, ``evaluate_intent``, ``run_demo``: import them from there; the
-demo is ``python -m stickyrec.experiments.marketing.warning``).
+(``ChurnWarning``, ``IntentModel``), ``scores`` (metrics), ``hazard`` and ``intent`` (the ceilings: the true hazard
+and the true purchase chance, re-simulated from copies of the latent state by ``replay``), ``warning``
+(``evaluate_warning``, ``evaluate_intent``, ``run_demo``: import them from there; the demo is
+``python -m stickyrec.experiments.marketing.warning``).
 """
 
 from stickyrec.experiments.marketing.features import (
@@ -14,6 +15,7 @@ from stickyrec.experiments.marketing.features import (
     warning_examples,
 )
 from stickyrec.experiments.marketing.hazard import StateSnapshots, true_hazard
+from stickyrec.experiments.marketing.intent import SessionSnapshots, true_intent
 from stickyrec.experiments.marketing.logs import StepRecorder, log_steps, session_table
 from stickyrec.experiments.marketing.models import ChurnWarning, IntentModel
 from stickyrec.experiments.marketing.scores import flag_top, lead_times, precision_at, ranking_scores, reliability
@@ -23,6 +25,7 @@ __all__ = [
     "WARNING_FEATURES",
     "ChurnWarning",
     "IntentModel",
+    "SessionSnapshots",
     "StateSnapshots",
     "StepRecorder",
     "flag_top",
@@ -35,5 +38,6 @@ __all__ = [
     "session_table",
     "snapshot_days",
     "true_hazard",
+    "true_intent",
     "warning_examples",
 ]

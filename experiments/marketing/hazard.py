@@ -20,7 +20,6 @@ little below that of the exact hazard.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -28,35 +27,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from stickyrec.envs import dynamics
-from stickyrec.envs.shoppers import ShopperState
 from stickyrec.envs.simulator import RetentionSimulator
-from stickyrec.envs.spaces import top_k
 from stickyrec.experiments.marketing.features import check_positive_int
+from stickyrec.experiments.marketing.replay import capture_rows, replay
 from stickyrec.experiments.rollout import RolloutObserver
-
-VIEW_FIELDS = ("recent_category_clicks", "session_category_impressions", "recent_click_direction")
-STATE_FIELDS = tuple(f.name for f in dataclasses.fields(ShopperState) if f.name not in VIEW_FIELDS)
-SIMULATOR_FIELDS = ("candidate_ids", "candidate_utility", "logit_bound")
-MIN_COMPACT_ROWS = 4096  # below this, stepping dead rows is cheaper than building a smaller simulator
-
-
-def capture_rows(simulator: RetentionSimulator, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """A copy of the simulator's state (shopper state, candidates, streams) in ``rows``."""
-    state = {name: np.take(getattr(simulator.state, name), rows, axis=0) for name in STATE_FIELDS}
-    state.update({name: np.take(getattr(simulator, name), rows, axis=0) for name in SIMULATOR_FIELDS})
-    state["stream_keys"] = simulator.streams.keys[rows].copy()
-    state["stream_counters"] = simulator.streams.counters[rows].copy()
-    return state
-
-
-def load_rows(simulator: RetentionSimulator, state: dict[str, np.ndarray]) -> None:
-    """Write a ``capture_rows`` copy (as many rows as the simulator has) into every row of ``simulator``."""
-    for name in STATE_FIELDS:
-        getattr(simulator.state, name)[...] = state[name]  # in place: ``features`` keeps its views
-    for name in SIMULATOR_FIELDS:
-        getattr(simulator, name)[...] = state[name]
-    simulator.streams.keys[...] = state["stream_keys"]
-    simulator.streams.counters[...] = state["stream_counters"]
 
 
 class StateSnapshots(RolloutObserver):
@@ -106,7 +80,7 @@ def true_hazard(
 ) -> pd.DataFrame:
     """``shopper``, ``day``, ``hazard``, ``hazard_draws``: her chance of churning on a day before
     ``day + window_days``, estimated from ``replicates`` re-simulations from the snapshot's state (random slates,
-    independent streams from ``seed``): ``hazard`` averages ``churns_before``'s ``expected`` (low variance),
+    independent streams from ``seed``): ``hazard`` averages ``ChurnTracker``'s ``expected`` (low variance),
     ``hazard_draws`` is the share of re-simulations in which she churned (the plain estimate).
 
     ``snapshots``: ``StateSnapshots.finish()``. Every snapshot's rows run together, ``chunk`` re-simulations at a
@@ -129,8 +103,9 @@ def true_hazard(
         copy["stream_keys"] = rng.integers(0, 2**63, size=part.size, dtype=np.int64).astype(np.uint64)
         copy["stream_counters"] = np.zeros(part.size, dtype=np.uint64)
         end_day = (day_of[part] + window_days).astype(np.float64)
-        churned, chance = churns_before(config, copy, end_day, rng, catalog)
-        hits[start : start + part.size], expected[start : start + part.size] = churned, chance
+        tracker = ChurnTracker(config, end_day)
+        replay(config, copy, tracker, rng, catalog)
+        hits[start : start + part.size], expected[start : start + part.size] = tracker.churned, tracker.expected
     return pd.DataFrame(
         {
             "shopper": shoppers,
@@ -163,41 +138,33 @@ def ended_satisfaction(config, state, response) -> np.ndarray:
     return np.where(response.returned, undone, state.satisfaction)
 
 
-def churns_before(config, state: dict[str, np.ndarray], end_day: np.ndarray, rng, catalog=None):
-    """Run the copied shoppers under random slates until each churns, reaches her ``end_day`` or the horizon.
+class ChurnTracker:
+    """``replay`` hooks for the churn hazard: rows stop at their ``end_day``; ``churned`` (the draws) and ``expected``
+    (the closed-form chance summed over the sessions ended before ``end_day``, a Rao-Blackwell estimate)."""
 
-    Returns (``churned``: she churned on a day before her ``end_day``; ``expected``: the sum, over the sessions she
-    ended on those days, of the closed-form chance that the session ends in churn). Both have her hazard as their
-    mean; ``expected`` (the churn draw replaced by its probability: Rao-Blackwell) varies far less. Finished rows
-    leave the batch when it is large and at most half live (a smaller simulator is cheaper than the dead rows).
-    """
-    n = state["day"].shape[0]
-    index = np.arange(n)
-    hits, expected = np.zeros(n, dtype=bool), np.zeros(n)
-    while index.size:
-        simulator = RetentionSimulator(config, index.size, catalog)
-        catalog = simulator.catalog
-        load_rows(simulator, state)
-        st, end = simulator.state, end_day[index]
+    def __init__(self, config, end_day: np.ndarray) -> None:
+        self.config, self.end_day = config, end_day
+        self.churned = np.zeros(end_day.size, dtype=bool)
+        self.expected = np.zeros(end_day.size)
+        self.bought_before = np.zeros(0, dtype=bool)
+
+    def begin(self, simulator, index) -> None:
+        simulator.state.alive &= simulator.state.day < self.end_day[index]
+
+    def before(self, simulator, slate, index) -> None:
+        self.bought_before = simulator.state.purchases > simulator.state.session_start_purchases
+
+    def after(self, simulator, response, index) -> None:
+        st, end = simulator.state, self.end_day[index]
+        self.churned[index[response.churned & (response.day < end)]] = True
+        ended = np.flatnonzero(response.session_ended & (response.day < end))
+        if ended.size:
+            chance = session_churn_probability(
+                self.config,
+                ended_satisfaction(self.config, st, response)[ended],
+                st.visit_rate[ended],
+                st.dropout_probability[ended],
+                self.bought_before[ended] | response.purchased[ended],
+            )
+            np.add.at(self.expected, index[ended], chance)
         st.alive &= st.day < end
-        live = np.count_nonzero(st.alive)
-        while live and (live * 2 > simulator.batch_size or simulator.batch_size <= MIN_COMPACT_ROWS):
-            bought_before = st.purchases > st.session_start_purchases
-            keys = rng.random((simulator.batch_size, config.n_candidates))
-            response = simulator.step(top_k(keys, config.slate_size))
-            hits[index[response.churned & (response.day < end)]] = True
-            ended = np.flatnonzero(response.session_ended & (response.day < end))
-            if ended.size:
-                chance = session_churn_probability(
-                    config,
-                    ended_satisfaction(config, st, response)[ended],
-                    st.visit_rate[ended],
-                    st.dropout_probability[ended],
-                    bought_before[ended] | response.purchased[ended],
-                )
-                np.add.at(expected, index[ended], chance)
-            st.alive &= st.day < end
-            live = np.count_nonzero(st.alive)
-        keep = np.flatnonzero(st.alive)
-        state, index = capture_rows(simulator, keep), index[keep]
-    return hits, expected

@@ -24,6 +24,7 @@ from stickyrec.experiments.marketing.features import (
     warning_examples,
 )
 from stickyrec.experiments.marketing.hazard import StateSnapshots, true_hazard
+from stickyrec.experiments.marketing.intent import SessionSnapshots, true_intent
 from stickyrec.experiments.marketing.logs import StepRecorder
 from stickyrec.experiments.marketing.models import ChurnWarning, IntentModel
 from stickyrec.experiments.marketing.scores import (
@@ -87,14 +88,19 @@ def evaluate_intent(examples: pd.DataFrame, probability: np.ndarray, share: floa
     return out
 
 
-def simulate_population(config, n_shoppers: int, seed: int, policy_seed: int, days=(), progress: bool = False):
-    """(step table, state snapshots at ``days``) of ``n_shoppers`` (seeds ``seed + i``) under random slates."""
+def simulate_population(
+    config, n_shoppers: int, seed: int, policy_seed: int, days=(), progress: bool = False, intent_shoppers: int = 0
+):
+    """(step table, state snapshots at ``days``, session snapshots of the first ``intent_shoppers`` shoppers or
+    None) of ``n_shoppers`` (seeds ``seed + i``) under random slates."""
     from stickyrec.agents import RandomPolicy
     from stickyrec.experiments.rollout import rollout
 
     observers = [StepRecorder(), StateSnapshots(days)]
-    steps, states = rollout(RandomPolicy(policy_seed), config, n_shoppers, seed, observers, progress, f"seed {seed}")
-    return steps, states
+    if intent_shoppers:
+        observers.append(SessionSnapshots(shoppers=intent_shoppers))
+    results = rollout(RandomPolicy(policy_seed), config, n_shoppers, seed, observers, progress, f"seed {seed}")
+    return results[0], results[1], results[2] if intent_shoppers else None
 
 
 def run_demo(
@@ -107,8 +113,15 @@ def run_demo(
     share: float = 0.05,
     seed: int = 0,
     progress: bool = True,
+    intent_shoppers: int = 200,
+    intent_replicates: int = 8,
 ) -> dict:
-    """The experiment end to end; a dict of the figures (``warning``, ``hazard``, ``intent``) and the frames."""
+    """The experiment end to end; a dict of the figures and the frames.
+
+    ``warning`` and ``hazard``: the churn model and the true hazard on every held-out example; ``intent``: the intent
+    model on every held-out session; ``intent_subset`` and ``intent_ceiling``: the model and the true probability
+    (``intent.true_intent``, ``intent_replicates`` re-simulations) on the sessions of the first ``intent_shoppers``
+    held-out shoppers."""
     from stickyrec.envs.catalog import make_catalog
     from stickyrec.envs.config import make_config
 
@@ -116,11 +129,15 @@ def run_demo(
     train_shoppers = check_positive_int(train_shoppers, "train_shoppers")
     test_shoppers = check_positive_int(test_shoppers, "test_shoppers")
     replicates, share = check_positive_int(replicates, "replicates"), check_share(share)
+    intent_shoppers = check_positive_int(intent_shoppers, "intent_shoppers")
+    intent_replicates = check_positive_int(intent_replicates, "intent_replicates")
     days = snapshot_days(config.horizon_days, window_days, every)
     catalog = make_catalog(config)
     started = time.perf_counter()
-    train_steps, _ = simulate_population(config, train_shoppers, TRAIN_POPULATION_SEED, seed, (), progress)
-    test_steps, states = simulate_population(config, test_shoppers, TEST_POPULATION_SEED, seed + 1, days, progress)
+    train_steps, _, _ = simulate_population(config, train_shoppers, TRAIN_POPULATION_SEED, seed, (), progress)
+    test_steps, states, sessions = simulate_population(
+        config, test_shoppers, TEST_POPULATION_SEED, seed + 1, days, progress, min(intent_shoppers, test_shoppers)
+    )
     train = warning_examples(train_steps, config.horizon_days, window_days, every, item_rating=catalog.rating)
     test = warning_examples(test_steps, config.horizon_days, window_days, every, item_rating=catalog.rating)
     model = ChurnWarning(random_state=seed).fit(train)
@@ -131,10 +148,16 @@ def run_demo(
     items = {"item_rating": catalog.rating, "item_price": catalog.log_relative_price}
     intent_train, intent_test = intent_examples(train_steps, **items), intent_examples(test_steps, **items)
     intent_test["probability"] = IntentModel(random_state=seed).fit(intent_train).score(intent_test)
+    ceiling = true_intent(config, sessions, intent_replicates, seed, catalog, progress=progress)
+    subset = intent_test.merge(
+        ceiling.rename(columns={"probability": "true_probability"}), on=["shopper", "session", "slates_seen"]
+    )
     return {
         "warning": evaluate_warning(test, test["risk"].to_numpy(), window_days, share),
         "hazard": evaluate_warning(test, test["hazard"].to_numpy(), window_days, share),
         "intent": evaluate_intent(intent_test, intent_test["probability"].to_numpy(), share),
+        "intent_subset": evaluate_intent(subset, subset["probability"].to_numpy(), share),
+        "intent_ceiling": evaluate_intent(subset, subset["true_probability"].to_numpy(), share),
         "examples": {"train": len(train), "test": len(test)},
         "test_examples": test,
         "intent_examples": intent_test,
@@ -157,9 +180,13 @@ def format_report(result: dict, window_days: int) -> str:
         lines.append(f"reliability ({name}):")
         lines.append(result[name]["reliability"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     lines.append("purchase intent (sessions live with no purchase yet):")
-    for j, figures in result["intent"].items():
-        cells = ", ".join(f"{k} {figures[k]:.4f}" for k in ("roc_auc", "pr_auc", "base_rate", "precision_at_top"))
-        lines.append(f"  after {j} slate(s): n {figures['n']}, {cells}")
+    for name in ("intent", "intent_subset", "intent_ceiling"):
+        lines.append(f"  {name}:")
+        for j, figures in result[name].items():
+            keys = ("roc_auc", "pr_auc", "brier", "base_rate", "precision_at_top")
+            lines.append(
+                f"    after {j} slate(s): n {figures['n']}, " + ", ".join(f"{k} {figures[k]:.4f}" for k in keys)
+            )
     lines.append(f"wall time {result['seconds']:.1f} s")
     return "\n".join(lines)
 
@@ -178,6 +205,8 @@ def main(argv=None) -> None:
     parser.add_argument("--replicates", type=int, default=48, help="re-simulations per true-hazard estimate")
     parser.add_argument("--share", type=float, default=0.05, help="share flagged per snapshot (default 0.05)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--intent-shoppers", type=int, default=200, help="held-out shoppers with the intent ceiling")
+    parser.add_argument("--intent-replicates", type=int, default=8, help="re-simulations per true intent")
     args = parser.parse_args(argv)
     result = run_demo(
         args.config,
@@ -188,6 +217,8 @@ def main(argv=None) -> None:
         args.replicates,
         args.share,
         args.seed,
+        intent_shoppers=args.intent_shoppers,
+        intent_replicates=args.intent_replicates,
     )
     print(format_report(result, args.window_days))
 
