@@ -131,6 +131,10 @@ def test_step_recorder_is_the_impression_log_at_step_grain(tmp_path):
     pd.testing.assert_frame_equal(log_steps(read_impressions(store, "tiny")), recorded)
     with pytest.raises(ValueError, match="lacks columns"):
         log_steps(recorded.drop(columns="session"))
+    with pytest.raises(ValueError, match="step table lacks columns"):
+        warning_examples(recorded.drop(columns="clicked_item"), CONFIG.horizon_days)
+    with pytest.raises(ValueError, match="DataFrame"):
+        intent_examples([1, 2, 3])
 
 
 def test_intent_examples_by_hand():

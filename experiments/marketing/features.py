@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from stickyrec.experiments.marketing.logs import no_click_runs, session_table
+from stickyrec.experiments.marketing.logs import check_steps, no_click_runs, session_table
 
 TRAILING_WINDOWS: tuple[int, ...] = (7, 14)
 WARNING_FEATURES: tuple[str, ...] = (
@@ -182,6 +182,7 @@ def intent_examples(
     in the rest of the session). ``item_rating`` / ``item_price``: the catalog's public ratings and log relative
     prices (``Catalog.rating``, ``Catalog.log_relative_price``) for the clicked-item features (NaN without them).
     """
+    check_steps(steps)
     slates = tuple(check_positive_int(j, "slates") for j in slates)
     if not slates:
         raise ValueError("slates must name at least one count of slates, e.g. (1, 3, 5)")

@@ -114,11 +114,21 @@ class StepRecorder(RolloutObserver):
         return as_step_dtypes(table.sort_values(["shopper", "step"], kind="stable").reset_index(drop=True))
 
 
+def check_steps(steps) -> pd.DataFrame:
+    """``steps`` if it is a step table (a DataFrame with every ``STEP_COLUMNS`` column), else ``ValueError``."""
+    if not isinstance(steps, pd.DataFrame):
+        raise ValueError(f"steps must be a pandas DataFrame (log_steps or StepRecorder), got {type(steps).__name__}")
+    missing = [c for c in STEP_COLUMNS if c not in steps.columns]
+    if missing:
+        raise ValueError(f"the step table lacks columns {missing}; needed: {list(STEP_COLUMNS)} (see log_steps)")
+    return steps
+
+
 def session_table(steps: pd.DataFrame, item_rating: np.ndarray | None = None) -> pd.DataFrame:
     """One row per (shopper, session): ``day``, ``slates``, ``clicks``, ``purchases``, ``revenue``, ``rating_sum``
     (public ratings of clicked items; 0 without ``item_rating``), ``end_no_click_run`` (slates without a click at the
     session's end), and the truth ``churned`` (the session ended in churn; a label, never a feature)."""
-    clicked = steps["clicked_item"].to_numpy() >= 0
+    clicked = check_steps(steps)["clicked_item"].to_numpy() >= 0
     rating = np.zeros(len(steps))
     if item_rating is not None:
         rating[clicked] = np.asarray(item_rating)[steps["clicked_item"].to_numpy()[clicked]]
