@@ -28,6 +28,7 @@ import sys
 from stickyrec.agents.rl import DEFAULT_REWARD, REWARDS, RL_AGENT_NAMES  # names only: torch and SB3 load on first use
 from stickyrec.experiments.calibration.commands import add_commands as add_calibration_commands  # argparse only
 from stickyrec.experiments.cli_checks import check_arguments
+from stickyrec.experiments.cli_verify import add_verify_command  # argparse only
 from stickyrec.inputs import check_output_path, error_line
 
 SUMMARY_COLUMNS = (  # ``simulate``'s table; labels and formats from experiments.metrics.LABELS
@@ -349,17 +350,8 @@ def cmd_compare(args) -> int:
 def cmd_bench(args) -> int:
     from stickyrec.experiments import bench_env
 
-    argv = [
-        "--seconds",
-        str(args.seconds),
-        "--rounds",
-        str(args.rounds),
-        "--single-steps",
-        str(args.single_steps),
-        "--batches",
-        *map(str, args.batches),
-        *(["--offers"] if args.offers else []),
-    ]
+    argv = ["--seconds", str(args.seconds), "--rounds", str(args.rounds), "--single-steps", str(args.single_steps)]
+    argv += ["--batches", *map(str, args.batches), *(["--offers"] if args.offers else [])]
     bench_env.main(argv)
     return 0
 
@@ -539,37 +531,6 @@ def _add_report_and_compare(sub) -> None:
     compare.set_defaults(func=cmd_compare)
 
 
-def cmd_verify(args) -> int:
-    from stickyrec.experiments.verify import verify_run
-
-    agents = [a for a in args.agents.split(",") if a] if args.agents else None
-    found = verify_run(args.run_dir, args.seed, agents, workers=args.workers, progress=not args.quiet)
-    for name, problems in found.items():
-        print(f"{'identical' if not problems else 'DIFFERS'}  {name}" + "".join(f"\n    {p}" for p in problems))
-    differ = [name for name, problems in found.items() if problems]
-    print(
-        f"stickyrec verify {args.run_dir}: "
-        + (
-            f"{len(differ)} of {len(found)} cells differ from the committed results"
-            if differ
-            else f"all {len(found)} re-run cells are identical to the committed results"
-        )
-    )
-    return 1 if differ else 0
-
-
-def _add_verify(sub) -> None:
-    verify = sub.add_parser(
-        "verify", help="re-run one cell per agent kind of a committed run and compare, shopper for shopper"
-    )
-    verify.add_argument("run_dir", metavar="RUN_DIR")
-    verify.add_argument("--seed", type=int, default=0, help="the seed whose cells are re-run (default 0)")
-    verify.add_argument("--agents", default=None, help="comma-separated labels (default: the first of each kind)")
-    verify.add_argument("--workers", type=int, default=2, help="parallel cells")
-    verify.add_argument("--quiet", action="store_true", help="no progress bar")
-    verify.set_defaults(func=cmd_verify)
-
-
 def _add_bench_and_config(sub) -> None:
     bench = sub.add_parser("bench", help="env throughput benchmark (one BLAS thread)")
     bench.add_argument("--batches", type=int, nargs="+", default=[1, 256, 4096])
@@ -598,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_rl_benchmark,
         _add_run,
         _add_report_and_compare,
-        _add_verify,
+        add_verify_command,
         _add_bench_and_config,
         add_calibration_commands,
     ):

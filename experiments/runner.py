@@ -454,6 +454,14 @@ def _finished(task: dict, handle, executor, queue: list, waiting: list, failed: 
     bar.update(1)
 
 
+def _only(agent_tasks: list[dict], only: Collection[str], name: str) -> list[dict]:
+    """The agent tasks named in ``only``; a name that is not in the grid is a ``ValueError``."""
+    unknown = sorted(set(only) - {t["name"] for t in agent_tasks})
+    if unknown:
+        raise ValueError(f"cells {', '.join(unknown)} are not in {name}'s grid")
+    return [t for t in agent_tasks if t["name"] in set(only)]
+
+
 def run_experiment(
     experiment: ExperimentConfig,
     run_dir: str | Path,
@@ -481,10 +489,7 @@ def run_experiment(
     _check_run_dir(run_dir, resolved)
     data_tasks, agent_tasks = plan(experiment, run_dir)
     if only is not None:
-        unknown = sorted(set(only) - {t["name"] for t in agent_tasks})
-        if unknown:
-            raise ValueError(f"cells {', '.join(unknown)} are not in {experiment.name}'s grid")
-        agent_tasks, report = [t for t in agent_tasks if t["name"] in set(only)], False
+        agent_tasks, report = _only(agent_tasks, only, experiment.name), False
     for task in [*data_tasks, *agent_tasks]:  # a finished cell of another config, or a damaged one, is refused
         marker = Path(task["dir"]) / (DATA_MARKER if task["type"] == "data" else CELL_MARKER)
         if marker.exists():

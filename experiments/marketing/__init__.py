@@ -4,7 +4,9 @@ Modules: ``logs`` (the log at step and session grain), ``features`` (examples fr
 (``ChurnWarning``, ``IntentModel``), ``scores`` (metrics), ``hazard`` and ``intent`` (the ceilings: the true hazard
 and the true purchase chance, re-simulated from copies of the latent state by ``replay``), ``warning``
 (``evaluate_warning``, ``evaluate_intent``, ``run_demo``: import them from there; the demo is
-``python -m stickyrec.experiments.marketing.warning``).
+``python -m stickyrec.experiments.marketing.warning``), ``uplift`` (``UpliftModel``: two-model and X-learner
+uplift from a randomised campaign; ``uplift_curve``, ``qini_coefficient`` scored on true effects, ``qini_observed``
+from a log alone, ``target_by_budget``).
 """
 
 from stickyrec.experiments.marketing.features import (
