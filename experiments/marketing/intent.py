@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from stickyrec.envs import dynamics
 from stickyrec.experiments.marketing.features import check_positive_int
-from stickyrec.experiments.marketing.replay import capture_rows, replay
+from stickyrec.experiments.marketing.replay import capture_rows, fresh_copies, replay
 from stickyrec.experiments.rollout import RolloutObserver
 
 
@@ -114,9 +114,7 @@ def true_intent(
     bought, expected = np.zeros(rows.size, dtype=bool), np.zeros(rows.size)
     for start in tqdm(range(0, rows.size, chunk), desc="true intent", unit="chunk", disable=not progress):
         part = rows[start : start + chunk]
-        copy = {k: np.take(v, part, axis=0) for k, v in state.items()}
-        copy["stream_keys"] = rng.integers(0, 2**63, size=part.size, dtype=np.int64).astype(np.uint64)
-        copy["stream_counters"] = np.zeros(part.size, dtype=np.uint64)
+        copy = fresh_copies(state, part, rng)
         tracker = PurchaseTracker(part.size)
         replay(config, copy, tracker, rng, catalog)
         bought[start : start + part.size], expected[start : start + part.size] = tracker.bought, tracker.expected

@@ -41,6 +41,15 @@ def load_rows(simulator: RetentionSimulator, state: dict[str, np.ndarray]) -> No
     simulator.streams.counters[...] = state["stream_counters"]
 
 
+def fresh_copies(state: dict[str, np.ndarray], rows: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The captured states of ``rows`` (repeats allowed), each with a fresh random stream drawn from ``rng``: copies
+    of the same shopper that live independent futures."""
+    copy = {k: np.take(v, rows, axis=0) for k, v in state.items()}
+    copy["stream_keys"] = rng.integers(0, 2**63, size=rows.size, dtype=np.int64).astype(np.uint64)
+    copy["stream_counters"] = np.zeros(rows.size, dtype=np.uint64)
+    return copy
+
+
 def replay(config, state: dict[str, np.ndarray], tracker, rng: np.random.Generator, catalog=None) -> None:
     """Step the copied rows of ``state`` under random slates (from ``rng``) until the tracker stops every one.
 
