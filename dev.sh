@@ -4,6 +4,7 @@
 #   ./dev.sh test  [args]   the test suite (fast by default; `-m slow` for the long ones, `-m browser` for the
 #                           report in headless Chromium)
 #   ./dev.sh bench [args]   the env benchmark
+#   ./dev.sh verify RUN_DIR  re-run seed 0 of every agent kind of a committed run and compare it shopper for shopper
 #   ./dev.sh lint           ruff: lint and format check (CI runs it)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -35,7 +36,8 @@ case "$cmd" in
   demo)  ensure_venv; exec "$VENV/bin/stickyrec" simulate "$@" ;;
   test)  ensure_venv; exec "$VENV/bin/python" -m pytest "$@" ;;
   bench) ensure_venv; exec "$VENV/bin/stickyrec" bench "$@" ;;
+  verify) ensure_venv; exec "$VENV/bin/stickyrec" verify "$@" ;;
   lint)  ensure_venv; "$VENV/bin/ruff" check . && exec "$VENV/bin/ruff" format --check . ;;
   setup) ensure_venv ;;
-  *) echo "usage: ./dev.sh {demo|test|bench|lint|setup} [args...]" >&2; exit 2 ;;
+  *) echo "usage: ./dev.sh {demo|test|bench|verify|lint|setup} [args...]" >&2; exit 2 ;;
 esac

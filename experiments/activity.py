@@ -12,6 +12,12 @@ was). ``finish()`` returns ``(days, traits)``:
 - ``traits``: one row per shopper, as she arrived: ``visit_rate`` (the latent activity level, visits per day),
   ``price_sensitivity``, ``satisfaction_start`` (latent), ``interest_category`` (the catalog category whose centre is
   nearest her latent interest).
+
+A report keeps every cell's ``days`` rows in its run's ``activity.parquet``: ``packed`` stores the three sums in
+hundredths (int32 columns ``revenue_x100``, ``rating_clicked_x100``, ``satisfaction_x100``) and the counts in the
+narrowest integer types, zstd-compressed (under half the float form's size); ``unpacked`` reads either form back.
+The report computes from ``quantised`` rows (sums rounded to 1/100) whether it reads cells or that file, so a
+committed run re-renders to the same bytes as the run it came from.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ DAY_COLUMNS = (
 TRAIT_COLUMNS = ("visit_rate", "price_sensitivity", "satisfaction_start", "interest_category")
 _COUNTS = ("sessions", "impressions", "clicks", "purchases")
 _SUMS = ("revenue", "rating_clicked", "satisfaction")
+SCALE = 100  # activity.parquet keeps the sums in hundredths (cents of revenue)
+_KEYS = ("scenario", "agent", "seed")
 
 
 class ActivityStats(RolloutObserver):
@@ -91,4 +99,41 @@ class ActivityStats(RolloutObserver):
         return pd.DataFrame(days, columns=list(DAY_COLUMNS)), pd.DataFrame(self.traits, columns=list(TRAIT_COLUMNS))
 
 
-__all__ = ["DAY_COLUMNS", "TRAIT_COLUMNS", "ActivityStats"]
+def quantised(days: pd.DataFrame) -> pd.DataFrame:
+    """``days`` rows with each sum rounded to 1/``SCALE`` (float64): what the report computes from."""
+    return days.assign(**{name: np.round(days[name].to_numpy(np.float64) * SCALE) / SCALE for name in _SUMS})
+
+
+def packed(days: pd.DataFrame) -> pd.DataFrame:
+    """Activity rows (``DAY_COLUMNS`` plus scenario, agent, seed) in activity.parquet's compact form, row order kept."""
+    out = {key: days[key].astype("category") if key != "seed" else days[key].astype(np.uint16) for key in _KEYS}
+    for name in ("shopper", "day", *_COUNTS):
+        values = days[name].to_numpy()
+        low, high = (int(values.min()), int(values.max())) if len(values) else (0, 0)
+        out[name] = values.astype(np.min_scalar_type(high) if low >= 0 else np.int32)
+    for name in _SUMS:
+        scaled = np.round(days[name].to_numpy(np.float64) * SCALE)
+        if len(scaled) and np.abs(scaled).max() >= 2**31:
+            raise ValueError(f"activity column {name} exceeds what activity.parquet stores ({np.abs(scaled).max()})")
+        out[f"{name}_x{SCALE}"] = scaled.astype(np.int32)
+    return pd.DataFrame(out)
+
+
+def unpacked(frame: pd.DataFrame) -> pd.DataFrame:
+    """Activity rows from activity.parquet, packed or in the float form of earlier reports, quantised as the report
+    computes from them; a file lacking columns is a ``ValueError`` naming them."""
+    sums = {name: f"{name}_x{SCALE}" if f"{name}_x{SCALE}" in frame else name for name in _SUMS}
+    need = [*_KEYS, "shopper", "day", *_COUNTS, *sums.values()]
+    absent = [c for c in need if c not in frame]
+    if absent:
+        raise ValueError(f"lacks columns {', '.join(absent)} (made by an older stickyrec?)")
+    out = {key: frame[key].astype(str if key != "seed" else np.int64) for key in _KEYS}
+    out |= {"shopper": frame["shopper"].astype(np.int32), "day": frame["day"].astype(np.int16)}
+    out |= {name: frame[name].astype(np.int32) for name in _COUNTS}
+    for name, column in sums.items():
+        values = frame[column].to_numpy(np.float64)
+        out[name] = values / SCALE if column != name else np.round(values * SCALE) / SCALE
+    return pd.DataFrame(out)[[*DAY_COLUMNS, *_KEYS]]
+
+
+__all__ = ["DAY_COLUMNS", "SCALE", "TRAIT_COLUMNS", "ActivityStats", "packed", "quantised", "unpacked"]

@@ -12,8 +12,9 @@
     cohorts.csv           N-day and unbounded retention per evaluation cohort (one population per seed), and pooled
     stickiness.csv, curves.csv, diff_curves.csv, segments.csv, headline.csv, rl_pairs.csv, oracle_share.csv
                           the stickiness measures (``stickiness``; docs/report.md), same bootstrap as summary.csv
-    activity.parquet, cells.json   every cell's activity rows and records: with lifetimes.parquet, what a run
-                          without its cells/ (a committed one) is re-rendered from
+    activity.parquet, cells.json   every cell's activity rows (compact: sums in hundredths, ``activity.packed``)
+                          and records: with lifetimes.parquet, what a run without its cells/ (a committed one)
+                          is re-rendered from
     figures/*.png         retention curves, engagement over time, (several scenarios) day-30 retention by scenario
     figures/*.svg         the report's charts (the HTML inlines them; the Markdown links them)
     report.md, report.html   the same sections; the HTML is one file with inline SVG charts and a small inline
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from stickyrec.experiments.activity import packed
 from stickyrec.experiments.metrics import METRIC_LABELS, METRICS
 from stickyrec.experiments.report_data import (
     LIFETIME_COLUMNS,
@@ -80,7 +82,7 @@ STICKINESS_FILES = {  # StickinessTables field -> file in the run directory
 
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
     if path.suffix == ".parquet":
-        write_parquet_atomic(frame, path)
+        write_parquet_atomic(frame, path, compression="zstd", compression_level=19)
     else:
         write_bytes_atomic(path, frame.to_csv(index=False, float_format="%.6g").encode())
 
@@ -126,7 +128,7 @@ def build_report(run_dir: str | Path, progress: bool = False, reference: str | N
     if days is not None:
         sticky = stickiness_tables(config, shoppers, days)
         frames += [(frame, STICKINESS_FILES[name]) for name, frame in sticky._asdict().items()]
-        frames.append((days, "activity.parquet"))
+        frames.append((packed(days), "activity.parquet"))
         write_json_atomic(run_dir / "cells.json", cells)
     else:
         frames.append((cohort, "cohorts.csv"))  # a run whose cells predate activity rows: the old cohort table

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from stickyrec.experiments.activity import DAY_COLUMNS, TRAIT_COLUMNS
+from stickyrec.experiments.activity import TRAIT_COLUMNS, quantised, unpacked
 from stickyrec.experiments.cells import CELL_MARKER, cell_name, config_hash, read_marker
 from stickyrec.experiments.metrics import COLUMNS, METRICS, interval, metrics_from_sums, paired_resamples
 from stickyrec.inputs import load_yaml, short_repr
@@ -129,20 +129,23 @@ def read_run(run_dir: str | Path, activity: bool = True) -> RunData:
             f"{run_dir}: {len(missing)} cells are not finished (e.g. {missing[0]}); run"
             f" `stickyrec run` with the same config and --out to finish them"
         )
-    frame = pd.concat(days, ignore_index=True) if activity and len(days) == len(grid) else None
-    return RunData(config, pd.concat(shoppers, ignore_index=True), pd.concat(daily, ignore_index=True), cells, frame)
+    if not (activity and len(days) == len(grid)):
+        return RunData(config, pd.concat(shoppers, ignore_index=True), pd.concat(daily, ignore_index=True), cells, None)
+    frame = quantised(pd.concat(days, ignore_index=True))  # as read_committed reads it back: the same numbers
+    return RunData(config, pd.concat(shoppers, ignore_index=True), daily_from_days(config, frame), cells, frame)
 
 
 def read_committed(run_dir: Path, config: dict, grid: list, activity: bool) -> RunData:
     """A run without its cells: ``lifetimes.parquet``, ``activity.parquet`` and ``cells.json`` (build_report's)."""
     shoppers = read_parquet(run_dir / "lifetimes.parquet")
-    days = read_parquet(run_dir / "activity.parquet")
-    required = {"lifetimes.parquet": (shoppers, LIFETIME_COLUMNS[: -len(TRAIT_COLUMNS)])}
-    required["activity.parquet"] = (days, (*KEYS, *DAY_COLUMNS))
-    for name, (frame, columns) in required.items():
-        absent = [c for c in columns if c not in frame]
-        if absent:
-            raise ValueError(f"{run_dir / name} lacks columns {', '.join(absent)} (made by an older stickyrec?)")
+    absent = [c for c in LIFETIME_COLUMNS[: -len(TRAIT_COLUMNS)] if c not in shoppers]
+    if absent:
+        lacks = ", ".join(absent)
+        raise ValueError(f"{run_dir / 'lifetimes.parquet'} lacks columns {lacks} (made by an older stickyrec?)")
+    try:
+        days = unpacked(read_parquet(run_dir / "activity.parquet"))
+    except ValueError as exc:
+        raise ValueError(f"{run_dir / 'activity.parquet'} {exc}") from None
     have = set(shoppers.groupby(list(KEYS), sort=False).groups)
     lacking = [key for key in grid if key not in have]
     if lacking:
@@ -157,8 +160,9 @@ def read_committed(run_dir: Path, config: dict, grid: list, activity: bool) -> R
 
 
 def daily_from_days(config: dict, days: pd.DataFrame) -> pd.DataFrame:
-    """Each cell's daily totals (as its daily.parquet: a row per day of the horizon) from its activity rows.
-    Revenue is summed in another order than the cell's, so it may differ from daily.parquet in the last bits."""
+    """Each cell's daily totals (as its daily.parquet: a row per day of the horizon) from its activity rows. The
+    report uses these wherever a run has activity rows, cells or not; revenue comes from the quantised rows (cents),
+    so it can differ from daily.parquet by up to half a cent per shopper-day."""
     totals = ["sessions", "impressions", "clicks", "purchases", "revenue"]
     out = []
     for key, part in days.groupby(list(KEYS), sort=False):

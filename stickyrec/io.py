@@ -38,12 +38,12 @@ def write_json_atomic(path: str | Path, payload: Any) -> None:
     write_bytes_atomic(path, (json.dumps(payload, indent=2, sort_keys=False) + "\n").encode())
 
 
-def write_parquet_atomic(frame, path: str | Path) -> None:
-    """A pandas frame as Parquet (no index), atomically."""
+def write_parquet_atomic(frame, path: str | Path, **options) -> None:
+    """A pandas frame as Parquet (no index), atomically; ``options`` go to ``DataFrame.to_parquet``."""
     import io
 
     buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
+    frame.to_parquet(buffer, index=False, **options)
     write_bytes_atomic(path, buffer.getvalue())
 
 

@@ -4,6 +4,7 @@ cells/) re-renders byte for byte; ``--reference``."""
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stickyrec.experiments import activity as activity_rows
 from stickyrec.experiments.glossary import GLOSSARY
 from stickyrec.experiments.report import STICKINESS_FILES, build_report
 from stickyrec.experiments.report_data import RunNotFinishedError, paired_tables, read_run
@@ -294,3 +296,33 @@ def test_reference_changes_the_baseline_and_a_bad_one_is_refused_before_any_work
     assert set(pd.read_csv(run / "diff_curves.csv")["baseline"]) == {"ctr_rating"}
     assert set(pd.read_csv(run / "differences.csv")["reference"]) == {"ctr_rating"}
     assert (run / "summary.csv").read_bytes() == (tiny_run / "summary.csv").read_bytes()
+
+
+@given(
+    revenue=st.lists(st.floats(0, 1e5, allow_nan=False), min_size=1, max_size=40),
+    seed=st.integers(0, 2**16 - 1),
+)
+def test_activity_parquet_packs_to_hundredths_and_reads_back_exactly_what_the_report_computes_from(revenue, seed):
+    n = len(revenue)
+    rng = np.random.default_rng(seed)
+    days = pd.DataFrame(
+        {
+            "shopper": rng.integers(0, 5000, n).astype(np.int32),
+            "day": rng.integers(0, 365, n).astype(np.int16),
+            **{c: rng.integers(0, 300, n).astype(np.int32) for c in ("sessions", "impressions", "clicks", "purchases")},
+            "revenue": np.array(revenue),
+            "rating_clicked": rng.uniform(0, 50, n).astype(np.float32),
+            "satisfaction": rng.normal(0, 30, n).astype(np.float32),
+        }
+    ).assign(scenario="default", agent=rng.choice(["a", "b"], n), seed=int(rng.integers(0, 9)))
+    want = activity_rows.quantised(days)
+    assert activity_rows.quantised(want).equals(want)  # idempotent: a re-render rounds nothing further
+    assert np.abs(want["revenue"] - days["revenue"]).max() <= 0.005 + 1e-9 * days["revenue"].max()
+    buffer = io.BytesIO()
+    activity_rows.packed(days).to_parquet(buffer, index=False)
+    back = activity_rows.unpacked(pd.read_parquet(io.BytesIO(buffer.getvalue())))
+    pd.testing.assert_frame_equal(back, want, check_dtype=False)
+    older = activity_rows.unpacked(days)  # the float form of earlier reports
+    assert older.equals(activity_rows.unpacked(activity_rows.packed(days)))
+    with pytest.raises(ValueError, match="lacks columns revenue"):
+        activity_rows.unpacked(days.drop(columns="revenue"))
