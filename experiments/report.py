@@ -33,6 +33,8 @@ from pathlib import Path
 import pandas as pd
 
 from stickyrec.experiments.activity import packed
+from stickyrec.experiments.campaign_report import FILES as CAMPAIGN_FILES
+from stickyrec.experiments.campaign_report import campaign_tables
 from stickyrec.experiments.metrics import METRIC_LABELS, METRICS
 from stickyrec.experiments.report_data import (
     LIFETIME_COLUMNS,
@@ -66,6 +68,7 @@ from stickyrec.experiments.report_render import (
     report_blocks,
 )
 from stickyrec.experiments.stickiness import stickiness_tables
+from stickyrec.experiments.stickiness_blocks import headline_day
 from stickyrec.io import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
 STICKINESS_FILES = {  # StickinessTables field -> file in the run directory
@@ -132,6 +135,9 @@ def build_report(run_dir: str | Path, progress: bool = False, reference: str | N
         write_json_atomic(run_dir / "cells.json", cells)
     else:
         frames.append((cohort, "cohorts.csv"))  # a run whose cells predate activity rows: the old cohort table
+    campaigns = campaign_tables(config, shoppers, headline_day(config, config["scenarios"][0]["name"]))
+    if campaigns is not None:  # coupon campaigns: their table, paired differences and Qini scores on truth
+        frames += [(frame, CAMPAIGN_FILES[name]) for name, frame in campaigns._asdict().items()]
     for frame, name in frames:
         write_frame(frame, run_dir / name)
     roles = pd.DataFrame({"agent": list(config["agents"]), "role": list(agent_roles(config).values())})
@@ -144,7 +150,7 @@ def build_report(run_dir: str | Path, progress: bool = False, reference: str | N
         {k: v if isinstance(v, str) else v.to_dict(orient="records") for k, v in summary.items()},
     )
     images = figures(config, table, curves, eng)
-    blocks = report_blocks(ReportContext.of(config, paired, diffs, sticky, training, auc))
+    blocks = report_blocks(ReportContext.of(config, paired, diffs, sticky, training, auc, campaigns))
     for name, data in images.items() | svg_files(blocks).items():
         write_bytes_atomic(run_dir / "figures" / name, data if isinstance(data, bytes) else data.encode())
     write_bytes_atomic(run_dir / "report.md", render_markdown(blocks).encode())

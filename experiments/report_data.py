@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from stickyrec.experiments.activity import TRAIT_COLUMNS, quantised, unpacked
+from stickyrec.experiments.campaigns import OFFER_COLUMNS, SHOPPER_COLUMNS
 from stickyrec.experiments.cells import CELL_MARKER, cell_name, config_hash, read_marker
 from stickyrec.experiments.metrics import COLUMNS, METRICS, interval, metrics_from_sums, paired_resamples
 from stickyrec.inputs import load_yaml, short_repr
@@ -53,7 +54,9 @@ KEYS = ("scenario", "agent", "seed")
 # activity.parquet and cells.json); the trait columns are absent in runs made before cells recorded them
 LIFETIME_COLUMNS = (*KEYS, "shopper", "churn_day", "churned", "lifetime_days", "sessions", "clicks", "impressions")
 LIFETIME_COLUMNS += ("purchases", "revenue", *(c for c in COLUMNS if c not in ("lifetime_days", "sessions", "clicks")))
-LIFETIME_COLUMNS = tuple(dict.fromkeys(LIFETIME_COLUMNS + TRAIT_COLUMNS))
+LIFETIME_REQUIRED = tuple(dict.fromkeys(LIFETIME_COLUMNS))
+# optional: shoppers' traits (cells since activity rows), and with the coupon lever the offer and campaign columns
+LIFETIME_COLUMNS = tuple(dict.fromkeys(LIFETIME_REQUIRED + TRAIT_COLUMNS + OFFER_COLUMNS + SHOPPER_COLUMNS))
 COMMITTED_FILES = ("lifetimes.parquet", "activity.parquet", "cells.json")  # a run without cells/ re-renders from
 
 
@@ -138,7 +141,7 @@ def read_run(run_dir: str | Path, activity: bool = True) -> RunData:
 def read_committed(run_dir: Path, config: dict, grid: list, activity: bool) -> RunData:
     """A run without its cells: ``lifetimes.parquet``, ``activity.parquet`` and ``cells.json`` (build_report's)."""
     shoppers = read_parquet(run_dir / "lifetimes.parquet")
-    absent = [c for c in LIFETIME_COLUMNS[: -len(TRAIT_COLUMNS)] if c not in shoppers]
+    absent = [c for c in LIFETIME_REQUIRED if c not in shoppers]
     if absent:
         lacks = ", ".join(absent)
         raise ValueError(f"{run_dir / 'lifetimes.parquet'} lacks columns {lacks} (made by an older stickyrec?)")

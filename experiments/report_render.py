@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from stickyrec.experiments.campaign_report import CampaignTables, campaign_blocks
 from stickyrec.experiments.metrics import METRIC_LABELS
 from stickyrec.experiments.report_charts import hex_colours
 from stickyrec.experiments.report_data import BEST_METRIC, DIFF_METRICS, NON_RL, ORACLE, ROLE_NOTES, agent_roles
@@ -30,6 +31,7 @@ from stickyrec.experiments.report_sections import (
     summary_table,
 )
 from stickyrec.experiments.stickiness import StickinessTables
+from stickyrec.experiments.stickiness_blocks import headline_day
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -185,13 +187,14 @@ class ReportContext(NamedTuple):
     sticky: StickinessTables | None
     training: pd.DataFrame
     auc: pd.DataFrame
+    campaigns: CampaignTables | None = None  # a run of coupon campaigns (``campaign_report``)
 
     @classmethod
-    def of(cls, config, paired, diffs, sticky, training, auc) -> ReportContext:
+    def of(cls, config, paired, diffs, sticky, training, auc, campaigns=None) -> ReportContext:
         """From ``paired_tables``' result (its ``diffs`` replaced by ``diffs``, with the log-rank tests)."""
         if sticky is None:
             sticky = StickinessTables(**{name: pd.DataFrame(columns=c) for name, c in STICKY_COLUMNS.items()})
-        return cls(config, paired.table, diffs, paired.best, paired.margins, sticky, training, auc)
+        return cls(config, paired.table, diffs, paired.best, paired.margins, sticky, training, auc, campaigns)
 
     @property
     def agents(self) -> list[str]:
@@ -233,6 +236,8 @@ def report_blocks(ctx: ReportContext) -> list[tuple]:
         blocks.append(("img", "retention_curves.png", "Kaplan-Meier retention curves with 95% bands, by agent"))
     for scenario in scenarios:
         blocks += scenario_blocks(ctx, scenario, several)
+        if ctx.campaigns is not None:
+            blocks += campaign_blocks(ctx.campaigns, scenario, headline_day(config, scenario), ctx.colours)
     if several:
         blocks += across_blocks(ctx.diffs, scenarios, ctx.agents, ctx.reference)
     blocks += training_blocks(ctx.training)

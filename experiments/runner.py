@@ -190,9 +190,11 @@ def _train(task: dict, spec: AgentSpec, config, out: Path):
     from stickyrec.experiments.tuning import tune_weights
 
     agent = make_agent(spec, task["seed"])
-    if cls.needs == NEEDS_NOTHING:
+    if cls.needs == NEEDS_NOTHING:  # a campaign learns its targeting from a logged campaign on these shoppers
+        fit = getattr(agent, "fit_population", None)
+        training = fit(config, task["tune_seed"], task["tune_shoppers"]) if callable(fit) else {}
         tuning = tune_weights(agent, config, task["tune_seed"], task["tune_shoppers"])
-        return agent, {} if tuning is None else {"tuning": tuning}
+        return agent, training if tuning is None else {**training, "tuning": tuning}
     import pandas as pd
 
     data = Path(task["data_dir"])
@@ -213,6 +215,7 @@ def _run_agent(task: dict, out: Path) -> dict:
 
     from stickyrec.envs.config import RetentionConfig
     from stickyrec.experiments.activity import ActivityStats
+    from stickyrec.experiments.campaigns import OfferStats
     from stickyrec.experiments.evaluate import click_auc
     from stickyrec.experiments.metrics import frame_metrics, per_shopper_frame
     from stickyrec.experiments.rollout import rollout
@@ -229,14 +232,18 @@ def _run_agent(task: dict, out: Path) -> dict:
         auc = {"click_auc": click_auc(agent, pd.read_parquet(test))}
     n = task["eval_shoppers"]
     observers = [CohortStats(agent.name, config, n), ActivityStats(config, n)]
-    result, (days, traits) = rollout(agent, config, n, task["eval_seed"], observers)
+    if config.offers_on:  # the coupon lever: each shopper's coupon cost, net revenue, offers, uplift type
+        observers.append(OfferStats(n))
+    result, (days, traits), *offers = rollout(agent, config, n, task["eval_seed"], observers)
     shoppers = per_shopper_frame(result)
     shoppers.insert(0, "shopper", range(len(shoppers)))
     shoppers["churned"] = result.churned
     # first day no longer a customer (a churned shopper's last session was the day before); censored at the horizon
     shoppers["churn_day"] = (result.last_day + 1).astype(float)
     shoppers.loc[~result.churned, "churn_day"] = float(config.horizon_days)
-    shoppers = pd.concat([shoppers, traits], axis=1)
+    shoppers = pd.concat([shoppers, traits, *offers], axis=1)
+    if callable(getattr(agent, "shopper_columns", None)):  # a campaign: who decided, was contacted, their scores
+        shoppers = shoppers.assign(**agent.shopper_columns())
     daily = pd.DataFrame({"day": range(len(result.daily["sessions"])), **result.daily})
     write_parquet_atomic(shoppers, out / "shoppers.parquet")
     write_parquet_atomic(daily, out / "daily.parquet")

@@ -30,10 +30,12 @@ BUILT_IN = {
     "ppo": NEEDS_ENV,
     "slateq": NEEDS_ENV,
 }
+# registered by the experiments layer (``experiments.campaigns``, imported with ``experiments.experiment``)
+CAMPAIGN_KINDS = {"campaign": NEEDS_NOTHING, "campaign_oracle": NEEDS_NOTHING}
 
 
 def test_every_built_in_kind_is_registered_and_its_class_agrees():
-    assert dict(zip(kinds(), map(needs, kinds()))) == BUILT_IN
+    assert dict(zip(kinds(), map(needs, kinds()))) == BUILT_IN | CAMPAIGN_KINDS
     assert kinds(needs=NEEDS_ENV) == ("ppo", "slateq")
     assert kinds(needs=NEEDS_DATA) == ("popularity", "item_cf", "mlp", "multi_objective", "retention_mlp")
     for kind, need in BUILT_IN.items():

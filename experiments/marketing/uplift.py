@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from stickyrec.experiments.marketing.models import one_thread
+
 LEARNERS = ("two_model", "x_learner")
 
 
@@ -43,8 +45,8 @@ def _check(x: np.ndarray, treated: np.ndarray, y: np.ndarray) -> tuple[np.ndarra
             f"uplift data: {int(treated.sum())} treated and {int((~treated).sum())} control shoppers; allowed: at"
             " least 2 of each (a randomised campaign logs both arms)"
         )
-    if not np.isfinite(x).all() or not np.isfinite(y).all():
-        raise ValueError("uplift data: features and outcomes must be finite")
+    if np.isinf(x).any() or not np.isfinite(y).all():  # NaN features are allowed: the trees route them
+        raise ValueError("uplift data: features must be finite or NaN (missing), outcomes finite")
     return x, treated, y
 
 
@@ -52,14 +54,6 @@ def _regressor(seed: int):
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     return HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, min_samples_leaf=40, random_state=seed)
-
-
-def _one_thread():
-    """One OpenMP thread for the trees: on a busy 2-core machine OpenMP's spinning threads slowed a 2,000-row fit
-    from seconds to over ten minutes; the runner's cells run one thread each too."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="openmp")
 
 
 class UpliftModel:
@@ -74,7 +68,7 @@ class UpliftModel:
 
     def fit(self, x, treated, y, propensity: float | np.ndarray | None = None) -> UpliftModel:
         x, treated, y = _check(x, treated, y)
-        with _one_thread():
+        with one_thread():
             return self._fit(x, treated, y, propensity)
 
     def _fit(self, x, treated, y, propensity) -> UpliftModel:
@@ -96,7 +90,7 @@ class UpliftModel:
         if not self.models:
             raise ValueError("the uplift model is not fitted; call fit() first")
         x = np.asarray(x, dtype=float)
-        with _one_thread():
+        with one_thread():
             if self.learner == "two_model":
                 return self.models["mu1"].predict(x) - self.models["mu0"].predict(x)
             e = self.propensity
