@@ -44,6 +44,8 @@ class CampaignTables(NamedTuple):
     differences: pd.DataFrame  # scenario, agent, other, metric, diff, low, high
     qini: pd.DataFrame  # scenario, agent, outcome, qini, low, high, n
     qini_curves: pd.DataFrame  # scenario, agent, outcome, fraction, model, random, perfect
+    warning: pd.DataFrame  # scenario, agent, roc_auc, pr_auc, brier, base_rate, precision_top5, n
+    warning_reliability: pd.DataFrame  # scenario, agent, bin_low, bin_high, n, predicted, observed
 
 
 FILES = {
@@ -51,7 +53,11 @@ FILES = {
     "differences": "campaign_differences.csv",
     "qini": "qini.csv",
     "qini_curves": "qini_curves.csv",
+    "warning": "campaign_warning.csv",
+    "warning_reliability": "campaign_warning_reliability.csv",
 }
+WARNING_COLUMNS = ["scenario", "agent", "roc_auc", "pr_auc", "brier", "base_rate", "precision_top5", "n"]
+RELIABILITY_COLUMNS = ["scenario", "agent", "bin_low", "bin_high", "n", "predicted", "observed"]
 
 
 def targetings(config: dict) -> dict[str, str]:
@@ -93,11 +99,16 @@ def campaign_tables(config: dict, shoppers: pd.DataFrame, day: int) -> CampaignT
         qini, curves = qini_tables(scenario, frame, agents, arms, day, rng, resamples)
         parts["qini"] += qini
         parts["qini_curves"] += curves
+        warning, bins = warning_tables(config, scenario, frame, agents, arms)
+        parts["warning"] += warning
+        parts["warning_reliability"] += bins
     columns = {
         "campaigns": ["scenario", "agent", "targeting", "metric", "estimate", "low", "high"],
         "differences": ["scenario", "agent", "other", "metric", "diff", "low", "high"],
         "qini": ["scenario", "agent", "outcome", "qini", "low", "high", "n"],
         "qini_curves": ["scenario", "agent", "outcome", "fraction", "model", "random", "perfect"],
+        "warning": WARNING_COLUMNS,
+        "warning_reliability": RELIABILITY_COLUMNS,
     }
     curves = parts.pop("qini_curves")
     tables = {name: pd.DataFrame(rows, columns=columns[name]) for name, rows in parts.items()}
@@ -198,6 +209,48 @@ def true_effects(frame: pd.DataFrame, arms: dict, day: int) -> dict | None:
     return out
 
 
+def warning_tables(config, scenario, frame, agents, arms) -> tuple[list[dict], list[dict]]:
+    """The churn warning of each churn-risk arm scored on truth: its risk at the decision (``campaign_score``)
+    against whether the same shopper, in the control arm (no offers), churned within ``window_days`` of it."""
+    from stickyrec.experiments.campaigns import CampaignAgent
+    from stickyrec.experiments.marketing.scores import flag_top, precision_at, ranking_scores
+
+    control = next((a for a in agents if arms[a] == "none"), None)
+    rows, bins = [], []
+    for agent in [a for a in agents if arms[a] == "churn_risk"] if control else []:
+        spec = CampaignAgent.from_spec(config["agents"][agent].get("params") or {}, seed=0)
+        end = spec.decision_day + spec.window_days
+        risk, label = [], []
+        for seed in sorted(set(frame["seed"])):
+            arm, base = (
+                frame[(frame["agent"] == a) & (frame["seed"] == seed)].sort_values("shopper") for a in (agent, control)
+            )
+            decided = arm["decided"].to_numpy(bool) & base["decided"].to_numpy(bool)
+            churn_session = np.where(base["churned"].to_numpy(bool), base["churn_day"].to_numpy(float) - 1, np.inf)
+            risk.append(arm["campaign_score"].to_numpy(float)[decided])
+            label.append((churn_session < end)[decided])
+        risk, label = np.concatenate(risk), np.concatenate(label)
+        scores = ranking_scores(label, risk)
+        top = precision_at(label, flag_top(risk, np.zeros(risk.size), 0.05))
+        rows.append({"scenario": scenario, "agent": agent, **{k: scores[k] for k in WARNING_COLUMNS[2:6]}})
+        rows[-1] |= {"precision_top5": top, "n": scores["n"]}
+        bins += [{"scenario": scenario, "agent": agent, **r} for r in decile_reliability(label, risk)]
+    return rows, bins
+
+
+def decile_reliability(label: np.ndarray, risk: np.ndarray) -> list[dict]:
+    """Calibration in ten equal-count bins of predicted risk (a warning's risks sit in a narrow range, where
+    equal-width bins would leave one or two): ``bin_low``, ``bin_high``, ``n``, ``predicted``, ``observed``."""
+    order = np.argsort(risk, kind="stable")
+    out = []
+    for part in np.array_split(order, 10):
+        if part.size:
+            r = risk[part]
+            out.append({"bin_low": float(r.min()), "bin_high": float(r.max()), "n": int(part.size)})
+            out[-1] |= {"predicted": float(r.mean()), "observed": float(label[part].mean())}
+    return out
+
+
 def qini_tables(scenario, frame, agents, arms, day, rng, resamples) -> tuple[list[dict], list[pd.DataFrame]]:
     """Each scored arm's Qini coefficient on truth (pooled over seeds, with a bootstrap over seeds and shoppers) and
     its pooled uplift curve, for each outcome."""
@@ -287,6 +340,51 @@ def campaign_blocks(tables: CampaignTables, scenario: str, day: int, colours: di
         header = ["comparison (paired)", *(LABELS[m].format(day=day) for m in shown)]
         blocks += [("p", "Paired differences (`campaign_differences.csv`):"), ("table", header, rows)]
     blocks += qini_blocks(tables, scenario, colours, line_chart)
+    blocks += warning_blocks(tables, scenario, colours, line_chart)
+    return blocks
+
+
+def warning_blocks(tables: CampaignTables, scenario: str, colours: dict[str, str], line_chart) -> list[tuple]:
+    """The churn early warning behind churn-risk targeting, scored on the control arm's true churn."""
+    warning = tables.warning[tables.warning["scenario"] == scenario]
+    if not len(warning):
+        return []
+    header = ["campaign", "ROC-AUC", "PR-AUC", "Brier", "churn rate", "precision, top 5%", "shoppers"]
+    rows = [
+        [r["agent"], *(f"{r[k]:.3f}" for k in WARNING_COLUMNS[2:7]), f"{int(r['n']):,}"] for _, r in warning.iterrows()
+    ]
+    blocks: list[tuple] = [
+        ("h", 3, "The churn early warning, scored on truth"),
+        (
+            "p",
+            "The churn-risk arm's warning (trained on the logged campaign's control shoppers) gives each deciding"
+            " shopper a risk of churning within its window of the decision day; the label is whether the same"
+            " shopper, in the control arm (no offers), did. `campaign_warning.csv`,"
+            " `campaign_warning_reliability.csv`.",
+        ),
+        ("table", header, rows),
+    ]
+    bins = tables.warning_reliability[tables.warning_reliability["scenario"] == scenario]
+    series = []
+    for agent, part in bins.groupby("agent", sort=False):
+        x, y = part["predicted"].to_numpy(dtype=float), part["observed"].to_numpy(dtype=float)
+        series.append(dict(name=agent, colour=colours.get(agent, "#555555"), dash="", x=x, y=y, low=None, high=None))
+        series[-1]["n"] = part["n"].to_numpy(dtype=float)
+    if series:
+        top = max(float(np.max(s["x"])) for s in series)
+        diagonal = np.array([0.0, top])
+        series.append(dict(name="perfect calibration", colour="#999999", dash="4 3", x=diagonal, y=diagonal))
+        series[-1] |= {"low": None, "high": None, "n": None}
+        svg = line_chart(
+            series,
+            title="Churn warning: reliability",
+            y_label="observed churn rate",
+            x_label="predicted risk (bin mean)",
+            end_labels=False,
+        )
+        legend = [(s["name"], s["colour"], s["dash"]) for s in series]
+        caption = "Observed churn rate against the warning's predicted risk, in ten equal-count bins (deciles)."
+        blocks.append(("svg", f"warning_reliability_{scenario}.svg", svg, caption, legend))
     return blocks
 
 

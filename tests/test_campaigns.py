@@ -144,7 +144,8 @@ def _frame(arm, seed, n, retained, net, score, contacted, kind):
             "agent": arm,
             "seed": seed,
             "shopper": np.arange(n),
-            "churn_day": np.where(retained, 60.0, 10.0),
+            "churn_day": np.where(retained, 60.0, 20.0),
+            "churned": ~np.asarray(retained, dtype=bool),
             "net_revenue": net,
             "coupon_cost": np.where(contacted, 1.0, 0.0),
             "contacted": contacted,
@@ -191,6 +192,33 @@ def test_qini_on_truth_scores_a_perfect_ranking_one_and_a_reversed_one_negative(
     )
     diffs = tables.differences.set_index(["agent", "other", "metric"])["diff"]
     assert diffs[("blanket", "control", "net_revenue")] == pytest.approx(effect.mean())
+
+
+def test_the_churn_warning_is_scored_on_the_control_arms_true_churn():
+    rng = np.random.default_rng(1)
+    n = 500
+    stays = rng.random(n) < 0.8  # the others churn on day 19 (churn_day 20), within 14 days of day 14
+    risk = (~stays) * 0.5 + 0.1 * rng.random(n)  # every churner above every stayer
+    kind = np.zeros(n, dtype=int)
+    none = np.zeros(n, dtype=bool)
+    frame = pd.concat(
+        [
+            _frame("control", 0, n, stays, np.full(n, 50.0), np.full(n, np.nan), none, kind),
+            _frame("risk", 0, n, np.ones(n, bool), np.full(n, 50.0), risk, risk > 0.5, kind),
+        ],
+        ignore_index=True,
+    )
+    config = {
+        "scenarios": [{"name": "default"}],
+        "report": {"resamples": 10},
+        "agents": {
+            "control": {"kind": "campaign", "params": {"targeting": "none"}},
+            "risk": {"kind": "campaign", "params": {"targeting": "churn_risk", "decision_day": 14}},
+        },
+    }
+    warning = campaign_tables(config, frame, day=30).warning.set_index("agent").loc["risk"]
+    assert warning["roc_auc"] == 1.0 and warning["precision_top5"] == 1.0
+    assert warning["base_rate"] == pytest.approx(np.mean(~stays)) and warning["n"] == n
 
 
 def test_a_tiny_campaign_run_reports_its_tables(tmp_path):
