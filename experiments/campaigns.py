@@ -181,9 +181,11 @@ class CampaignAgent(Agent):
             score = self.rng.random(rows.size)
             self.score[rows], self.contacted[rows] = score, score < self.share
             return
-        score = self.scores(rows)
-        self.score[rows] = score
-        self.contacted[rows] = (score >= self.threshold) & ((score > 0) if self.targeting == "uplift" else True)
+        score = self.score[rows] = self.scores(rows)
+        contact = score >= self.threshold
+        if self.targeting in ("uplift", "oracle"):  # an offer expected to do nothing or harm is never sent
+            contact &= score > 0
+        self.contacted[rows] = contact
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
         x = self.features(rows)
@@ -287,11 +289,6 @@ class CampaignOracle(CampaignAgent):
     def scores(self, rows: np.ndarray) -> np.ndarray:
         kind = self.simulator.offers.uplift_type[rows]
         return ORACLE_SCORE[kind] + 0.5 * self.rng.random(rows.size)
-
-    def decide(self, rows: np.ndarray) -> None:
-        self.decided[rows] = True
-        score = self.score[rows] = self.scores(rows)
-        self.contacted[rows] = (score >= self.threshold) & (score > 0)
 
     def fit_population(self, config, seed: int, shoppers: int) -> dict[str, Any]:
         """The equal-budget threshold from the training population's deciding shoppers' types (no model)."""
