@@ -132,8 +132,8 @@ def unpacked(frame: pd.DataFrame) -> pd.DataFrame:
     out |= {name: frame[name].astype(np.int32) for name in _COUNTS}
     for name, column in sums.items():
         values = frame[column].to_numpy(np.float64)
-        out[name] = values / SCALE if column != name else np.round(values * SCALE) / SCALE
-    return pd.DataFrame(out)[[*DAY_COLUMNS, *_KEYS]]
+        out[name] = values / SCALE if column != name else values
+    return quantised(pd.DataFrame(out)[[*DAY_COLUMNS, *_KEYS]])
 
 
 __all__ = ["DAY_COLUMNS", "SCALE", "TRAIT_COLUMNS", "ActivityStats", "packed", "quantised", "unpacked"]
