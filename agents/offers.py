@@ -15,12 +15,32 @@ from stickyrec.envs.shoppers import SHOPPER_FEATURES
 from stickyrec.inputs import short_repr
 
 _SESSION_STEP = SHOPPER_FEATURES.index("session_step")
+_ELAPSED = SHOPPER_FEATURES.index("horizon_elapsed")
 
 
 def _probability(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 <= value <= 1:
         raise ValueError(f"{name} = {short_repr(value)}; allowed: a probability in [0, 1]")
     return float(value)
+
+
+def campaign_deciding(shopper, active, decided, decision_day: int, horizon_days: float) -> np.ndarray:
+    """A one-shot campaign's decision points: the rows of a batch of shopper vectors that start a session on or after
+    day ``decision_day`` and have not decided yet (her first session from that day: her history before it is
+    complete). ``experiments.campaigns`` and the PPO that learns offers (``agents.rl.ppo_offers``) share this rule."""
+    starts = shopper[:, _SESSION_STEP] == 0
+    day = np.floor(shopper[:, _ELAPSED].astype(np.float64) * horizon_days + 1e-6)
+    return starts & active & ~decided & (day >= decision_day)
+
+
+def campaign_coupons(shopper, contacted, sent, between, coupons: int, discount: float) -> None:
+    """In place: a contacted shopper's between-visits coupon of ``discount`` in each of her first ``coupons`` sessions
+    from her decision (``between``: the action's ``offer_between``, NaN for none; ``sent``: coupons so far)."""
+    starts = shopper[:, _SESSION_STEP] == 0
+    between[starts] = np.nan
+    running = starts & contacted & (sent < coupons)
+    between[running] = discount
+    sent += running
 
 
 class RandomOfferPolicy:

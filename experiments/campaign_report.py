@@ -70,6 +70,8 @@ def targetings(config: dict) -> dict[str, str]:
             out[label] = (spec.get("params") or {}).get("targeting", "none")
         elif kind == "campaign_oracle":
             out[label] = "oracle"
+        elif kind == "campaign_ppo":
+            out[label] = "ppo"
     return out
 
 
@@ -171,11 +173,13 @@ def bootstrap(cube: np.ndarray, rng, resamples: int, control: int | None) -> np.
 
 
 def differences(scenario: str, agents: list[str], arms: dict, point: np.ndarray, draws: np.ndarray) -> list[dict]:
-    """Each arm minus the control; each uplift arm minus the churn-risk, blanket and random arms."""
+    """Each arm minus the control; each uplift arm minus the churn-risk, blanket and random arms; each PPO arm minus
+    the uplift and blanket arms."""
     pairs = [(a, b) for a in agents for b in agents if arms[b] == "none" and a != b]
     pairs += [
         (a, b) for a in agents for b in agents if arms[a] == "uplift" and arms[b] in ("churn_risk", "all", "random")
     ]
+    pairs += [(a, b) for a in agents for b in agents if arms[a] == "ppo" and arms[b] in ("uplift", "all")]
     rows = []
     for a, b in pairs:
         i, j = agents.index(a), agents.index(b)

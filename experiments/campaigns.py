@@ -39,9 +39,9 @@ import numpy as np
 import pandas as pd
 
 from stickyrec.agents.base import NEEDS_NOTHING, Agent
+from stickyrec.agents.offers import campaign_coupons, campaign_deciding
 from stickyrec.agents.registry import get_agent_class, kinds, register
 from stickyrec.envs.offers import SLEEPING_DOG, UPLIFT_TYPE_KEY
-from stickyrec.envs.shoppers import SHOPPER_FEATURES
 from stickyrec.experiments.rollout import RolloutObserver
 from stickyrec.inputs import short_repr
 
@@ -50,8 +50,6 @@ OBJECTIVES: tuple[str, ...] = ("retained", "net_revenue")
 ORACLE_SCORE = np.array([1.0, 0.0, 0.0, -1.0])  # by envs.offers.UPLIFT_TYPES: persuadable, sure thing, lost cause, dog
 SHOPPER_COLUMNS: tuple[str, ...] = ("decided", "contacted", "campaign_score")
 OFFER_COLUMNS: tuple[str, ...] = ("coupon_cost", "net_revenue", "offers_sent", "uplift_type")
-_SESSION_STEP = SHOPPER_FEATURES.index("session_step")
-_ELAPSED = SHOPPER_FEATURES.index("horizon_elapsed")
 
 
 def _number(value, name: str, low: float, high: float, integer: bool = False):
@@ -150,15 +148,10 @@ class CampaignAgent(Agent):
     def act(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         slates = self.slate_policy.act(observation)
         features = observation["shopper"]
-        starts = features[:, _SESSION_STEP] == 0
-        day = np.floor(features[:, _ELAPSED].astype(np.float64) * self.config.horizon_days + 1e-6)
-        new = starts & self.active & ~self.decided & (day >= self.decision_day)
+        new = campaign_deciding(features, self.active, self.decided, self.decision_day, self.config.horizon_days)
         if new.any():
             self.decide(np.flatnonzero(new))
-        self.between[starts] = np.nan
-        running = starts & self.contacted & (self.sent < self.coupons)  # her first ``coupons`` sessions from T
-        self.between[running] = self.discount
-        self.sent += running
+        campaign_coupons(features, self.contacted, self.sent, self.between, self.coupons, self.discount)
         return {"slate": slates, "offer_between": self.between.copy()}
 
     def update(self, observation, slates, info) -> None:
@@ -183,7 +176,7 @@ class CampaignAgent(Agent):
             return
         score = self.score[rows] = self.scores(rows)
         contact = score >= self.threshold
-        if self.targeting in ("uplift", "oracle"):  # an offer expected to do nothing or harm is never sent
+        if self.targeting in ("uplift", "oracle", "ppo"):  # an offer expected to do nothing or harm is never sent
             contact &= score > 0
         self.contacted[rows] = contact
 
@@ -303,6 +296,77 @@ class CampaignOracle(CampaignAgent):
         return {"logged_shoppers": int(shoppers), "decided": int(score.size), "threshold": self.threshold}
 
 
+class CampaignPPO(CampaignAgent):
+    """The campaign whose slates and contact decisions come from one PPO (``agents.rl.ppo_offers``), trained before
+    its cell in the world with this campaign's rules (``steps`` shopper-steps, the cell's seed); it contacts where
+    the contact head's logit reaches the equal-budget threshold (the ``1 - share`` quantile of the logits of the
+    training population's deciding shoppers under its own slates) and is positive. ``reward``: the training reward
+    (default ``ppo_offers.OFFER_REWARD``); ``ppo``: ``PPOConfig`` settings."""
+
+    kind = "campaign_ppo"
+    priority = 0  # trains: among the first cells in the run queue
+
+    def __init__(
+        self,
+        targeting: str = "ppo",
+        steps: int = 3_000_000,
+        reward=None,
+        ppo: Mapping[str, Any] | None = None,
+        threshold_shoppers: int = 2000,
+        **params,
+    ) -> None:
+        if "slates" in params:
+            raise ValueError("campaign_ppo takes no slates: its PPO chooses them; allowed params: " + _PPO_PARAMS)
+        super().__init__(targeting, **params)
+        from stickyrec.agents.rl.ppo_offers import OfferPPOAgent
+
+        self.steps = _number(steps, "steps", 1, 10**10, integer=True)
+        self.threshold_shoppers = _number(threshold_shoppers, "threshold_shoppers", 20, 10**7, integer=True)
+        rules = {"discount": self.discount, "decision_day": self.decision_day, "coupons": self.coupons}
+        self.ppo = OfferPPOAgent(reward, seed=self.seed, **rules, **dict(ppo or {}))  # checked before any work
+        self.shopper_rows = np.zeros((0, 0), dtype=np.float32)
+
+    def check_targeting(self, targeting) -> str:
+        return _choice(targeting, "targeting", ("ppo",))
+
+    def act(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.shopper_rows = observation["shopper"]  # what ``scores`` reads at the decisions of this step
+        return super().act(observation)
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        return self.ppo.offer_logits(self.shopper_rows[rows])
+
+    def fit_population(self, config, seed: int, shoppers: int) -> dict[str, Any]:
+        """Train the PPO, then set the threshold from the first ``threshold_shoppers`` training-population shoppers
+        (seeds from ``seed``) under its slates, contacting nobody: only who decides, and her logit, are wanted."""
+        from stickyrec.experiments.rollout import rollout
+
+        t0 = time.perf_counter()
+        self.ppo.train(config, self.steps, progress=False)
+        self.slate_policy = self.ppo
+        trained = time.perf_counter() - t0
+        n = min(int(shoppers), self.threshold_shoppers)
+        self.threshold = np.inf
+        rollout(self, config, n, seed)
+        score = self.score[self.decided]
+        self.threshold = float(np.quantile(score, 1.0 - self.share)) if score.size else np.inf
+        history = self.ppo.history
+        return {
+            "train_steps": int(history["steps"]),
+            "train_seconds": round(trained, 2),
+            "reward": history["reward"],
+            "training_contact_share": history.get("contact_share"),
+            "threshold_shoppers": n,
+            "decided": int(score.size),
+            "positive_logits": int((score > 0).sum()),
+            "threshold": self.threshold,
+            "fit_seconds": round(time.perf_counter() - t0, 2),
+        }
+
+
+_PPO_PARAMS = "share, discount, decision_day, coupons, outcome_day, window_days, steps, reward, ppo, threshold_shoppers"
+
+
 class OfferStats(RolloutObserver):
     """Rollout observer (offers on): per shopper, coupon cost paid, revenue net of it, offers sent (visit and
     between-visits), and her latent uplift type (simulator-only truth, for the analysis: sleeping dogs woken)."""
@@ -330,7 +394,7 @@ def woken(frame: pd.DataFrame) -> np.ndarray:
     return (frame["offers_sent"].to_numpy() > 0) & (frame["uplift_type"].to_numpy() == SLEEPING_DOG)
 
 
-for _cls in (CampaignAgent, CampaignOracle):  # the experiments layer's own agent kinds, usable in configs
+for _cls in (CampaignAgent, CampaignOracle, CampaignPPO):  # the experiments layer's own agent kinds, usable in configs
     register(_cls, replace=True)
 
 __all__ = [
@@ -340,6 +404,7 @@ __all__ = [
     "TARGETINGS",
     "CampaignAgent",
     "CampaignOracle",
+    "CampaignPPO",
     "OfferStats",
     "woken",
 ]

@@ -223,7 +223,9 @@ def test_the_churn_warning_is_scored_on_the_control_arms_true_churn():
 
 def test_a_tiny_campaign_run_reports_its_tables(tmp_path):
     config = yaml.safe_load(open("experiments/configs/campaigns.yaml"))
-    config["agents"] = {k: config["agents"][k] for k in ("no_offers", "blanket", "uplift_20")}
+    config["agents"] = {k: config["agents"][k] for k in ("no_offers", "blanket", "uplift_20", "ppo_20")}
+    tiny = {"steps": 1024, "threshold_shoppers": 100, "ppo": {"n_envs": 32, "n_steps": 16, "batch_size": 256}}
+    config["agents"]["ppo_20"]["params"] |= tiny
     config |= {"seeds": 1, "data": {"shoppers": 300}, "evaluation": {"shoppers": 200, "population_seed": 1000000}}
     config["env"] |= {"preset": "small", "horizon_days": 35}
     config["report"] = {"reference": "no_offers", "resamples": 20, "cohort_days": [1, 7, 30]}
@@ -234,8 +236,10 @@ def test_a_tiny_campaign_run_reports_its_tables(tmp_path):
     done = subprocess.run([*cmd, "--workers", "1"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     campaigns = pd.read_csv(out / "campaigns.csv")
-    assert set(campaigns["agent"]) == {"no_offers", "blanket", "uplift_20"}
-    assert set(pd.read_csv(out / "qini.csv")["agent"]) == {"uplift_20"}
+    assert set(campaigns["agent"]) == {"no_offers", "blanket", "uplift_20", "ppo_20"}
+    assert set(pd.read_csv(out / "qini.csv")["agent"]) == {"uplift_20"}  # PPO's own slates: not on the same truth
+    differences = pd.read_csv(out / "campaign_differences.csv")
+    assert {("ppo_20", "uplift_20"), ("ppo_20", "blanket")} <= set(zip(differences["agent"], differences["other"]))
     lifetimes = pd.read_parquet(out / "lifetimes.parquet")
     assert {"coupon_cost", "net_revenue", "contacted", "campaign_score", "uplift_type"} <= set(lifetimes)
     page = (out / "report.html").read_text()

@@ -272,6 +272,7 @@ class PPOAgent(RLAgent):
     kind = "ppo"
     default_steps = 3_000_000  # under 5 minutes on one core here
     params_class = PPOConfig
+    policy_class: type[SlatePolicy] = SlatePolicy  # the SB3 policy over this agent's action space
 
     def build_net(self, spaces, tables) -> PPONet:
         return PPONet(spaces, tables, self.params.hidden, self.params.embed, self.params.score_scale)
@@ -281,7 +282,7 @@ class PPOAgent(RLAgent):
         rate = self.params.learning_rate
         learning_rate = rate if self.params.lr_schedule == "constant" else (lambda remaining: rate * remaining)
         model = PPO(
-            SlatePolicy,
+            self.policy_class,
             venv,
             learning_rate=learning_rate,
             n_steps=self.params.n_steps,
@@ -302,6 +303,10 @@ class PPOAgent(RLAgent):
         model.rollout_buffer.gamma_day = self.params.gamma_day
         return model
 
+    def make_venv(self, config) -> SB3VecEnv:
+        """The training env: ``n_envs`` shoppers of ``config`` behind SB3's interface, this agent's reward."""
+        return SB3VecEnv(config, self.params.n_envs, self.reward, seed=self.params.seed)
+
     def step_unit(self) -> tuple[int, str]:
         return self.params.n_envs * self.params.n_steps, "rollouts (n_envs x n_steps)"
 
@@ -313,7 +318,7 @@ class PPOAgent(RLAgent):
     def _train(self, config, steps, log_dir, checkpoint_dir, checkpoint_every, max_seconds, progress) -> None:
         """``train`` (``RLAgent.train``) rounds ``steps`` up to whole rollouts of ``n_envs * n_steps``; the logs
         hold SB3's losses beside the env's figures."""
-        venv = SB3VecEnv(config, self.params.n_envs, self.reward, seed=self.params.seed)
+        venv = self.make_venv(config)
         spaces = env_spaces(config, venv.catalog)
         if self.net is None:
             self.net = self.build_net(spaces, catalog_tables(venv.catalog))
@@ -342,3 +347,5 @@ class PPOAgent(RLAgent):
             "click_rate": stats["clicks"] / max(stats["steps"], 1.0),
             "reward_per_step": stats["reward"] / max(stats["steps"], 1.0),
         }
+        if "decisions" in stats:  # the offer env's (agents.rl.ppo_offers): the share of decisions that contacted
+            self.history["contact_share"] = stats["contacts"] / max(stats["decisions"], 1.0)
