@@ -190,7 +190,7 @@ class CampaignAgent(Agent):
 
     def features(self, rows: np.ndarray) -> pd.DataFrame:
         """Serve-time features at day T of the shoppers in ``rows`` (their steps before T), in ``rows`` order."""
-        from stickyrec.experiments.marketing.features import snapshot_features
+        from stickyrec.experiments.marketing.features import session_satisfaction, snapshot_features
         from stickyrec.experiments.marketing.logs import as_step_dtypes, session_table
 
         parts = self.recorder.parts
@@ -203,7 +203,9 @@ class CampaignAgent(Agent):
         mask = np.isin(cache.get("shopper", np.zeros(0, dtype=np.int64)), rows)
         steps = as_step_dtypes(pd.DataFrame({c: v[mask] for c, v in cache.items()}))
         steps = steps.sort_values(["shopper", "step"], kind="stable")
-        frame = snapshot_features(session_table(steps, self.catalog.rating), self.decision_day)
+        sessions = session_table(steps, self.catalog.rating)
+        sessions["satisfaction_end"] = session_satisfaction(steps, self.catalog.rating)
+        frame = snapshot_features(sessions, self.decision_day)
         return frame.set_index("shopper").reindex(rows).reset_index()
 
     def retained(self) -> np.ndarray:

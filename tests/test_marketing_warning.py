@@ -274,3 +274,68 @@ def test_ceilings_match_the_observed_rates_and_the_examples(tiny_run):
     )
     assert abs(truth["probability"].mean() - intent["buys"].mean()) < 0.04
     assert abs(truth["probability"].mean() - truth["probability_draws"].mean()) < 0.04
+
+
+def test_the_ceiling_starts_each_replicate_from_her_state_at_day_t():
+    """``back_to_day``: the gap since her last session is redrawn from min_gap + Exp(rate) given that it ends after
+    T and lasts at most the churn window; satisfaction and fatigue follow the new gap. Hand-derived on one shopper
+    whose last session ended on day 5 with satisfaction 0.6, captured at her next session on day 12 (T = 9)."""
+    from stickyrec.envs import dynamics
+    from stickyrec.experiments.marketing.hazard import back_to_day
+
+    config = make_config("default")
+    n = 20_000
+    baseline, memory = config.satisfaction_baseline, config.satisfaction_memory_days
+    at_next = dynamics.revert_satisfaction(0.6, 7.0, baseline, memory)
+    state = {
+        "day": np.full(n, 12.0),
+        "days_since_last_visit": np.full(n, 7.0),
+        "satisfaction": np.full(n, at_next),
+        "visit_rate": np.full(n, 0.1),
+        "fatigue": np.full((n, 2), 0.25),
+    }
+    back_to_day(config, state, np.full(n, 9), np.random.default_rng(0))
+    gap = state["days_since_last_visit"]
+    assert np.allclose(state["day"], 5.0 + gap)
+    assert gap.min() >= 4.0 and gap.max() <= config.churn_window_days  # after T, within the window
+    assert np.allclose(state["satisfaction"], dynamics.revert_satisfaction(0.6, gap, baseline, memory))
+    assert np.allclose(state["fatigue"][:, 0], 0.25 * 2.0 ** ((7.0 - gap) / config.fatigue_half_life_days))
+    rate = 0.1 * np.exp(config.return_satisfaction_weight * 0.6)
+    low, high = 4.0 - config.min_return_gap_days, config.churn_window_days - config.min_return_gap_days
+    # the mean of Exp(rate) truncated to [low, high]
+    mean = (low * np.exp(-rate * low) - high * np.exp(-rate * high)) / (np.exp(-rate * low) - np.exp(-rate * high))
+    mean += 1.0 / rate
+    assert gap.mean() - config.min_return_gap_days == pytest.approx(mean, abs=0.05)
+
+
+def test_the_satisfaction_filter_by_hand():
+    """Shopper 0 of ``hand_steps``: a click on an item rated 0.9, two slates without one; three days later a slate
+    without a click, then a click on an item rated 0.4 that she buys."""
+    from stickyrec.experiments.marketing.features import SATISFACTION_FILTER as F
+    from stickyrec.experiments.marketing.features import session_satisfaction
+
+    rating = np.zeros(10)
+    rating[[5, 7, 2, 3]] = [0.9, 0.4, 0.7, 0.2]
+    got = session_satisfaction(hand_steps(), rating)
+    s = F["initial"] + F["click_rate"] * (0.9 - F["initial"])
+    s *= (1 - F["no_click_drop"]) ** 2
+    first = s
+    s = F["baseline"] + (s - F["baseline"]) * math.exp(-3.0 / F["memory_days"])
+    s *= 1 - F["no_click_drop"]
+    s += F["click_rate"] * (0.4 - s)
+    s += F["purchase_rate"] * (0.4 - s)
+    assert got[:2] == pytest.approx([first, s])
+    assert np.isnan(session_satisfaction(hand_steps())).all()  # without the public ratings: nothing to filter
+
+
+def test_the_return_rate_prior_is_recovered_by_empirical_bayes():
+    from stickyrec.experiments.marketing.models import gamma_prior
+
+    rng = np.random.default_rng(4)
+    days = rng.uniform(10, 50, 40_000)
+    returns = rng.poisson(rng.gamma(5.0, 1 / 20.0, days.size) * days).astype(float)
+    shape, rate = gamma_prior(returns, days)
+    assert shape == pytest.approx(5.0, rel=0.15) and rate == pytest.approx(20.0, rel=0.15)
+    assert gamma_prior(np.full(5, 2.0), np.full(5, 10.0))[0] / gamma_prior(np.full(5, 2.0), np.full(5, 10.0))[1] == (
+        pytest.approx(11 / 51)
+    )

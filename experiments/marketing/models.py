@@ -13,8 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from stickyrec.experiments.marketing.features import INTENT_FEATURES, WARNING_FEATURES
+from stickyrec.experiments.marketing.features import CHURN_FEATURES, INTENT_FEATURES
 
 
 def one_thread():
@@ -93,10 +96,68 @@ class LogModel:
 
 
 class ChurnWarning(LogModel):
-    """Risk that an active shopper churns within N days of a snapshot (``features.warning_examples``)."""
+    """Risk that an active shopper churns within N days of a snapshot (``features.warning_examples``).
 
-    features = WARNING_FEATURES
+    A logistic regression on ``CHURN_FEATURES`` (standardised). ``log_visit_rate`` is the log posterior mean of her
+    return rate: ``sessions - 1`` returns over the ``day - 0.5`` days since she arrived (her last visit starts on
+    average half a day into its day), under a Gamma prior fitted to the training examples by empirical Bayes
+    (``gamma_prior``). Why not the boosted trees on the 35 ``WARNING_FEATURES``: the signal is weak and nearly
+    monotone in the return rate, and the trees fitted noise: on 4,000 held-out shoppers (seed 2,000,000), trained
+    on 2,000, ROC-AUC 0.594 for these three features against the trees' 0.574 (0.592 with 20,000 to learn from).
+    """
+
+    features = CHURN_FEATURES
     label = "churns"
+
+    def __init__(self, max_iter: int = 1000, C: float = 1.0, random_state: int = 0) -> None:
+        self.model = make_pipeline(
+            StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=random_state)
+        )
+        self.fitted = False
+        self.columns = list(self.features)
+        self.prior: tuple[float, float] | None = None  # Gamma(shape, rate) of the return rate, per day
+
+    def fit(self, examples: pd.DataFrame):
+        self.prior = gamma_prior(*exposure(examples))
+        return super().fit(examples)
+
+    def matrix(self, examples: pd.DataFrame) -> np.ndarray:
+        if self.prior is None:
+            raise ValueError("ChurnWarning is not fitted; call fit(examples) first")
+        returns, days = exposure(examples)
+        shape, rate = self.prior
+        return super().matrix(examples.assign(log_visit_rate=np.log((shape + returns) / (rate + days))))
+
+
+def exposure(examples: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(returns, days observed) per example: ``sessions - 1`` and ``day - 0.5``."""
+    missing = [c for c in ("sessions", "day") if c not in examples.columns]
+    if missing:
+        raise ValueError(f"examples lack the columns {missing}; needed for the return rate: sessions, day")
+    returns = examples["sessions"].to_numpy(dtype=np.float64) - 1.0
+    return returns, examples["day"].to_numpy(dtype=np.float64) - 0.5
+
+
+def gamma_prior(returns: np.ndarray, days: np.ndarray) -> tuple[float, float]:
+    """Gamma(shape, rate) maximising the marginal (negative binomial) likelihood of ``returns`` over ``days``: the
+    empirical-Bayes prior of a Poisson return rate."""
+    from scipy import optimize, special
+
+    ok = (returns >= 0) & (days > 0)
+    k, t = returns[ok], days[ok]
+    if k.size < 2 or k.var() == 0:
+        mean = (k.sum() + 1.0) / (t.sum() + 1.0)
+        return 1e3 * mean, 1e3  # no spread to learn: a tight prior at the pooled rate
+    mean = k.sum() / t.sum()
+
+    def loss(x):
+        a, b = np.exp(x)
+        return -np.mean(special.gammaln(a + k) - special.gammaln(a) + a * np.log(b) - (a + k) * np.log(b + t))
+
+    start = np.log([1.0, 1.0 / max(mean, 1e-6)])
+    best = optimize.minimize(loss, start, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-10})
+    shape, rate = np.exp(best.x)
+    return float(shape), float(rate)
 
 
 class IntentModel(LogModel):
