@@ -10,6 +10,7 @@ from a log alone, ``target_by_budget``).
 """
 
 from stickyrec.experiments.marketing.features import (
+    CHURN_FEATURES,
     INTENT_FEATURES,
     WARNING_FEATURES,
     intent_examples,
@@ -23,6 +24,7 @@ from stickyrec.experiments.marketing.models import ChurnWarning, IntentModel
 from stickyrec.experiments.marketing.scores import flag_top, lead_times, precision_at, ranking_scores, reliability
 
 __all__ = [
+    "CHURN_FEATURES",
     "INTENT_FEATURES",
     "WARNING_FEATURES",
     "ChurnWarning",

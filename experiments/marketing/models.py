@@ -1,11 +1,12 @@
-"""The marketing models: churn early warning and purchase intent, gradient-boosted trees on logged features.
+"""The marketing models: churn early warning (a logistic regression on three log features) and purchase intent
+(gradient-boosted trees), each a classifier of a fixed-window label.
 
-scikit-learn's ``HistGradientBoostingClassifier`` rather than a survival regression (lifelines' Cox or Weibull AFT):
-the question asked is a fixed-window one ("churns within N days of this snapshot"), which a classifier per
-(shopper, snapshot) answers directly, with every snapshot's label observed (``features.snapshot_days``), so nothing
-is gained from a censoring-aware model; and the boosted trees take the features' non-linear, interacting effects
-(recency against a shopper's own usual gap, say) and their missing values (no purchase yet) as they come, where a
-proportional-hazards model would need them transformed, imputed and their interactions spelled out.
+A classifier rather than a survival regression (lifelines' Cox or Weibull AFT): the question asked is a fixed-window
+one ("churns within N days of this snapshot", "buys later in this session"), which a classifier per example answers
+directly, with every example's label observed (``features.snapshot_days``), so nothing is gained from a
+censoring-aware model. The intent model's boosted trees take the features' non-linear, interacting effects and their
+missing values as they come. The churn warning's signal is weak and nearly monotone in a few well-shaped features
+(``ChurnWarning`` says what was measured), where boosted trees on many features fitted noise.
 """
 
 from __future__ import annotations
