@@ -176,7 +176,7 @@ class CampaignAgent(Agent):
             return
         score = self.score[rows] = self.scores(rows)
         contact = score >= self.threshold
-        if self.targeting in ("uplift", "oracle", "ppo"):  # an offer expected to do nothing or harm is never sent
+        if self.targeting in ("uplift", "oracle"):  # an offer expected to do nothing or harm is never sent
             contact &= score > 0
         self.contacted[rows] = contact
 
@@ -302,8 +302,9 @@ class CampaignPPO(CampaignAgent):
     """The campaign whose slates and contact decisions come from one PPO (``agents.rl.ppo_offers``), trained before
     its cell in the world with this campaign's rules (``steps`` shopper-steps, the cell's seed); it contacts where
     the contact head's logit reaches the equal-budget threshold (the ``1 - share`` quantile of the logits of the
-    training population's deciding shoppers under its own slates) and is positive. ``reward``: the training reward
-    (default ``ppo_offers.OFFER_REWARD``); ``ppo``: ``PPOConfig`` settings."""
+    training population's deciding shoppers under its own slates), whatever its sign: the comparison is at equal
+    budgets, and the policy's own choice (a positive logit) is reported as ``positive_logits``. ``reward``: the
+    training reward (default ``ppo_offers.OFFER_REWARD``); ``ppo``: ``PPOConfig`` settings."""
 
     kind = "campaign_ppo"
     priority = 0  # trains: among the first cells in the run queue
