@@ -320,11 +320,18 @@ def campaign_blocks(tables: CampaignTables, scenario: str, day: int, colours: di
         part = table[table["agent"] == agent].set_index("metric")
         cells = [value_ci(*part.loc[m, ["estimate", "low", "high"]], m) for m in METRICS]
         rows.append([agent, part["targeting"].iloc[0], *cells])
+    slates = "Every arm shows the same slates"
+    if (table["targeting"] == "ppo").any():
+        slates = (
+            "Every arm but the PPO one shows the same slates (the PPO arm's agent chooses its own slates and whom"
+            " to contact, at the same budget; its slates put shoppers in other states at the decision, so its"
+            " ranking is not among those scored on truth below)"
+        )
     blocks: list[tuple] = [
         ("h", 2, "Targeted retention campaigns"),
         (
             "p",
-            "Every arm shows the same slates; the campaign decides once per shopper, at her first session from the"
+            f"{slates}; the campaign decides once per shopper, at her first session from the"
             " decision day, and a contacted shopper gets one between-visits coupon. Net revenue is revenue minus"
             " coupon cost. Retained per 1,000 coupon spend counts the shoppers retained beyond the control arm"
             " (no offers) per 1,000 spent. Sleeping dogs woken: contacted shoppers whose latent uplift type is"
