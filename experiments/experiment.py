@@ -43,7 +43,7 @@ from stickyrec.agents.hyperparameters import HyperparameterError
 from stickyrec.agents.registry import get_agent_class, kinds, needs
 from stickyrec.envs.config import RetentionConfig, flatten_groups
 from stickyrec.envs.rewards import DEFAULT_REWARD
-from stickyrec.experiments import campaigns  # noqa: F401 (registers the campaign kinds: campaign, campaign_oracle)
+from stickyrec.experiments import campaigns  # noqa: F401 (registers the campaign kinds: campaign, campaign_oracle, campaign_ppo)
 from stickyrec.inputs import integral, load_yaml, short_repr
 
 CONFIG_DIR = Path(__file__).parent / "configs"

@@ -31,7 +31,7 @@ BUILT_IN = {
     "slateq": NEEDS_ENV,
 }
 # registered by the experiments layer (``experiments.campaigns``, imported with ``experiments.experiment``)
-CAMPAIGN_KINDS = {"campaign": NEEDS_NOTHING, "campaign_oracle": NEEDS_NOTHING}
+CAMPAIGN_KINDS = {"campaign": NEEDS_NOTHING, "campaign_oracle": NEEDS_NOTHING, "campaign_ppo": NEEDS_NOTHING}
 
 
 def test_every_built_in_kind_is_registered_and_its_class_agrees():
