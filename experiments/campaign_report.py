@@ -57,6 +57,7 @@ FILES = {
     "warning_reliability": "campaign_warning_reliability.csv",
 }
 WARNING_COLUMNS = ["scenario", "agent", "roc_auc", "pr_auc", "brier", "base_rate", "precision_top5", "n"]
+OWN_SLATES = {"ppo"}  # targetings whose arm shows its own slates (the others share the control's)
 RELIABILITY_COLUMNS = ["scenario", "agent", "bin_low", "bin_high", "n", "predicted", "observed"]
 
 
@@ -92,6 +93,10 @@ def campaign_tables(config: dict, shoppers: pd.DataFrame, day: int) -> CampaignT
         control = next((a for a in agents if arms[a] == "none"), None)
         draws = bootstrap(cube, rng, resamples, agents.index(control) if control else None)
         point = metric_values(cube.sum(axis=(1, 2))[None], agents.index(control) if control else None)[0]
+        # an arm with its own slates retains beyond the control for reasons other than its coupons: no per-spend figure
+        own = [i for i, agent in enumerate(agents) if arms[agent] in OWN_SLATES]
+        per_spend = METRICS.index("retained_per_1000_spend")
+        point[own, per_spend], draws[:, own, per_spend] = np.nan, np.nan
         for a, agent in enumerate(agents):
             for m, metric in enumerate(METRICS):
                 low, high = interval_or_nan(draws[:, a, m])
@@ -184,8 +189,9 @@ def differences(scenario: str, agents: list[str], arms: dict, point: np.ndarray,
     for a, b in pairs:
         i, j = agents.index(a), agents.index(b)
         for m, metric in enumerate(METRICS):
-            if metric in ("contacted", "coupon_spend") or (metric == "retained_per_1000_spend" and arms[b] == "none"):
-                continue  # the control spends nothing: its per-spend figure is undefined
+            undefined = arms[b] == "none" or OWN_SLATES & {arms[a], arms[b]}
+            if metric in ("contacted", "coupon_spend") or (metric == "retained_per_1000_spend" and undefined):
+                continue  # the control spends nothing; an arm with its own slates has no per-spend figure
             low, high = interval_or_nan(draws[:, i, m] - draws[:, j, m])
             diff = point[i, m] - point[j, m]
             rows.append({"scenario": scenario, "agent": a, "other": b, "metric": metric, "diff": diff})
@@ -325,7 +331,8 @@ def campaign_blocks(tables: CampaignTables, scenario: str, day: int, colours: di
         slates = (
             "Every arm but the PPO one shows the same slates (the PPO arm's agent chooses its own slates and whom"
             " to contact, at the same budget; its slates put shoppers in other states at the decision, so its"
-            " ranking is not among those scored on truth below)"
+            " ranking is not among those scored on truth below, and it has no retained-per-spend figure: its"
+            " slates, not its coupons, move its retention)"
         )
     blocks: list[tuple] = [
         ("h", 2, "Targeted retention campaigns"),

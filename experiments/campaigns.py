@@ -308,6 +308,7 @@ class CampaignPPO(CampaignAgent):
 
     kind = "campaign_ppo"
     priority = 0  # trains: among the first cells in the run queue
+    trains_in_simulator = True  # an RL agent in the report's roles (``report_data.agent_roles``)
 
     def __init__(
         self,

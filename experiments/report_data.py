@@ -225,7 +225,7 @@ def agent_roles(config: dict) -> dict[str, str]:
     roles = {}
     for label, spec in config["agents"].items():
         kind = spec.get("kind", label)
-        if needs(kind) == NEEDS_ENV:
+        if needs(kind) == NEEDS_ENV or getattr(get_agent_class(kind), "trains_in_simulator", False):
             roles[label] = RL
         else:
             roles[label] = ORACLE if get_agent_class(kind).uses_latent_state else NON_RL
